@@ -1,0 +1,37 @@
+//! Liveness and readiness probes.
+
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use super::{ApiResult, AppState, ok};
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, body = super::Envelope<Health>)))]
+pub async fn healthz() -> ApiResult<Health> {
+    ok(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// The process can serve requests: its store answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = super::Envelope<Health>), (status = 503, body = super::error::ErrorEnvelope)))]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Health> {
+    if !state.store.is_ready() {
+        return Err(ApiError::Unavailable("the store is not answering".into()));
+    }
+    ok(Health {
+        status: "ready",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}

@@ -1,0 +1,174 @@
+//! The HTTP API (SPEC §1): JSON over axum, in the seed 003 envelope.
+//!
+//! Handlers authenticate through extractors ([`auth`]), read bodies through
+//! [`extract::ApiJson`], call the [`Store`], and return
+//! `Result<_, ApiError>`; statuses are decided in [`error`] alone. The OpenAPI
+//! document is generated from the handlers' annotations.
+
+pub mod auth;
+pub mod error;
+mod event_types;
+pub mod extract;
+mod health;
+mod tenants;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::Serialize;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::target_guard::TargetGuard;
+use error::ApiError;
+use extract::BodyLimit;
+
+/// Everything a handler may use; one clone per request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub guard: TargetGuard,
+    /// SHA-256 of the operator admin token.
+    pub admin_token_hash: [u8; 32],
+}
+
+/// The success envelope: `{"success": true, "data": {...}}`.
+#[derive(Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    pub data: T,
+}
+
+pub type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
+pub type Created<T> = Result<(StatusCode, Json<Envelope<T>>), ApiError>;
+
+/// A 200 answer.
+pub fn ok<T>(data: T) -> ApiResult<T> {
+    Ok(Json(Envelope {
+        success: true,
+        data,
+    }))
+}
+
+/// A 201 answer.
+pub fn created<T>(data: T) -> Created<T> {
+    Ok((
+        StatusCode::CREATED,
+        Json(Envelope {
+            success: true,
+            data,
+        }),
+    ))
+}
+
+/// Answer of delete routes.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hookgate",
+        description = "Multi-tenant webhook gateway: endpoints, signed deliveries, retries, logs and WASM plugins."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operator", description = "Tenants and their API keys (admin token)"),
+        (name = "event-types", description = "The tenant's event type catalog (endpoints scope)"),
+        (name = "webhooks", description = "Endpoints (endpoints scope)"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The full API router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(tenants::routes())
+        .merge(event_types::routes())
+        .merge(webhooks::routes())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let body_limit = state.config.max_body_bytes;
+
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || async move { Json(openapi.as_ref().clone()) }),
+    )
+    .fallback(|| async { ApiError::NotFound("no such route".into()) })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .with_state(state)
+    .layer(DefaultBodyLimit::max(body_limit))
+    .layer(middleware::from_fn(move |mut req: Request, next: Next| {
+        req.extensions_mut().insert(BodyLimit(body_limit));
+        next.run(req)
+    }))
+    .layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUlid))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            }))
+            .layer(PropagateRequestIdLayer::x_request_id()),
+    )
+}
+
+/// Request ids are ULIDs, like every other id here.
+#[derive(Clone, Copy)]
+struct MakeRequestUlid;
+
+impl MakeRequestId for MakeRequestUlid {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&ulid::Ulid::new().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+impl IntoResponse for Deleted {
+    fn into_response(self) -> Response {
+        Json(Envelope {
+            success: true,
+            data: self,
+        })
+        .into_response()
+    }
+}

@@ -1,0 +1,244 @@
+//! Operator routes: tenants and their API keys (admin token).
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Admin;
+use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{ApiJson, ApiQuery, PageParams, path_id};
+use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
+use crate::ids::{KeyId, TenantId};
+use crate::tenant::{ApiKey, KEY_TOKEN_PREFIX, Scope, Tenant, generate_token, hash_token};
+use crate::validation::{FieldError, display_name};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant, list_tenants))
+        .routes(routes!(get_tenant, delete_tenant))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+const MAX_NAME: usize = 200;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// A name for people, such as the customer's company.
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantData {
+    pub tenant: Tenant,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<Tenant>,
+    pub next_cursor: Option<String>,
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/v1/tenants", tag = "operator", security(("bearer" = [])),
+    request_body = CreateTenant,
+    responses((status = 201, body = Envelope<TenantData>), (status = 400, body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
+async fn create_tenant(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Created<TenantData> {
+    let tenant = Tenant {
+        id: TenantId::generate(),
+        name: display_name("name", &body.name, MAX_NAME)?,
+        created_at: crate::time::now(),
+    };
+    state.store.create_tenant(&tenant).await?;
+    tracing::info!(tenant = %tenant.id, "tenant created");
+    created(TenantData { tenant })
+}
+
+/// List tenants, oldest first.
+#[utoipa::path(get, path = "/v1/tenants", tag = "operator", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Envelope<TenantList>), (status = 401, body = ErrorEnvelope)))]
+async fn list_tenants(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<TenantList> {
+    let page = state
+        .store
+        .list_tenants(page.cursor.as_deref(), page.limit()?)?;
+    ok(TenantList {
+        tenants: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+fn find_tenant(state: &AppState, raw_id: &str) -> Result<Tenant, ApiError> {
+    let id: TenantId = path_id("tenant_id", raw_id)?;
+    state
+        .store
+        .get_tenant(&id)?
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// Get one tenant.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id (ten_...)")),
+    responses((status = 200, body = Envelope<TenantData>), (status = 404, body = ErrorEnvelope)))]
+async fn get_tenant(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<TenantData> {
+    ok(TenantData {
+        tenant: find_tenant(&state, &id)?,
+    })
+}
+
+/// Delete a tenant with all its keys, endpoints and event types.
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id (ten_...)")),
+    responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]
+async fn delete_tenant(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Deleted, ApiError> {
+    let id: TenantId = path_id("tenant_id", &id)?;
+    if !state.store.delete_tenant(&id).await? {
+        return Err(ApiError::not_found("tenant"));
+    }
+    tracing::info!(tenant = %id, "tenant deleted");
+    Ok(Deleted {
+        id: id.to_string(),
+        deleted: true,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// What the key is for, such as "billing service".
+    #[serde(default)]
+    pub name: Option<String>,
+    /// At least one of `publish`, `endpoints`, `plugins`.
+    pub scopes: Vec<Scope>,
+}
+
+/// An API key as shown; `token` only in the answer that created it.
+#[derive(Serialize, ToSchema)]
+pub struct KeyView {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The bearer token. Shown once: only its hash is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyData {
+    pub key: KeyView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<ApiKey>,
+    pub next_cursor: Option<String>,
+}
+
+/// Create an API key for a tenant. The token is in this answer only.
+#[utoipa::path(post, path = "/v1/tenants/{id}/keys", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id (ten_...)")),
+    request_body = CreateKey,
+    responses((status = 201, body = Envelope<KeyData>), (status = 400, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)))]
+async fn create_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Created<KeyData> {
+    let tenant = find_tenant(&state, &id)?;
+    if body.scopes.is_empty() {
+        return Err(
+            FieldError::new("scopes", "give at least one of publish, endpoints, plugins").into(),
+        );
+    }
+    let mut scopes = body.scopes;
+    scopes.sort_by_key(|s| Scope::ALL.iter().position(|x| x == s));
+    scopes.dedup();
+    let name = match body.name {
+        Some(name) => display_name("name", &name, MAX_NAME)?,
+        None => scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
+    };
+    let token = generate_token(KEY_TOKEN_PREFIX);
+    let key = ApiKey {
+        id: KeyId::generate(),
+        tenant_id: tenant.id,
+        name,
+        scopes,
+        token_prefix: token[..KEY_TOKEN_PREFIX.len() + 6].to_string(),
+        created_at: crate::time::now(),
+    };
+    state.store.create_key(&key, hash_token(&token)).await?;
+    tracing::info!(tenant = %tenant.id, key = %key.id, "API key created");
+    created(KeyData {
+        key: KeyView {
+            key,
+            token: Some(token),
+        },
+    })
+}
+
+/// List a tenant's API keys (never their tokens).
+#[utoipa::path(get, path = "/v1/tenants/{id}/keys", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id (ten_...)"), PageParams),
+    responses((status = 200, body = Envelope<KeyList>), (status = 404, body = ErrorEnvelope)))]
+async fn list_keys(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<KeyList> {
+    let tenant = find_tenant(&state, &id)?;
+    let page = state
+        .store
+        .list_keys(&tenant.id, page.cursor.as_deref(), page.limit()?)?;
+    ok(KeyList {
+        keys: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Revoke an API key; it stops working at once.
+#[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id (ten_...)"),
+           ("key_id" = String, Path, description = "Key id (key_...)")),
+    responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]
+async fn revoke_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> Result<Deleted, ApiError> {
+    let tenant = find_tenant(&state, &id)?;
+    let key_id: KeyId = path_id("key_id", &key_id)?;
+    if !state.store.delete_key(&tenant.id, &key_id).await? {
+        return Err(ApiError::not_found("API key"));
+    }
+    tracing::info!(tenant = %tenant.id, key = %key_id, "API key revoked");
+    Ok(Deleted {
+        id: key_id.to_string(),
+        deleted: true,
+    })
+}

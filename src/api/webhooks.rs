@@ -1,0 +1,397 @@
+//! Endpoints (SPEC §1, seeds 000 and 003): create, read, change, pause,
+//! resume, rotate and delete. The signing secret leaves the gateway only in
+//! the answers of create and rotate-secret.
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{EndpointsScope, TenantAuth};
+use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{ApiJson, ApiQuery, PageParams, path_id};
+use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
+use crate::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
+use crate::ids::{EndpointId, TenantId};
+use crate::signing::generate_secret;
+use crate::validation::{FieldError, display_name};
+use chrono::{DateTime, Utc};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_webhook, list_webhooks))
+        .routes(routes!(
+            get_webhook,
+            patch_webhook,
+            put_webhook,
+            delete_webhook
+        ))
+        .routes(routes!(pause_webhook))
+        .routes(routes!(resume_webhook))
+        .routes(routes!(rotate_secret))
+}
+
+type Auth = TenantAuth<EndpointsScope>;
+
+/// An endpoint as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: EndpointId,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub status: EndpointStatus,
+    /// Why the gateway disabled the endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    pub last_delivery: Option<LastDelivery>,
+    /// The signing secret: only in the answers of create and rotate-secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// While set, requests also carry a signature with the previous secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl WebhookView {
+    fn of(e: Endpoint) -> Self {
+        let now = crate::time::now();
+        Self {
+            previous_secret_expires_at: e
+                .previous_secret
+                .as_ref()
+                .map(|p| p.expires_at)
+                .filter(|at| *at > now),
+            id: e.id,
+            name: e.name,
+            url: e.url,
+            events: e.events,
+            status: e.status,
+            disabled_reason: e.disabled_reason,
+            last_delivery: e.last_delivery,
+            secret: None,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+
+    fn with_secret(e: Endpoint) -> Self {
+        let secret = e.secret.clone();
+        Self {
+            secret: Some(secret),
+            ..Self::of(e)
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookData {
+    pub webhook: WebhookView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Helps people recognise the endpoint; defaults to the URL's host.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where deliveries go. HTTPS only, public addresses only.
+    pub url: String,
+    /// Event types or patterns like `booking.*`; at least one.
+    pub events: Vec<String>,
+}
+
+/// Changes to an endpoint; fields left out stay as they are. The secret is kept.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// `active` (resume) or `paused`.
+    #[serde(default)]
+    pub status: Option<EndpointStatus>,
+}
+
+fn validated_url(state: &AppState, raw: &str) -> Result<String, FieldError> {
+    state
+        .guard
+        .check_url(raw.trim())
+        .map(String::from)
+        .map_err(|e| FieldError::new("url", e))
+}
+
+fn validated_events(
+    state: &AppState,
+    tenant: &TenantId,
+    events: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let catalog = state.store.event_type_names(tenant)?;
+    Ok(endpoint::validate_events(events, &catalog)?)
+}
+
+fn find(state: &AppState, auth: &Auth, raw_id: &str) -> Result<Endpoint, ApiError> {
+    let id: EndpointId = path_id("id", raw_id)?;
+    state
+        .store
+        .get_endpoint(&auth.tenant, &id)?
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// Create an endpoint. The answer holds the signing secret, shown this once.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    request_body = CreateWebhook,
+    responses((status = 201, body = Envelope<WebhookData>), (status = 400, body = ErrorEnvelope),
+              (status = 422, body = ErrorEnvelope)))]
+async fn create_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> Created<WebhookData> {
+    let url = validated_url(&state, &body.url)?;
+    let name = match &body.name {
+        Some(name) => display_name("name", name, endpoint::MAX_NAME_LEN)?,
+        None => url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from))
+            .unwrap_or_else(|| url.clone()),
+    };
+    let events = validated_events(&state, &auth.tenant, &body.events)?;
+    let now = crate::time::now();
+    let endpoint = Endpoint {
+        id: EndpointId::generate(),
+        tenant_id: auth.tenant,
+        name,
+        url,
+        events,
+        status: EndpointStatus::Active,
+        disabled_reason: None,
+        secret: generate_secret(),
+        previous_secret: None,
+        last_delivery: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_endpoint(&endpoint).await?;
+    tracing::info!(tenant = %auth.tenant, endpoint = %endpoint.id, "endpoint created");
+    created(WebhookData {
+        webhook: WebhookView::with_secret(endpoint),
+    })
+}
+
+/// List endpoints, oldest first.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Envelope<WebhookList>)))]
+async fn list_webhooks(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<WebhookList> {
+    let page = state
+        .store
+        .list_endpoints(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
+    ok(WebhookList {
+        webhooks: page.items.into_iter().map(WebhookView::of).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Get one endpoint (without its secret).
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
+async fn get_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<WebhookData> {
+    ok(WebhookData {
+        webhook: WebhookView::of(find(&state, &auth, &id)?),
+    })
+}
+
+async fn update(
+    auth: Auth,
+    state: AppState,
+    raw_id: &str,
+    body: UpdateWebhook,
+) -> ApiResult<WebhookData> {
+    let id: EndpointId = path_id("id", raw_id)?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| display_name("name", n, endpoint::MAX_NAME_LEN))
+        .transpose()?;
+    let url = body
+        .url
+        .as_deref()
+        .map(|u| validated_url(&state, u))
+        .transpose()?;
+    let events = body
+        .events
+        .as_deref()
+        .map(|e| validated_events(&state, &auth.tenant, e))
+        .transpose()?;
+    if body.status == Some(EndpointStatus::Disabled) {
+        return Err(FieldError::new(
+            "status",
+            "only the gateway disables endpoints; use 'paused' or 'active'",
+        )
+        .into());
+    }
+    let now = crate::time::now();
+    let endpoint = state
+        .store
+        .update_endpoint(&auth.tenant, &id, |e| {
+            if let Some(name) = &name {
+                e.name = name.clone();
+            }
+            if let Some(url) = &url {
+                e.url = url.clone();
+            }
+            if let Some(events) = &events {
+                e.events = events.clone();
+            }
+            if let Some(status) = body.status {
+                set_status(e, status);
+            }
+            e.updated_at = now;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    ok(WebhookData {
+        webhook: WebhookView::of(endpoint),
+    })
+}
+
+/// Moves an endpoint to `active` or `paused`; leaving `disabled` clears its reason.
+fn set_status(e: &mut Endpoint, status: EndpointStatus) {
+    if e.status != status {
+        e.status = status;
+        e.disabled_reason = None;
+    }
+}
+
+/// Change an endpoint's name, URL, events or status; the secret is kept.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    request_body = UpdateWebhook,
+    responses((status = 200, body = Envelope<WebhookData>), (status = 400, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)))]
+async fn patch_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> ApiResult<WebhookData> {
+    update(auth, state, &id, body).await
+}
+
+/// Same as PATCH, for clients written against seed 003's `PUT`.
+#[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    request_body = UpdateWebhook,
+    responses((status = 200, body = Envelope<WebhookData>), (status = 400, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)))]
+async fn put_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> ApiResult<WebhookData> {
+    update(auth, state, &id, body).await
+}
+
+/// Delete an endpoint; nothing more is sent to it.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]
+async fn delete_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Deleted, ApiError> {
+    let id: EndpointId = path_id("id", &id)?;
+    if !state.store.delete_endpoint(&auth.tenant, &id).await? {
+        return Err(ApiError::not_found("webhook"));
+    }
+    tracing::info!(tenant = %auth.tenant, endpoint = %id, "endpoint deleted");
+    Ok(Deleted {
+        id: id.to_string(),
+        deleted: true,
+    })
+}
+
+/// Pause: no deliveries until resumed, and events published meanwhile are never sent.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/pause", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
+async fn pause_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<WebhookData> {
+    let body = UpdateWebhook {
+        status: Some(EndpointStatus::Paused),
+        ..Default::default()
+    };
+    update(auth, state, &id, body).await
+}
+
+/// Resume a paused or disabled endpoint: deliveries start again at once.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/resume", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
+async fn resume_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<WebhookData> {
+    let body = UpdateWebhook {
+        status: Some(EndpointStatus::Active),
+        ..Default::default()
+    };
+    update(auth, state, &id, body).await
+}
+
+/// Rotate the signing secret. The answer holds the new secret, shown this
+/// once; the old one keeps signing until `previous_secret_expires_at`.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
+async fn rotate_secret(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<WebhookData> {
+    let id: EndpointId = path_id("id", &id)?;
+    let overlap = chrono::Duration::from_std(state.config.rotation_overlap)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let new_secret = generate_secret();
+    let now = crate::time::now();
+    let endpoint = state
+        .store
+        .update_endpoint(&auth.tenant, &id, |e| {
+            e.rotate_secret(new_secret.clone(), now + overlap);
+            e.updated_at = now;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    tracing::info!(tenant = %auth.tenant, endpoint = %id, "endpoint secret rotated");
+    ok(WebhookData {
+        webhook: WebhookView::with_secret(endpoint),
+    })
+}

@@ -1,0 +1,166 @@
+//! The per-tenant event type catalog (SPEC §1) and event filters.
+//!
+//! Event type names are dot-separated segments (`booking.created`). Endpoints
+//! subscribe to names or to patterns: `booking.*` matches every type under
+//! `booking.`, and `*` matches every type.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::time::Timestamp;
+use chrono::{DateTime, Utc};
+
+/// The event type that always exists, used by "Send test".
+pub const TEST_EVENT_TYPE: &str = "webhook.test";
+
+/// Longest event type name.
+pub const MAX_NAME_LEN: usize = 128;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    /// An example `data` payload, used by test sends and the dashboard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<serde_json::Value>,
+    /// Built-in types cannot be changed or deleted.
+    #[serde(default)]
+    pub builtin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventType {
+    /// The built-in `webhook.test` type, present in every catalog.
+    pub fn test_type(created_at: Timestamp) -> Self {
+        Self {
+            name: TEST_EVENT_TYPE.into(),
+            description: "Synthetic event sent by \"Send test\".".into(),
+            example: Some(serde_json::json!({"message": "This is a test event from hookgate."})),
+            builtin: true,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+}
+
+/// Why a string is not a valid event type name or filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {MAX_NAME_LEN} characters")]
+    TooLong,
+    #[error(
+        "'{0}' is not a valid event type: use dot-separated segments of letters, digits, '_' and '-' (like booking.created)"
+    )]
+    Invalid(String),
+    #[error("'{0}' is not a valid pattern: only a final '*' segment is allowed (like booking.*)")]
+    BadPattern(String),
+}
+
+fn valid_segment(seg: &str) -> bool {
+    !seg.is_empty()
+        && seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks an event type name (no wildcards).
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong);
+    }
+    if name.split('.').all(valid_segment) {
+        Ok(())
+    } else {
+        Err(NameError::Invalid(name.into()))
+    }
+}
+
+/// A subscription entry: an exact event type or a trailing-wildcard pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventFilter<'a> {
+    Exact(&'a str),
+    /// Matches names starting with this prefix (which ends in '.'), or
+    /// everything when empty.
+    Prefix(&'a str),
+}
+
+impl<'a> EventFilter<'a> {
+    pub fn parse(s: &'a str) -> Result<Self, NameError> {
+        if s == "*" {
+            return Ok(EventFilter::Prefix(""));
+        }
+        match s.strip_suffix('*') {
+            Some(prefix) => {
+                let stem = prefix
+                    .strip_suffix('.')
+                    .ok_or_else(|| NameError::BadPattern(s.into()))?;
+                validate_name(stem).map_err(|_| NameError::BadPattern(s.into()))?;
+                Ok(EventFilter::Prefix(prefix))
+            }
+            None if s.contains('*') => Err(NameError::BadPattern(s.into())),
+            None => validate_name(s).map(|_| EventFilter::Exact(s)),
+        }
+    }
+
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            EventFilter::Exact(name) => *name == event_type,
+            EventFilter::Prefix(prefix) => event_type.starts_with(prefix),
+        }
+    }
+}
+
+/// Whether any of an endpoint's subscriptions matches `event_type`. Entries
+/// that do not parse (impossible for validated endpoints) match nothing.
+pub fn subscribed(filters: &[String], event_type: &str) -> bool {
+    filters.iter().any(|f| {
+        EventFilter::parse(f)
+            .map(|f| f.matches(event_type))
+            .unwrap_or(false)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("booking.created").is_ok());
+        assert!(validate_name("ping").is_ok());
+        assert!(validate_name("user_v2.sign-up").is_ok());
+        assert_eq!(validate_name(""), Err(NameError::Empty));
+        for bad in ["booking.", ".x", "a..b", "a b", "a/b", "booking.*"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(validate_name(&"a".repeat(129)), Err(NameError::TooLong));
+    }
+
+    #[test]
+    fn filters() {
+        let p = EventFilter::parse("booking.*").unwrap();
+        assert!(p.matches("booking.created"));
+        assert!(p.matches("booking.traveler.changed"));
+        assert!(!p.matches("booking"));
+        assert!(!p.matches("bookings.created"));
+        assert!(EventFilter::parse("*").unwrap().matches("anything"));
+        assert!(
+            EventFilter::parse("booking.created")
+                .unwrap()
+                .matches("booking.created")
+        );
+        for bad in ["booking*", "*.created", "a.*.b", "**", ".*"] {
+            assert!(EventFilter::parse(bad).is_err(), "{bad}");
+        }
+        let subs = vec!["payment.succeeded".to_string(), "booking.*".to_string()];
+        assert!(subscribed(&subs, "booking.cancelled"));
+        assert!(subscribed(&subs, "payment.succeeded"));
+        assert!(!subscribed(&subs, "payment.failed"));
+    }
+}

@@ -1,0 +1,35 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use hookgate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match args.resolve() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("hookgate: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            hookgate::logging::init(config.log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("hookgate: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(hookgate::server::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("hookgate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `hookgate serve`: open the store, bind, serve until a signal, flush.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+use crate::target_guard::TargetGuard;
+use crate::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the store in {dir}: {source}")]
+    OpenStore { dir: String, source: StoreError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the gateway until ctrl-c or SIGTERM.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(&config.data_dir).map_err(|source| ServeError::OpenStore {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let admin_token_hash = admin_token_hash(&config, &store).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        guard: TargetGuard::new(config.allow_targets.clone(), config.allow_http),
+        store: store.clone(),
+        config: Arc::new(config),
+        admin_token_hash,
+    };
+    // A stable line on stdout, so scripts and tests can find the port when
+    // listening on port 0.
+    println!("hookgate listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "hookgate started");
+
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: flushing the store");
+    store.flush().await?;
+    Ok(())
+}
+
+/// The operator token's hash: from config if set; otherwise the stored one;
+/// otherwise a new token, printed once, of which only the hash is kept.
+async fn admin_token_hash(config: &Config, store: &Store) -> Result<[u8; 32], StoreError> {
+    if let Some(token) = &config.admin_token {
+        return Ok(hash_token(token));
+    }
+    if let Some(hash) = store.admin_token_hash()? {
+        return Ok(hash);
+    }
+    let token = generate_token(ADMIN_TOKEN_PREFIX);
+    let hash = hash_token(&token);
+    store.set_admin_token_hash(hash).await?;
+    println!(
+        "Generated the operator admin token (shown once; only its hash is stored):\n\n    {token}\n"
+    );
+    Ok(hash)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

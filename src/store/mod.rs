@@ -1,0 +1,176 @@
+//! The store: every durable fact of the gateway, over embedded sled (SPEC §5).
+//!
+//! Nothing outside this module touches sled. Records are JSON values in
+//! per-kind trees; items that belong to a tenant are keyed `{tenant_id}/{id}`
+//! so a tenant's items list in creation order (ids are ULIDs) by a prefix scan
+//! that never reads another tenant's keys. Writes that must stay together run
+//! in sled transactions, and every mutation is flushed before it returns, so
+//! an API answer of 2xx means the change survives a crash.
+
+mod endpoints;
+mod event_types;
+mod keys;
+mod tenants;
+
+use std::ops::Bound;
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::TransactionError;
+
+use crate::ids::TenantId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage failure: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("a stored record cannot be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Storage(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One page of a listing, in key order, with the cursor of the next page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `after` to get the following page; `None` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Handle to the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    tenants: sled::Tree,
+    keys: sled::Tree,
+    key_hashes: sled::Tree,
+    endpoints: sled::Tree,
+    event_types: sled::Tree,
+}
+
+const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. sled locks the directory, so a
+    /// second gateway on the same data dir fails here instead of corrupting it.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Self {
+            meta: db.open_tree("meta")?,
+            tenants: db.open_tree("tenants")?,
+            keys: db.open_tree("api_keys")?,
+            key_hashes: db.open_tree("api_key_hashes")?,
+            endpoints: db.open_tree("endpoints")?,
+            event_types: db.open_tree("event_types")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Whether the store answers reads (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.meta.get(ADMIN_TOKEN_HASH).is_ok()
+    }
+
+    pub fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
+        Ok(self
+            .meta
+            .get(ADMIN_TOKEN_HASH)?
+            .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok()))
+    }
+
+    pub async fn set_admin_token_hash(&self, hash: [u8; 32]) -> Result<()> {
+        self.meta.insert(ADMIN_TOKEN_HASH, &hash[..])?;
+        self.flush().await
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records always serialise")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// The key of a tenant's item: `{tenant_id}/{item}`.
+fn scoped_key(tenant: &TenantId, item: impl std::fmt::Display) -> Vec<u8> {
+    format!("{tenant}/{item}").into_bytes()
+}
+
+fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
+    format!("{tenant}/").into_bytes()
+}
+
+/// Reads up to `limit` records under `prefix`, starting after the item named
+/// by `after` (the part of the key behind the prefix).
+fn list_page<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    after: Option<&str>,
+    limit: usize,
+    cursor_of: impl Fn(&T) -> String,
+) -> Result<Page<T>> {
+    let start = match after {
+        Some(after) => Bound::Excluded([prefix, after.as_bytes()].concat()),
+        None => Bound::Included(prefix.to_vec()),
+    };
+    let mut items = Vec::with_capacity(limit.min(256));
+    let mut more = false;
+    for entry in tree.range((start, Bound::Unbounded)) {
+        let (key, value) = entry?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(decode(&value)?);
+    }
+    let next_cursor = match (more, items.last()) {
+        (true, Some(last)) => Some(cursor_of(last)),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// All keys under `prefix`, for deletes that span a tenant.
+fn keys_with_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>> {
+    tree.scan_prefix(prefix)
+        .keys()
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Store;
+
+    /// A store in a fresh temp dir, kept alive by the returned guard.
+    pub fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (Store::open(dir.path()).unwrap(), dir)
+    }
+}

@@ -1,0 +1,115 @@
+//! Tenants: the root of every other record.
+
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{
+    Page, Result, Store, decode, encode, keys_with_prefix, list_page, scoped_key, tenant_prefix,
+};
+use crate::event_type::EventType;
+use crate::ids::TenantId;
+use crate::tenant::Tenant;
+
+impl Store {
+    /// Stores a new tenant together with the built-in `webhook.test` type
+    /// of its catalog.
+    pub async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let test_type = EventType::test_type(tenant.created_at);
+        let type_key = scoped_key(&tenant.id, &test_type.name);
+        let (tenant_value, type_value) = (encode(tenant), encode(&test_type));
+        (&self.tenants, &self.event_types).transaction(|(tenants, types)| {
+            tenants.insert(tenant.id.to_string().as_bytes(), tenant_value.as_slice())?;
+            types.insert(type_key.as_slice(), type_value.as_slice())?;
+            Ok::<_, ConflictableTransactionError<super::StoreError>>(())
+        })?;
+        self.flush().await
+    }
+
+    pub fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        self.tenants
+            .get(id.to_string())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>> {
+        list_page(&self.tenants, b"", after, limit, |t: &Tenant| {
+            t.id.to_string()
+        })
+    }
+
+    /// Deletes a tenant and everything it owns, in one transaction. Returns
+    /// whether the tenant existed.
+    pub async fn delete_tenant(&self, id: &TenantId) -> Result<bool> {
+        let prefix = tenant_prefix(id);
+        let keys = keys_with_prefix(&self.keys, &prefix)?;
+        let endpoints = keys_with_prefix(&self.endpoints, &prefix)?;
+        let event_types = keys_with_prefix(&self.event_types, &prefix)?;
+        let key_hashes: Vec<sled::IVec> = keys
+            .iter()
+            .filter_map(|k| self.keys.get(k).ok().flatten())
+            .filter_map(|v| decode::<super::keys::StoredKey>(&v).ok())
+            .map(|k| k.hash.to_vec().into())
+            .collect();
+        let existed = (
+            &self.tenants,
+            &self.keys,
+            &self.key_hashes,
+            &self.endpoints,
+            &self.event_types,
+        )
+            .transaction(|(tenants, k, kh, ep, et)| {
+                let existed = tenants.remove(id.to_string().as_bytes())?.is_some();
+                for key in &keys {
+                    k.remove(key)?;
+                }
+                for hash in &key_hashes {
+                    kh.remove(hash)?;
+                }
+                for key in &endpoints {
+                    ep.remove(key)?;
+                }
+                for key in &event_types {
+                    et.remove(key)?;
+                }
+                Ok::<_, ConflictableTransactionError<super::StoreError>>(existed)
+            })?;
+        self.flush().await?;
+        Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::TenantId;
+    use crate::store::test_support::temp_store;
+    use crate::tenant::Tenant;
+
+    fn tenant(name: &str) -> Tenant {
+        Tenant {
+            id: TenantId::generate(),
+            name: name.into(),
+            created_at: crate::time::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn tenants_list_in_creation_order_with_cursor() {
+        let (store, _dir) = temp_store();
+        let made: Vec<Tenant> = (0..5).map(|i| tenant(&format!("t{i}"))).collect();
+        for t in &made {
+            store.create_tenant(t).await.unwrap();
+        }
+        let first = store.list_tenants(None, 2).unwrap();
+        assert_eq!(first.items.len(), 2);
+        assert_eq!(first.items[0].name, "t0");
+        let cursor = first.next_cursor.unwrap();
+        let second = store.list_tenants(Some(&cursor), 10).unwrap();
+        assert_eq!(second.items.len(), 3);
+        assert_eq!(second.items[0].name, "t2");
+        assert!(second.next_cursor.is_none());
+        assert!(store.delete_tenant(&made[0].id).await.unwrap());
+        assert!(!store.delete_tenant(&made[0].id).await.unwrap());
+        assert!(store.get_tenant(&made[0].id).unwrap().is_none());
+    }
+}
