@@ -1,0 +1,11 @@
+//! Integration tests: one binary (one link of the large dependency tree), a
+//! module per resource. Each test starts the real `hookgate` binary on an
+//! ephemeral loopback port with a temp data dir and talks HTTP to it.
+
+mod utils;
+
+mod auth;
+mod event_types;
+mod server;
+mod tenants;
+mod webhooks;

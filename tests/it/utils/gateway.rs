@@ -1,0 +1,254 @@
+//! Starts the real `hookgate` binary and talks to it over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct GatewayBuilder {
+    data_dir: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    admin_token: Option<String>,
+}
+
+impl GatewayBuilder {
+    /// Reuse a data dir (restart tests).
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Start without HOOKGATE_ADMIN_TOKEN, so the gateway generates one.
+    pub fn generated_admin_token(mut self) -> Self {
+        self.admin_token = None;
+        self
+    }
+
+    pub fn start(self) -> Gateway {
+        let (temp, data_dir) = match self.data_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                let d = t.path().to_owned();
+                (Some(t), d)
+            }
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOOKGATE_LISTEN", "127.0.0.1:0")
+            .env("HOOKGATE_DATA_DIR", &data_dir)
+            .env("RUST_LOG", "warn,hookgate=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(token) = &self.admin_token {
+            cmd.env("HOOKGATE_ADMIN_TOKEN", token);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn hookgate");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = Vec::new();
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("hookgate did not start; stdout so far: {printed:?}"));
+            if let Some(addr) = line.strip_prefix("hookgate listening on ") {
+                break addr.to_string();
+            }
+            printed.push(line);
+        };
+        Gateway {
+            child,
+            base: addr,
+            data_dir,
+            _temp: temp,
+            stdout_before_listen: printed,
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A running gateway process; killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    _temp: Option<TempDir>,
+    /// What the gateway printed before it listened (the generated token).
+    pub stdout_before_listen: Vec<String>,
+    pub client: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            data_dir: None,
+            env: Vec::new(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+        }
+    }
+
+    pub fn start() -> Gateway {
+        Self::builder().start()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request and returns the status and the parsed JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"));
+        (status, json)
+    }
+
+    /// Sends a raw body (for malformed-JSON and size tests).
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Creates a tenant and returns its id.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        let (status, body) = self
+            .post("/v1/tenants", ADMIN_TOKEN, serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["data"]["tenant"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates an API key with the given scopes and returns its token.
+    pub async fn create_key(&self, tenant: &str, scopes: &[&str]) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/v1/tenants/{tenant}/keys"),
+                ADMIN_TOKEN,
+                serde_json::json!({ "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["data"]["key"]["token"].as_str().unwrap().to_string()
+    }
+
+    /// A tenant with one all-scopes key; returns (tenant id, token).
+    pub async fn tenant_with_key(&self, name: &str) -> (String, String) {
+        let tenant = self.create_tenant(name).await;
+        let token = self
+            .create_key(&tenant, &["publish", "endpoints", "plugins"])
+            .await;
+        (tenant, token)
+    }
+
+    /// Adds event types to the tenant's catalog.
+    pub async fn add_event_types(&self, token: &str, names: &[&str]) {
+        for name in names {
+            let (status, body) = self
+                .post("/v1/event-types", token, serde_json::json!({ "name": name }))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the process with SIGTERM (graceful shutdown) and hands over the
+    /// data dir, so a test can start a new gateway on it.
+    pub fn stop(mut self) -> (PathBuf, Option<TempDir>) {
+        self.terminate();
+        (self.data_dir.clone(), self._temp.take())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
