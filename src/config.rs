@@ -30,6 +30,12 @@ pub struct Config {
     /// Extra PEM roots to trust when delivering.
     pub ca_file: Option<PathBuf>,
     pub retry_schedule: RetrySchedule,
+    /// Random spread of retry delays, as a fraction (0.1 = ±10%).
+    pub retry_jitter: f64,
+    /// Attempts in flight at once, across all endpoints.
+    pub workers: usize,
+    /// Attempts in flight at once to one endpoint.
+    pub endpoint_concurrency: usize,
     pub log_format: LogFormat,
     /// Largest request body the API accepts, in bytes.
     pub max_body_bytes: usize,
@@ -55,6 +61,9 @@ impl Default for Config {
             allow_http: false,
             ca_file: None,
             retry_schedule: RetrySchedule::default(),
+            retry_jitter: 0.0,
+            workers: 256,
+            endpoint_concurrency: 8,
             log_format: LogFormat::Text,
             max_body_bytes: 1024 * 1024,
             delivery_timeout: Duration::from_secs(15),
@@ -128,6 +137,15 @@ pub struct ServeArgs {
     /// Comma-separated delays of each delivery attempt [default: 0s,1m,5m,30m,2h,24h].
     #[arg(long, env = "HOOKGATE_RETRY_SCHEDULE", value_name = "DELAYS")]
     pub retry_schedule: Option<RetrySchedule>,
+    /// Random spread of retry delays as a fraction, e.g. 0.1 for ±10% [default: 0].
+    #[arg(long, env = "HOOKGATE_RETRY_JITTER", value_name = "FRACTION")]
+    pub retry_jitter: Option<f64>,
+    /// Delivery attempts in flight at once, across all endpoints [default: 256].
+    #[arg(long, env = "HOOKGATE_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// Delivery attempts in flight at once to one endpoint [default: 8].
+    #[arg(long, env = "HOOKGATE_ENDPOINT_CONCURRENCY", value_name = "N")]
+    pub endpoint_concurrency: Option<usize>,
     /// Log output format [default: text].
     #[arg(long, env = "HOOKGATE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -170,6 +188,9 @@ impl ServeArgs {
             allow_targets,
             allow_http,
             retry_schedule,
+            retry_jitter,
+            workers,
+            endpoint_concurrency,
             log_format,
             max_body_bytes,
             delivery_timeout,
@@ -215,6 +236,16 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.retry_jitter) {
+            return Err(ConfigError::Invalid(
+                "retry_jitter must be between 0 and 1".into(),
+            ));
+        }
+        if self.workers == 0 || self.endpoint_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "workers and endpoint_concurrency must be at least 1".into(),
             ));
         }
         if self.delivery_timeout.is_zero() {

@@ -51,6 +51,14 @@ macro_rules! prefixed_id {
                 Self(next_ulid())
             }
 
+            pub fn ulid(&self) -> Ulid {
+                self.0
+            }
+
+            pub fn from_ulid(ulid: Ulid) -> Self {
+                Self(ulid)
+            }
+
             /// The creation time embedded in the id, in milliseconds since the epoch.
             pub fn timestamp_ms(&self) -> u64 {
                 self.0.timestamp_ms()

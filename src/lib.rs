@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod endpoint;
+pub mod event;
 pub mod event_type;
 pub mod ids;
 pub mod logging;

@@ -5,7 +5,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
 use crate::config::Config;
+use crate::delivery::sender::Sender;
+use crate::delivery::{Engine, EngineSettings};
 use crate::store::{Store, StoreError};
 use crate::target_guard::TargetGuard;
 use crate::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
@@ -21,6 +25,8 @@ pub enum ServeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Sender(#[from] crate::delivery::sender::SenderError),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -40,12 +46,32 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    let guard = TargetGuard::new(config.allow_targets.clone(), config.allow_http);
+    let sender = Sender::new(
+        guard.clone(),
+        config.delivery_timeout,
+        config.ca_file.as_deref(),
+    )?;
+    let engine = Engine::start(
+        store.clone(),
+        sender,
+        EngineSettings {
+            schedule: config.retry_schedule.clone(),
+            jitter: config.retry_jitter,
+            workers: config.workers,
+            endpoint_concurrency: config.endpoint_concurrency,
+            retention_days: config.retention_days,
+        },
+    )?;
     let state = AppState {
-        guard: TargetGuard::new(config.allow_targets.clone(), config.allow_http),
+        guard,
         store: store.clone(),
+        engine: engine.clone(),
+        metrics: install_metrics(),
         config: Arc::new(config),
         admin_token_hash,
     };
+    let grace = state.config.shutdown_grace;
     // A stable line on stdout, so scripts and tests can find the port when
     // listening on port 0.
     println!("hookgate listening on http://{addr}");
@@ -54,9 +80,24 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    tracing::info!("shutting down: flushing the store");
+    tracing::info!("shutting down: letting attempts in flight finish");
+    engine.shutdown(grace).await;
     store.flush().await?;
+    tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// Installs the Prometheus recorder behind `/metrics`. Only the first call in
+/// a process succeeds; later ones (tests) serve without metrics.
+fn install_metrics() -> Option<PrometheusHandle> {
+    let buckets = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets(&buckets)
+        .ok()?
+        .install_recorder()
+        .ok()
 }
 
 /// The operator token's hash: from config if set; otherwise the stored one;

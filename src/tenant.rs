@@ -13,12 +13,16 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::ids::{KeyId, TenantId};
+use crate::signing::HeaderNames;
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
+    /// Names of the event, delivery and signature headers on its deliveries.
+    #[serde(default)]
+    pub headers: HeaderNames,
     pub created_at: DateTime<Utc>,
 }
 

@@ -35,3 +35,15 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Health> {
         version: env!("CARGO_PKG_VERSION"),
     })
 }
+
+/// Prometheus metrics: published events, attempts by outcome, queue depth,
+/// attempt latency.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Result<String, ApiError> {
+    state
+        .metrics
+        .as_ref()
+        .map(|m| m.render())
+        .ok_or_else(|| ApiError::Unavailable("metrics are not recorded in this process".into()))
+}

@@ -8,8 +8,10 @@
 pub mod auth;
 pub mod error;
 mod event_types;
+mod events;
 pub mod extract;
 mod health;
+mod logs;
 mod tenants;
 mod webhooks;
 
@@ -31,7 +33,10 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use crate::config::Config;
+use crate::delivery::Engine;
 use crate::store::Store;
 use crate::target_guard::TargetGuard;
 use error::ApiError;
@@ -41,6 +46,10 @@ use extract::BodyLimit;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub engine: Engine,
+    /// Renders `/metrics`; `None` when another server in this process owns
+    /// the recorder.
+    pub metrics: Option<PrometheusHandle>,
     pub config: Arc<Config>,
     pub guard: TargetGuard,
     /// SHA-256 of the operator admin token.
@@ -95,6 +104,8 @@ pub struct Deleted {
         (name = "operator", description = "Tenants and their API keys (admin token)"),
         (name = "event-types", description = "The tenant's event type catalog (endpoints scope)"),
         (name = "webhooks", description = "Endpoints (endpoints scope)"),
+        (name = "logs", description = "Delivery logs (endpoints scope)"),
+        (name = "events", description = "Publishing events (publish scope)"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -118,8 +129,11 @@ pub fn router(state: AppState) -> Router {
         .merge(tenants::routes())
         .merge(event_types::routes())
         .merge(webhooks::routes())
+        .merge(logs::routes())
+        .merge(events::routes())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let body_limit = state.config.max_body_bytes;

@@ -11,13 +11,14 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiQuery, PageParams, path_id};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::ids::{KeyId, TenantId};
+use crate::signing::HeaderNames;
 use crate::tenant::{ApiKey, KEY_TOKEN_PREFIX, Scope, Tenant, generate_token, hash_token};
 use crate::validation::{FieldError, display_name};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_tenant, list_tenants))
-        .routes(routes!(get_tenant, delete_tenant))
+        .routes(routes!(get_tenant, update_tenant, delete_tenant))
         .routes(routes!(create_key, list_keys))
         .routes(routes!(revoke_key))
 }
@@ -29,6 +30,21 @@ const MAX_NAME: usize = 200;
 pub struct CreateTenant {
     /// A name for people, such as the customer's company.
     pub name: String,
+    /// Names of the event, delivery and signature headers on deliveries.
+    #[serde(default)]
+    pub headers: Option<HeaderNames>,
+}
+
+/// Changes to a tenant; fields left out stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// E.g. `{"event": "X-Mogu-Event", "delivery": "X-Mogu-Delivery",
+    /// "signature": "X-Mogu-Signature-256"}`; names left out get the default.
+    #[serde(default)]
+    pub headers: Option<HeaderNames>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -52,9 +68,12 @@ async fn create_tenant(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Created<TenantData> {
+    let headers = body.headers.unwrap_or_default();
+    headers.validate()?;
     let tenant = Tenant {
         id: TenantId::generate(),
         name: display_name("name", &body.name, MAX_NAME)?,
+        headers,
         created_at: crate::time::now(),
     };
     state.store.create_tenant(&tenant).await?;
@@ -102,7 +121,32 @@ async fn get_tenant(
     })
 }
 
-/// Delete a tenant with all its keys, endpoints and event types.
+/// Rename a tenant or change its delivery header names.
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id (ten_...)")),
+    request_body = UpdateTenant,
+    responses((status = 200, body = Envelope<TenantData>), (status = 400, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)))]
+async fn update_tenant(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateTenant>,
+) -> ApiResult<TenantData> {
+    let mut tenant = find_tenant(&state, &id)?;
+    if let Some(name) = &body.name {
+        tenant.name = display_name("name", name, MAX_NAME)?;
+    }
+    if let Some(headers) = body.headers {
+        headers.validate()?;
+        tenant.headers = headers;
+    }
+    state.store.update_tenant(&tenant).await?;
+    ok(TenantData { tenant })
+}
+
+/// Delete a tenant with everything it owns: keys, endpoints, event types,
+/// events and delivery logs.
 #[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "operator", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id (ten_...)")),
     responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]

@@ -10,9 +10,10 @@ use utoipa_axum::routes;
 
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiJson, ApiQuery, PageParams, path_id};
+use super::extract::{ApiJson, ApiQuery, OptionalJson, PageParams, path_id};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
+use crate::event_type::TEST_EVENT_TYPE;
 use crate::ids::{EndpointId, TenantId};
 use crate::signing::generate_secret;
 use crate::validation::{FieldError, display_name};
@@ -30,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pause_webhook))
         .routes(routes!(resume_webhook))
         .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
 }
 
 type Auth = TenantAuth<EndpointsScope>;
@@ -393,5 +395,77 @@ async fn rotate_secret(
     tracing::info!(tenant = %auth.tenant, endpoint = %id, "endpoint secret rotated");
     ok(WebhookData {
         webhook: WebhookView::with_secret(endpoint),
+    })
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// Send an example of this catalog type instead of `webhook.test`.
+    #[serde(default)]
+    pub event_type: Option<String>,
+}
+
+/// The receiver's answer to a test send.
+#[derive(Serialize, ToSchema)]
+pub struct TestResult {
+    pub success: bool,
+    pub response_code: Option<u16>,
+    pub response_time_ms: u64,
+    pub error: Option<String>,
+    /// The first 4 KiB of the receiver's answer.
+    pub response_body: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestData {
+    pub result: TestResult,
+    pub log: super::logs::LogDetail,
+}
+
+/// Send a test event now, even while paused, and answer with the receiver's result.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    request_body(content = Option<TestRequest>, description = "Optional: the event type to send an example of"),
+    responses((status = 200, body = Envelope<TestData>), (status = 400, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)))]
+async fn send_test(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<TestRequest>,
+) -> ApiResult<TestData> {
+    let (tenant, endpoint) = super::logs::endpoint_of(&state, &auth.tenant, &id)?;
+    let type_name = body
+        .event_type
+        .unwrap_or_else(|| TEST_EVENT_TYPE.to_string());
+    let event_type = state
+        .store
+        .get_event_type(&auth.tenant, &type_name)?
+        .ok_or_else(|| {
+            FieldError::new(
+                "event_type",
+                format!("'{type_name}' is not in the event type catalog"),
+            )
+        })?;
+    let data = event_type.example.unwrap_or_else(|| serde_json::json!({}));
+    let delivery = state
+        .engine
+        .send_test(&tenant, &endpoint, &type_name, data)
+        .await?;
+    let attempt = delivery.attempts.last().cloned();
+    let result = match attempt {
+        Some(a) => TestResult {
+            success: a.success,
+            response_code: a.response_code,
+            response_time_ms: a.response_time_ms,
+            error: a.error,
+            response_body: a.response_body,
+        },
+        None => return Err(ApiError::Internal("a test send recorded no attempt".into())),
+    };
+    ok(TestData {
+        result,
+        log: super::logs::LogDetail::of(delivery),
     })
 }

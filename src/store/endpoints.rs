@@ -67,6 +67,19 @@ impl Store {
         &self,
         tenant: &TenantId,
         id: &EndpointId,
+        change: impl FnMut(&mut Endpoint) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Endpoint, E> {
+        let endpoint = self.modify_endpoint(tenant, id, change)?;
+        self.flush().await?;
+        Ok(endpoint)
+    }
+
+    /// [`Store::update_endpoint`] without waiting for durability: for
+    /// bookkeeping the engine can lose in a crash (last delivery).
+    pub fn modify_endpoint<E: From<StoreError>>(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
         mut change: impl FnMut(&mut Endpoint) -> std::result::Result<(), E>,
     ) -> std::result::Result<Endpoint, E> {
         let key = scoped_key(tenant, id);
@@ -83,14 +96,18 @@ impl Store {
                 .compare_and_swap(&key, Some(&current), Some(encode(&endpoint)))
                 .map_err(StoreError::from)?;
             if swapped.is_ok() {
-                self.flush().await?;
                 return Ok(endpoint);
             }
         }
     }
 
+    /// Deletes an endpoint with its log and every scheduled attempt, so
+    /// nothing more is sent to it. Returns whether it existed.
     pub async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool> {
         let existed = self.endpoints.remove(scoped_key(tenant, id))?.is_some();
+        if existed {
+            self.purge_endpoint_deliveries(tenant, id)?;
+        }
         self.flush().await?;
         Ok(existed)
     }

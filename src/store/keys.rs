@@ -110,6 +110,7 @@ mod tests {
         let tenant = Tenant {
             id: TenantId::generate(),
             name: "t".into(),
+            headers: Default::default(),
             created_at: crate::time::now(),
         };
         store.create_tenant(&tenant).await.unwrap();

@@ -7,13 +7,20 @@
 //! in sled transactions, and every mutation is flushed before it returns, so
 //! an API answer of 2xx means the change survives a crash.
 
+mod commit;
+mod deliveries;
 mod endpoints;
 mod event_types;
+mod events;
 mod keys;
 mod tenants;
 
+pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
+pub use events::PublishOutcome;
+
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +34,8 @@ pub enum StoreError {
     Storage(#[from] sled::Error),
     #[error("a stored record cannot be read: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("cannot make writes durable: {0}")]
+    Flush(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -55,13 +64,18 @@ pub struct Page<T> {
 /// Handle to the open store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
     meta: sled::Tree,
     tenants: sled::Tree,
     keys: sled::Tree,
     key_hashes: sled::Tree,
     endpoints: sled::Tree,
     event_types: sled::Tree,
+    events: sled::Tree,
+    idempotency: sled::Tree,
+    deliveries: sled::Tree,
+    queue: sled::Tree,
+    inflight: sled::Tree,
+    committer: Arc<commit::GroupCommit>,
 }
 
 const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
@@ -78,14 +92,18 @@ impl Store {
             key_hashes: db.open_tree("api_key_hashes")?,
             endpoints: db.open_tree("endpoints")?,
             event_types: db.open_tree("event_types")?,
-            db,
+            events: db.open_tree("events")?,
+            idempotency: db.open_tree("idempotency_keys")?,
+            deliveries: db.open_tree("deliveries")?,
+            queue: db.open_tree("queue")?,
+            inflight: db.open_tree("inflight")?,
+            committer: Arc::new(commit::GroupCommit::start(db)),
         })
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable. Concurrent callers share one fsync.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.committer.commit().await.map_err(StoreError::Flush)
     }
 
     /// Whether the store answers reads (for `/readyz`).

@@ -32,6 +32,20 @@ impl Store {
             .transpose()
     }
 
+    /// Replaces a stored tenant's record; `NotFound` if it is gone.
+    pub async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let key = tenant.id.to_string();
+        let value = encode(tenant);
+        self.tenants.transaction(|tenants| {
+            if tenants.get(key.as_bytes())?.is_none() {
+                return sled::transaction::abort(super::StoreError::NotFound("tenant"));
+            }
+            tenants.insert(key.as_bytes(), value.as_slice())?;
+            Ok(())
+        })?;
+        self.flush().await
+    }
+
     pub fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>> {
         list_page(&self.tenants, b"", after, limit, |t: &Tenant| {
             t.id.to_string()
@@ -74,6 +88,16 @@ impl Store {
                 }
                 Ok::<_, ConflictableTransactionError<super::StoreError>>(existed)
             })?;
+        // With the tenant and its keys gone nothing new can arrive; now the
+        // bulk of its history.
+        self.purge_deliveries(&prefix)?;
+        for tree in [&self.events, &self.idempotency] {
+            let mut batch = sled::Batch::default();
+            for key in keys_with_prefix(tree, &prefix)? {
+                batch.remove(key);
+            }
+            tree.apply_batch(batch)?;
+        }
         self.flush().await?;
         Ok(existed)
     }
@@ -89,6 +113,7 @@ mod tests {
         Tenant {
             id: TenantId::generate(),
             name: name.into(),
+            headers: Default::default(),
             created_at: crate::time::now(),
         }
     }

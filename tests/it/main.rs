@@ -5,6 +5,8 @@
 mod utils;
 
 mod auth;
+mod crash;
+mod delivery;
 mod event_types;
 mod server;
 mod tenants;

@@ -30,6 +30,15 @@ impl GatewayBuilder {
         self
     }
 
+    /// Settings for tests that deliver to a local HTTPS [`super::Receiver`]:
+    /// trust the test CA, allow loopback targets, use `schedule`.
+    pub fn delivering(self, schedule: &str) -> Self {
+        let ca = super::test_ca().ca_file.to_str().unwrap().to_string();
+        self.env("HOOKGATE_CA_FILE", &ca)
+            .env("HOOKGATE_ALLOW_TARGETS", "127.0.0.0/8,::1/128")
+            .env("HOOKGATE_RETRY_SCHEDULE", schedule)
+    }
+
     /// Start without HOOKGATE_ADMIN_TOKEN, so the gateway generates one.
     pub fn generated_admin_token(mut self) -> Self {
         self.admin_token = None;
@@ -176,7 +185,8 @@ impl Gateway {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -186,7 +196,11 @@ impl Gateway {
     /// Creates a tenant and returns its id.
     pub async fn create_tenant(&self, name: &str) -> String {
         let (status, body) = self
-            .post("/v1/tenants", ADMIN_TOKEN, serde_json::json!({ "name": name }))
+            .post(
+                "/v1/tenants",
+                ADMIN_TOKEN,
+                serde_json::json!({ "name": name }),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["data"]["tenant"]["id"].as_str().unwrap().to_string()
@@ -218,10 +232,82 @@ impl Gateway {
     pub async fn add_event_types(&self, token: &str, names: &[&str]) {
         for name in names {
             let (status, body) = self
-                .post("/v1/event-types", token, serde_json::json!({ "name": name }))
+                .post(
+                    "/v1/event-types",
+                    token,
+                    serde_json::json!({ "name": name }),
+                )
                 .await;
             assert_eq!(status, StatusCode::CREATED, "{body}");
         }
+    }
+
+    /// Creates a webhook; returns (id, secret).
+    pub async fn create_webhook(
+        &self,
+        token: &str,
+        url: &str,
+        events: &[&str],
+    ) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/v1/webhooks",
+                token,
+                serde_json::json!({ "name": "test", "url": url, "events": events }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let w = &body["data"]["webhook"];
+        (
+            w["id"].as_str().unwrap().to_string(),
+            w["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Publishes an event and returns the answer's `data.event`.
+    pub async fn publish(&self, token: &str, event_type: &str, data: Value) -> Value {
+        let (status, body) = self
+            .post(
+                "/v1/events",
+                token,
+                serde_json::json!({ "type": event_type, "data": data }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["data"]["event"].clone()
+    }
+
+    /// Polls an endpoint's logs until `done` holds for the list, or panics.
+    pub async fn wait_for_logs(
+        &self,
+        token: &str,
+        webhook: &str,
+        timeout: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (status, body) = self
+                .get(&format!("/v1/webhooks/{webhook}/logs?limit=250"), token)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let logs = body["data"]["logs"].as_array().unwrap().clone();
+            if done(&logs) {
+                return logs;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "logs did not reach the expected state in {timeout:?}: {logs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    pub fn kill(mut self) -> (PathBuf, Option<TempDir>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.data_dir.clone(), self._temp.take())
     }
 
     fn terminate(&mut self) {

@@ -1,0 +1,206 @@
+//! Delivery logs per endpoint (endpoints scope; SPEC §1, seed 003).
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{EndpointsScope, TenantAuth};
+use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{ApiQuery, DEFAULT_PAGE, MAX_PAGE, path_id};
+use super::{ApiResult, AppState, Envelope, ok};
+use crate::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::endpoint::Endpoint;
+use crate::ids::{DeliveryId, EndpointId};
+use crate::store::DeliveryFilter;
+use crate::tenant::Tenant;
+use crate::validation::FieldError;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_logs))
+        .routes(routes!(get_log))
+        .routes(routes!(retry_log))
+}
+
+type Auth = TenantAuth<EndpointsScope>;
+
+/// A log entry as listed (seed 003's fields).
+#[derive(Serialize, ToSchema)]
+pub struct LogEntry {
+    pub id: DeliveryId,
+    pub webhook_id: EndpointId,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub response_code: Option<u16>,
+    pub response_time_ms: Option<u64>,
+    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub error: Option<String>,
+    pub retry_count: u32,
+    pub next_retry: Option<chrono::DateTime<chrono::Utc>>,
+    pub test: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A log entry with its attempts.
+#[derive(Serialize, ToSchema)]
+pub struct LogDetail {
+    #[serde(flatten)]
+    pub entry: LogEntry,
+    pub attempts: Vec<Attempt>,
+}
+
+impl LogEntry {
+    fn of(d: &Delivery) -> Self {
+        Self {
+            id: d.id,
+            webhook_id: d.endpoint_id,
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            status: d.status,
+            response_code: d.response_code,
+            response_time_ms: d.response_time_ms,
+            delivered_at: d.delivered_at,
+            error: d.error.clone(),
+            retry_count: d.retry_count,
+            next_retry: d.next_retry,
+            test: d.test,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+impl LogDetail {
+    pub fn of(d: Delivery) -> Self {
+        Self {
+            entry: LogEntry::of(&d),
+            attempts: d.attempts,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogList {
+    pub logs: Vec<LogEntry>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogData {
+    pub log: LogDetail,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Only entries with this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only entries of this event type.
+    pub event_type: Option<String>,
+    /// Entries per page, 1 to 250 (default 50).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The tenant and one of its endpoints; another tenant's endpoint is 404.
+pub(super) fn endpoint_of(
+    state: &AppState,
+    tenant: &crate::ids::TenantId,
+    raw_id: &str,
+) -> Result<(Tenant, Endpoint), ApiError> {
+    let id: EndpointId = path_id("id", raw_id)?;
+    let endpoint = state
+        .store
+        .get_endpoint(tenant, &id)?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let tenant = state
+        .store
+        .get_tenant(tenant)?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    Ok((tenant, endpoint))
+}
+
+fn find_log(state: &AppState, endpoint: &Endpoint, raw: &str) -> Result<Delivery, ApiError> {
+    let id: DeliveryId = path_id("log_id", raw)?;
+    state
+        .store
+        .get_delivery(&endpoint.tenant_id, &endpoint.id, &id)?
+        .ok_or_else(|| ApiError::not_found("log"))
+}
+
+/// An endpoint's delivery log, newest first.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/logs", tag = "logs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)"), LogQuery),
+    responses((status = 200, body = Envelope<LogList>), (status = 404, body = ErrorEnvelope)))]
+async fn list_logs(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> ApiResult<LogList> {
+    let (_, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into());
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|c| path_id::<DeliveryId>("cursor", c))
+        .transpose()?;
+    let filter = DeliveryFilter {
+        status: query.status,
+        event_type: query.event_type,
+    };
+    let page =
+        state
+            .store
+            .list_deliveries(&auth.tenant, &endpoint.id, &filter, cursor.as_ref(), limit)?;
+    ok(LogList {
+        logs: page.items.iter().map(LogEntry::of).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// One log entry with its attempts (first 4 KiB of each response body).
+#[utoipa::path(get, path = "/v1/webhooks/{id}/logs/{log_id}", tag = "logs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)"),
+           ("log_id" = String, Path, description = "Log entry id (msg_...)")),
+    responses((status = 200, body = Envelope<LogData>), (status = 404, body = ErrorEnvelope)))]
+async fn get_log(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path((id, log_id)): Path<(String, String)>,
+) -> ApiResult<LogData> {
+    let (_, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
+    ok(LogData {
+        log: LogDetail::of(find_log(&state, &endpoint, &log_id)?),
+    })
+}
+
+/// Redeliver now, outside the schedule; answers with the attempt's result.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/logs/{log_id}/retry", tag = "logs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id (wh_...)"),
+           ("log_id" = String, Path, description = "Log entry id (msg_...)")),
+    responses((status = 200, body = Envelope<LogData>), (status = 404, body = ErrorEnvelope)))]
+async fn retry_log(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path((id, log_id)): Path<(String, String)>,
+) -> ApiResult<LogData> {
+    let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
+    let delivery = find_log(&state, &endpoint, &log_id)?;
+    let updated = state
+        .engine
+        .retry_now(&tenant, &endpoint, &delivery)
+        .await?;
+    ok(LogData {
+        log: LogDetail::of(updated),
+    })
+}

@@ -1,0 +1,252 @@
+//! One attempt: load what it needs, sign, send, record the outcome, and
+//! decide the next step from the retry schedule (SPEC §2).
+
+use bytes::Bytes;
+use chrono::Utc;
+
+use super::engine::{Engine, Inner};
+use super::sender::Outcome;
+use super::{Attempt, Delivery, DeliveryStatus};
+use crate::endpoint::{Endpoint, EndpointStatus, LastDelivery};
+use crate::event::Event;
+use crate::ids::AttemptId;
+use crate::signing;
+use crate::store::{QueueEntry, QueueKey, Store, StoreError};
+use crate::tenant::Tenant;
+
+/// Signs the event body for `endpoint` and sends it.
+async fn send_signed(
+    inner: &Inner,
+    tenant: &Tenant,
+    endpoint: &Endpoint,
+    delivery: &Delivery,
+    event: &Event,
+) -> Outcome {
+    let now = Utc::now();
+    let body = Bytes::from(event.body.clone());
+    let headers = signing::headers(
+        &tenant.headers,
+        &delivery.id.to_string(),
+        &event.event_type,
+        &endpoint.signing_secrets(now),
+        now.timestamp(),
+        &body,
+    );
+    inner.sender.send(&endpoint.url, &headers, body).await
+}
+
+fn attempt_of(outcome: Outcome, manual: bool) -> Attempt {
+    let attempt = Attempt {
+        id: AttemptId::generate(),
+        at: crate::time::now(),
+        success: outcome.success,
+        response_code: outcome.response_code,
+        response_time_ms: outcome.response_time_ms,
+        response_body: outcome.response_body,
+        error: outcome.error,
+        manual,
+    };
+    let result = if attempt.success {
+        "success"
+    } else {
+        "failure"
+    };
+    metrics::counter!("hookgate_attempts_total", "outcome" => result).increment(1);
+    metrics::histogram!("hookgate_attempt_duration_seconds")
+        .record(attempt.response_time_ms as f64 / 1000.0);
+    attempt
+}
+
+/// Makes the attempt a queue entry stands for and ends its lease.
+pub(super) async fn scheduled(
+    inner: &Inner,
+    key: &QueueKey,
+    entry: &QueueEntry,
+) -> Result<(), StoreError> {
+    let store = &inner.store;
+    let endpoint = store.get_endpoint(&entry.tenant, &entry.endpoint)?;
+    let delivery = store.get_delivery(&entry.tenant, &entry.endpoint, &entry.delivery)?;
+    let tenant = store.get_tenant(&entry.tenant)?;
+    let (Some(endpoint), Some(delivery), Some(tenant)) = (endpoint, delivery, tenant) else {
+        // Deleted meanwhile: nothing more is sent.
+        store.finish_lease(key, entry, |_| None)?;
+        return Ok(());
+    };
+    if delivery.status == DeliveryStatus::Delivered {
+        // A manual retry got there first.
+        store.finish_lease(key, entry, |d| {
+            d.next_retry = None;
+            None
+        })?;
+        return Ok(());
+    }
+    if endpoint.status != EndpointStatus::Active {
+        let reason = match endpoint.status {
+            EndpointStatus::Paused => "endpoint paused",
+            _ => "endpoint disabled",
+        };
+        let at = crate::time::now();
+        store.finish_lease(key, entry, |d| {
+            d.status = DeliveryStatus::Skipped;
+            d.error = Some(reason.into());
+            d.next_retry = None;
+            d.updated_at = at;
+            None
+        })?;
+        metrics::counter!("hookgate_attempts_total", "outcome" => "skipped").increment(1);
+        return Ok(());
+    }
+    let Some(event) = store.get_event(&entry.tenant, &delivery.event_id)? else {
+        let at = crate::time::now();
+        store.finish_lease(key, entry, |d| {
+            d.status = DeliveryStatus::Failed;
+            d.error = Some("the event is no longer stored (retention)".into());
+            d.next_retry = None;
+            d.updated_at = at;
+            None
+        })?;
+        return Ok(());
+    };
+
+    let attempt = attempt_of(
+        send_signed(inner, &tenant, &endpoint, &delivery, &event).await,
+        false,
+    );
+    let schedule = &inner.settings.schedule;
+    let spread = jitter_factor(inner.settings.jitter);
+    let updated = store.finish_lease(key, entry, |d| {
+        d.record(attempt.clone());
+        if attempt.success {
+            return None;
+        }
+        match schedule.delay_before(d.scheduled_attempts()) {
+            Some(delay) => {
+                let delay = chrono::Duration::from_std(delay.mul_f64(spread))
+                    .unwrap_or(chrono::Duration::MAX);
+                let due = attempt.at + delay;
+                d.next_retry = Some(due);
+                Some(due.timestamp_millis())
+            }
+            None => {
+                d.next_retry = None;
+                None
+            }
+        }
+    })?;
+    let Some(updated) = updated else {
+        return Ok(());
+    };
+    if updated.next_retry.is_some() {
+        inner.add_queued(1);
+    }
+    let exhausted = !attempt.success && updated.next_retry.is_none();
+    if exhausted {
+        tracing::warn!(delivery = %updated.id, endpoint = %endpoint.id, "delivery failed after its last attempt");
+    }
+    note_on_endpoint(store, &endpoint, &attempt, exhausted, schedule.attempts())
+}
+
+/// A multiplier in `[1 - jitter, 1 + jitter]`.
+fn jitter_factor(jitter: f64) -> f64 {
+    if jitter <= 0.0 {
+        return 1.0;
+    }
+    let j = jitter.min(1.0);
+    1.0 - j + rand::random::<f64>() * 2.0 * j
+}
+
+/// Keeps the endpoint's `last_delivery` current and disables it when a
+/// delivery ran out of attempts. Unchanged outcomes within a second are not
+/// rewritten, so a busy endpoint's record is not a point of contention.
+fn note_on_endpoint(
+    store: &Store,
+    endpoint: &Endpoint,
+    attempt: &Attempt,
+    exhausted: bool,
+    attempts: usize,
+) -> Result<(), StoreError> {
+    let last = LastDelivery {
+        at: attempt.at,
+        response_code: attempt.response_code,
+        error: attempt.error.clone(),
+        success: attempt.success,
+    };
+    let unchanged = endpoint.last_delivery.as_ref().is_some_and(|l| {
+        l.success == last.success
+            && l.response_code == last.response_code
+            && (last.at - l.at) < chrono::Duration::seconds(1)
+    });
+    if unchanged && !exhausted {
+        return Ok(());
+    }
+    let result = store.modify_endpoint(&endpoint.tenant_id, &endpoint.id, |e| {
+        e.last_delivery = Some(last.clone());
+        if exhausted && e.status == EndpointStatus::Active {
+            e.status = EndpointStatus::Disabled;
+            e.disabled_reason = Some(format!(
+                "a delivery failed {attempts} times in a row (last error: {}); resume the endpoint to re-enable it",
+                last.error.as_deref().unwrap_or("unknown")
+            ));
+            e.updated_at = last.at;
+        }
+        Ok::<_, StoreError>(())
+    });
+    match result {
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl Engine {
+    /// "Send test": a synthetic event sent at once, even when the endpoint is
+    /// paused, logged like any delivery, with the receiver's answer returned.
+    pub async fn send_test(
+        &self,
+        tenant: &Tenant,
+        endpoint: &Endpoint,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> Result<Delivery, StoreError> {
+        let inner = &self.inner;
+        let event = Event::new(tenant.id, None, event_type, data);
+        inner.store.put_event(&event)?;
+        let mut delivery = Delivery::new(endpoint.id, &event.id, event_type, event.created_at);
+        delivery.test = true;
+        let attempt = attempt_of(
+            send_signed(inner, tenant, endpoint, &delivery, &event).await,
+            true,
+        );
+        delivery.record(attempt.clone());
+        inner.store.insert_delivery(&tenant.id, &delivery).await?;
+        note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
+        Ok(delivery)
+    }
+
+    /// "Retry": one attempt now, outside the schedule, answered synchronously.
+    pub async fn retry_now(
+        &self,
+        tenant: &Tenant,
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+    ) -> Result<Delivery, StoreError> {
+        let inner = &self.inner;
+        let event = inner
+            .store
+            .get_event(&tenant.id, &delivery.event_id)?
+            .ok_or(StoreError::NotFound("event (past retention)"))?;
+        let attempt = attempt_of(
+            send_signed(inner, tenant, endpoint, delivery, &event).await,
+            true,
+        );
+        let (updated, unqueued) = inner
+            .store
+            .record_manual_attempt(&tenant.id, &endpoint.id, &delivery.id, &attempt)
+            .await?
+            .ok_or(StoreError::NotFound("log"))?;
+        if unqueued {
+            inner.add_queued(-1);
+        }
+        note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
+        Ok(updated)
+    }
+}

@@ -1,0 +1,42 @@
+//! Fan-out: which endpoints get a delivery of a published event.
+
+use super::{Delivery, DeliveryStatus, RetrySchedule};
+use crate::endpoint::{Endpoint, EndpointStatus};
+use crate::event::Event;
+use crate::event_type::subscribed;
+
+/// One delivery per endpoint subscribed to the event's type. Active endpoints'
+/// deliveries are scheduled for the first attempt; paused and disabled ones
+/// get a `skipped` log entry and are never sent, not even after they resume
+/// (seed 000).
+pub fn deliveries_for(
+    event: &Event,
+    endpoints: &[Endpoint],
+    schedule: &RetrySchedule,
+) -> Vec<Delivery> {
+    let first_delay = schedule.delay_before(0).unwrap_or_default();
+    let first_attempt =
+        event.created_at + chrono::Duration::from_std(first_delay).unwrap_or(chrono::Duration::MAX);
+    endpoints
+        .iter()
+        .filter(|e| subscribed(&e.events, &event.event_type))
+        .map(|e| {
+            let mut d = Delivery::new(e.id, &event.id, &event.event_type, event.created_at);
+            match e.status {
+                EndpointStatus::Active => d.next_retry = Some(first_attempt),
+                EndpointStatus::Paused | EndpointStatus::Disabled => {
+                    d.status = DeliveryStatus::Skipped;
+                    d.error = Some(format!(
+                        "endpoint {} when the event was published",
+                        if e.status == EndpointStatus::Paused {
+                            "paused"
+                        } else {
+                            "disabled"
+                        }
+                    ));
+                }
+            }
+            d
+        })
+        .collect()
+}

@@ -1,0 +1,212 @@
+//! Sending one signed request to a receiver (SPEC §2).
+//!
+//! One shared reqwest client (connection pooling, HTTP/1.1 and HTTP/2) with
+//! the delivery timeout, no redirects, `User-Agent: hookgate/<version>`, and
+//! TLS trusting the system roots plus the operator's CA file. Every address a
+//! hostname resolves to passes the private-address guard first, so DNS that
+//! changes after the endpoint was saved (rebinding) cannot reach a private
+//! network.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::{Host, Url};
+
+use super::log::truncate_body;
+use crate::target_guard::{TargetError, TargetGuard};
+
+pub const USER_AGENT: &str = concat!("hookgate/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("cannot read CA file {path}: {source}")]
+    ReadCa {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("CA file {path} holds no valid PEM certificate: {source}")]
+    BadCa {
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// What one request came to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub success: bool,
+    pub response_code: Option<u16>,
+    pub response_time_ms: u64,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    guard: TargetGuard,
+    timeout: Duration,
+}
+
+impl Sender {
+    pub fn new(
+        guard: TargetGuard,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, SenderError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard: guard.clone(),
+            }));
+        if let Some(path) = ca_file {
+            let display = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|source| SenderError::ReadCa {
+                path: display.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                SenderError::BadCa {
+                    path: display,
+                    source,
+                }
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Self {
+            client: builder.build()?,
+            guard,
+            timeout,
+        })
+    }
+
+    /// POSTs `body` with `headers` to `url` and reports what happened.
+    pub async fn send(&self, url: &str, headers: &[(String, String)], body: Bytes) -> Outcome {
+        let started = Instant::now();
+        let failed = |error: String| Outcome {
+            success: false,
+            response_code: None,
+            response_time_ms: started.elapsed().as_millis() as u64,
+            response_body: None,
+            error: Some(error),
+        };
+        // Literal addresses never reach the resolver: check them here.
+        if let Err(e) = self.check_literal(url) {
+            return failed(format!("refused: the URL {e}"));
+        }
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return failed(self.describe(&e)),
+        };
+        let status = response.status();
+        let mut kept = Vec::new();
+        while kept.len() < super::log::MAX_RESPONSE_BODY {
+            match response.chunk().await {
+                Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                Ok(None) => break,
+                // The status is what counts; a broken body is noted only.
+                Err(_) => break,
+            }
+        }
+        let success = status.is_success();
+        let error = (!success).then(|| {
+            let reason = status.canonical_reason().unwrap_or("Unknown status");
+            if status.is_redirection() {
+                format!("{reason} (redirects are not followed)")
+            } else {
+                reason.to_string()
+            }
+        });
+        Outcome {
+            success,
+            response_code: Some(status.as_u16()),
+            response_time_ms: started.elapsed().as_millis() as u64,
+            response_body: Some(truncate_body(&kept)),
+            error,
+        }
+    }
+
+    fn check_literal(&self, url: &str) -> Result<(), TargetError> {
+        let url = Url::parse(url).map_err(|e| TargetError::Malformed(e.to_string()))?;
+        match url.host() {
+            Some(Host::Ipv4(ip)) => self.guard.check_ip(ip.into()),
+            Some(Host::Ipv6(ip)) => self.guard.check_ip(ip.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A person-readable reason for a request that got no HTTP answer.
+    fn describe(&self, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            return format!(
+                "timed out after {}",
+                humantime::format_duration(self.timeout)
+            );
+        }
+        // The innermost cause says the most ("Connection refused").
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let kind = if e.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        format!("{kind}: {cause}")
+    }
+}
+
+/// Resolves with the system resolver, keeping only addresses the guard allows.
+struct GuardedResolver {
+    guard: TargetGuard,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| guard.check_ip(a.ip()).is_ok())
+                .collect();
+            if allowed.is_empty() {
+                let refused = found
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                return Err(
+                    format!("refused: {host} resolves to {refused}, a non-public address").into(),
+                );
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}

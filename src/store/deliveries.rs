@@ -1,0 +1,320 @@
+//! Delivery log entries and the durable queue of attempts.
+//!
+//! - `deliveries`: `{tenant}/{endpoint}/{delivery}` → [`Delivery`], so an
+//!   endpoint's log lists by prefix, newest first by reverse scan.
+//! - `queue`: due time (ms, big-endian) + delivery ULID → [`QueueEntry`], so
+//!   due work is the front of the tree and needs no scan of future work.
+//! - `inflight`: entries taken from the queue by a worker (a lease), under the
+//!   same key. On start every lease goes back to the queue: an attempt cut off
+//!   by a crash is made again (at-least-once).
+//!
+//! Invariant: a delivery with `next_retry` set has exactly one entry, in
+//! `queue` or `inflight`, keyed by that time; one without has none. Every
+//! change to a delivery's schedule moves its entry in the same transaction.
+
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{Page, Result, Store, StoreError, decode, encode};
+use crate::delivery::{Delivery, DeliveryStatus};
+use crate::ids::{DeliveryId, EndpointId, TenantId};
+
+/// What the queue holds for one scheduled attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub tenant: TenantId,
+    pub endpoint: EndpointId,
+    pub delivery: DeliveryId,
+}
+
+/// A queue key: due time and delivery id.
+pub type QueueKey = sled::IVec;
+
+pub(super) fn queue_key(due_ms: i64, id: &DeliveryId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(24);
+    key.extend_from_slice(&(due_ms.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(&id.ulid().to_bytes());
+    key
+}
+
+fn due_of(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key[..8].try_into().expect("queue keys start with 8 bytes"))
+}
+
+pub(super) fn delivery_key(tenant: &TenantId, endpoint: &EndpointId, id: &DeliveryId) -> Vec<u8> {
+    format!("{tenant}/{endpoint}/{id}").into_bytes()
+}
+
+fn endpoint_prefix(tenant: &TenantId, endpoint: &EndpointId) -> Vec<u8> {
+    format!("{tenant}/{endpoint}/").into_bytes()
+}
+
+/// Due work found by [`Store::due`].
+pub struct DueScan {
+    pub entries: Vec<(QueueKey, QueueEntry)>,
+    /// When the earliest entry not yet due falls due, if any.
+    pub next_due_ms: Option<u64>,
+}
+
+/// Filters of the logs listing.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<String>,
+}
+
+impl DeliveryFilter {
+    fn matches(&self, d: &Delivery) -> bool {
+        self.status.is_none_or(|s| s == d.status)
+            && self.event_type.as_ref().is_none_or(|t| *t == d.event_type)
+    }
+}
+
+impl Store {
+    /// Up to `limit` queue entries due at `now_ms`, oldest first.
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<DueScan> {
+        let mut entries = Vec::new();
+        let mut next_due_ms = None;
+        for item in self.queue.iter() {
+            let (key, value) = item?;
+            let due = due_of(&key);
+            if due > now_ms {
+                next_due_ms = Some(due);
+                break;
+            }
+            if entries.len() == limit {
+                next_due_ms = Some(due);
+                break;
+            }
+            entries.push((key, decode(&value)?));
+        }
+        Ok(DueScan {
+            entries,
+            next_due_ms,
+        })
+    }
+
+    /// Takes an entry out of the queue for a worker. `false` if it is gone
+    /// (its endpoint was deleted meanwhile).
+    pub fn lease(&self, key: &QueueKey) -> Result<bool> {
+        let taken = (&self.queue, &self.inflight).transaction(|(queue, inflight)| {
+            match queue.remove(key)? {
+                Some(value) => {
+                    inflight.insert(key, value)?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(true)
+                }
+                None => Ok(false),
+            }
+        })?;
+        Ok(taken)
+    }
+
+    /// Returns every lease to the queue (start-up after a crash or stop).
+    pub fn recover_leases(&self) -> Result<usize> {
+        let mut moved = 0;
+        for item in self.inflight.iter() {
+            let (key, value) = item?;
+            (&self.queue, &self.inflight).transaction(|(queue, inflight)| {
+                queue.insert(&key, &value)?;
+                inflight.remove(&key)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    /// Entries waiting in the queue (counted by a scan: for start-up).
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Ends a lease: applies `change` to the delivery, which returns when the
+    /// next attempt is due (ms) or `None`; the entry is re-queued or dropped
+    /// in the same transaction. `None` if the delivery no longer exists.
+    pub fn finish_lease(
+        &self,
+        key: &QueueKey,
+        entry: &QueueEntry,
+        change: impl Fn(&mut Delivery) -> Option<i64>,
+    ) -> Result<Option<Delivery>> {
+        let dkey = delivery_key(&entry.tenant, &entry.endpoint, &entry.delivery);
+        let entry_value = encode(entry);
+        let updated = (&self.deliveries, &self.inflight, &self.queue).transaction(
+            |(deliveries, inflight, queue)| {
+                inflight.remove(key)?;
+                let Some(current) = deliveries.get(dkey.as_slice())? else {
+                    return Ok(None);
+                };
+                let mut delivery: Delivery =
+                    decode(&current).map_err(ConflictableTransactionError::Abort)?;
+                if let Some(due) = change(&mut delivery) {
+                    queue.insert(queue_key(due, &delivery.id), entry_value.as_slice())?;
+                }
+                deliveries.insert(dkey.as_slice(), encode(&delivery))?;
+                Ok(Some(delivery))
+            },
+        )?;
+        Ok(updated)
+    }
+
+    pub fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>> {
+        self.deliveries
+            .get(delivery_key(tenant, endpoint, id))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Records an attempt a person asked for. On success a scheduled retry
+    /// is cancelled (its queue entry removed) in the same transaction; on
+    /// failure the schedule goes on as it was. Returns the updated delivery
+    /// and whether a queue entry was removed.
+    pub async fn record_manual_attempt(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+        attempt: &crate::delivery::Attempt,
+    ) -> Result<Option<(Delivery, bool)>> {
+        let dkey = delivery_key(tenant, endpoint, id);
+        let updated = (&self.deliveries, &self.queue).transaction(|(deliveries, queue)| {
+            let Some(current) = deliveries.get(dkey.as_slice())? else {
+                return Ok(None);
+            };
+            let mut delivery: Delivery =
+                decode(&current).map_err(ConflictableTransactionError::Abort)?;
+            let scheduled = delivery.next_retry;
+            delivery.record(attempt.clone());
+            let mut unqueued = false;
+            if attempt.success {
+                if let Some(next) = scheduled {
+                    unqueued = queue
+                        .remove(queue_key(next.timestamp_millis(), id))?
+                        .is_some();
+                }
+                delivery.next_retry = None;
+            } else {
+                delivery.next_retry = scheduled;
+            }
+            deliveries.insert(dkey.as_slice(), encode(&delivery))?;
+            Ok(Some((delivery, unqueued)))
+        })?;
+        self.flush().await?;
+        Ok(updated)
+    }
+
+    /// Stores a delivery that is not queued (a test send's log entry).
+    pub async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()> {
+        self.deliveries.insert(
+            delivery_key(tenant, &delivery.endpoint_id, &delivery.id),
+            encode(delivery),
+        )?;
+        self.flush().await
+    }
+
+    /// An endpoint's log, newest first, from after `cursor` (a delivery id).
+    pub fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        filter: &DeliveryFilter,
+        cursor: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>> {
+        let prefix = endpoint_prefix(tenant, endpoint);
+        let end = match cursor {
+            Some(id) => delivery_key(tenant, endpoint, id),
+            // '0' follows '/' in ASCII: the first key past the prefix.
+            None => [&prefix[..prefix.len() - 1], b"0"].concat(),
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        let range = self
+            .deliveries
+            .range((Bound::Included(prefix), Bound::Excluded(end)));
+        for item in range.rev() {
+            let (_, value) = item?;
+            let delivery: Delivery = decode(&value)?;
+            if !filter.matches(&delivery) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(delivery);
+        }
+        let next_cursor = match (more, items.last()) {
+            (true, Some(last)) => Some(last.id.to_string()),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Removes every delivery under `prefix` with its queue entry or lease.
+    pub(super) fn purge_deliveries(&self, prefix: &[u8]) -> Result<usize> {
+        let mut deliveries = sled::Batch::default();
+        let mut scheduled = sled::Batch::default();
+        let mut count = 0;
+        for item in self.deliveries.scan_prefix(prefix) {
+            let (key, value) = item?;
+            let delivery: Delivery = decode(&value)?;
+            if let Some(next) = delivery.next_retry {
+                scheduled.remove(queue_key(next.timestamp_millis(), &delivery.id));
+            }
+            deliveries.remove(key);
+            count += 1;
+        }
+        // Queue entries first: a delivery must never be left scheduled
+        // without its record (workers skip entries whose record is gone).
+        self.queue.apply_batch(scheduled.clone())?;
+        self.inflight.apply_batch(scheduled)?;
+        self.deliveries.apply_batch(deliveries)?;
+        Ok(count)
+    }
+
+    /// Drops all deliveries of an endpoint (it was deleted).
+    pub(super) fn purge_endpoint_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+    ) -> Result<usize> {
+        self.purge_deliveries(&endpoint_prefix(tenant, endpoint))
+    }
+
+    /// Retention: removes finished deliveries and events created before
+    /// `cutoff`. Deliveries still scheduled are kept whatever their age.
+    pub async fn prune(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for item in self.deliveries.iter() {
+            let (key, value) = item?;
+            let delivery: Delivery = decode(&value)?;
+            if delivery.created_at < cutoff && delivery.next_retry.is_none() {
+                batch.remove(key);
+                count += 1;
+            }
+        }
+        self.deliveries.apply_batch(batch)?;
+        let mut batch = sled::Batch::default();
+        for item in self.events.iter() {
+            let (key, value) = item?;
+            let event: crate::event::Event = decode(&value)?;
+            if event.created_at < cutoff {
+                batch.remove(key);
+            }
+        }
+        self.events.apply_batch(batch)?;
+        self.flush().await?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,189 @@
+//! A real HTTPS receiver on loopback, with a certificate from a test CA that
+//! the gateway is told to trust (HOOKGATE_CA_FILE).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tokio::sync::Notify;
+
+/// The test CA and a leaf for 127.0.0.1/localhost signed by it.
+pub struct TestCa {
+    pub ca_file: PathBuf,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// One CA per test process, written to a file the gateway can read.
+pub fn test_ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "hookgate test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        let dir = std::env::temp_dir().join(format!("hookgate-test-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        TestCa {
+            ca_file,
+            cert_pem: leaf.pem(),
+            key_pem: leaf_key.serialize_pem(),
+        }
+    })
+}
+
+/// A request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("missing header {name}: {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<Mutex<u16>>,
+    delay: Arc<Mutex<Duration>>,
+    arrived: Arc<Notify>,
+}
+
+/// An HTTPS receiver; answers with the configured status after the
+/// configured delay and records every request.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    shared: Shared,
+    handle: axum_server::Handle<SocketAddr>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = test_ca();
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+            ca.cert_pem.clone().into_bytes(),
+            ca.key_pem.clone().into_bytes(),
+        )
+        .await
+        .unwrap();
+        let shared = Shared {
+            received: Arc::default(),
+            status: Arc::new(Mutex::new(200)),
+            delay: Arc::new(Mutex::new(Duration::ZERO)),
+            arrived: Arc::new(Notify::new()),
+        };
+        let app = axum::Router::new()
+            .route("/{*path}", post(receive))
+            .route("/", post(receive))
+            .with_state(shared.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, config)
+            .unwrap()
+            .handle(handle.clone());
+        tokio::spawn(async move {
+            let _ = server.serve(app.into_make_service()).await;
+        });
+        Receiver {
+            addr,
+            shared,
+            handle,
+        }
+    }
+
+    /// The HTTPS URL of this receiver, by IP literal.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/hook", self.addr.port())
+    }
+
+    /// The HTTPS URL of this receiver, by host name.
+    pub fn url_by_name(&self) -> String {
+        format!("https://localhost:{}/hook", self.addr.port())
+    }
+
+    pub fn respond_with(&self, status: u16) {
+        *self.shared.status.lock().unwrap() = status;
+    }
+
+    pub fn delay(&self, d: Duration) {
+        *self.shared.delay.lock().unwrap() = d;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived, or panics after `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.arrived.notified();
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let got = self.received();
+                assert!(
+                    got.len() >= n,
+                    "expected {n} requests within {timeout:?}, got {}",
+                    got.len()
+                );
+                return got;
+            }
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let at = Instant::now();
+    let delay = *shared.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    shared
+        .received
+        .lock()
+        .unwrap()
+        .push(Received { headers, body, at });
+    shared.arrived.notify_waiters();
+    StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap()
+}
