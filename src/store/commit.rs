@@ -47,3 +47,21 @@ impl GroupCommit {
             .map_err(|_| "the commit thread has stopped".to_string())?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn concurrent_flushes_all_complete() {
+        let (store, _dir) = temp_store();
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move { store.flush().await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+}

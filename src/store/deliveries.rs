@@ -318,3 +318,72 @@ impl Store {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    fn delivery(age_days: i64, scheduled: bool) -> Delivery {
+        let at = crate::time::now() - chrono::Duration::days(age_days);
+        let mut d = Delivery::new(EndpointId::generate(), "evt_x", "a.b", at);
+        d.status = if scheduled {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Delivered
+        };
+        d.next_retry = scheduled.then_some(at);
+        d
+    }
+
+    #[tokio::test]
+    async fn prune_removes_old_finished_entries_only() {
+        let (store, _dir) = temp_store();
+        let tenant = TenantId::generate();
+        let (old, recent, old_scheduled) =
+            (delivery(40, false), delivery(1, false), delivery(40, true));
+        for d in [&old, &recent, &old_scheduled] {
+            store.insert_delivery(&tenant, d).await.unwrap();
+        }
+        let cutoff = crate::time::now() - chrono::Duration::days(30);
+        assert_eq!(store.prune(cutoff).await.unwrap(), 1);
+        let get = |d: &Delivery| store.get_delivery(&tenant, &d.endpoint_id, &d.id).unwrap();
+        assert!(get(&old).is_none());
+        assert!(get(&recent).is_some());
+        assert!(
+            get(&old_scheduled).is_some(),
+            "scheduled work is never pruned"
+        );
+    }
+
+    #[tokio::test]
+    async fn leases_return_to_the_queue_on_recovery() {
+        let (store, _dir) = temp_store();
+        let d = delivery(0, true);
+        let key = queue_key(0, &d.id);
+        let entry = QueueEntry {
+            tenant: TenantId::generate(),
+            endpoint: d.endpoint_id,
+            delivery: d.id,
+        };
+        store.queue.insert(&key, encode(&entry)).unwrap();
+        let due = store.due(u64::MAX, 10).unwrap();
+        assert_eq!(due.entries.len(), 1);
+        assert!(store.lease(&due.entries[0].0).unwrap());
+        assert!(
+            !store.lease(&due.entries[0].0).unwrap(),
+            "a lease is taken once"
+        );
+        assert!(store.due(u64::MAX, 10).unwrap().entries.is_empty());
+        assert_eq!(store.recover_leases().unwrap(), 1);
+        assert_eq!(store.due(u64::MAX, 10).unwrap().entries.len(), 1);
+    }
+
+    #[test]
+    fn queue_keys_sort_by_due_time_then_id() {
+        let (a, b) = (DeliveryId::generate(), DeliveryId::generate());
+        assert!(queue_key(5, &b) < queue_key(6, &a));
+        assert!(queue_key(5, &a) < queue_key(5, &b));
+        assert_eq!(due_of(&queue_key(1234, &a)), 1234);
+    }
+}

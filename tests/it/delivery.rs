@@ -617,3 +617,27 @@ async fn metrics_count_publishes_and_attempts() {
         "{text}"
     );
 }
+
+// Multi-threaded: `stop()` blocks while the receiver must keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_attempt_in_flight_finish() {
+    let (gw, rx, token, wh, _) = setup("0ms,100ms", &["a.b"]).await;
+    rx.delay(Duration::from_millis(1500));
+    gw.publish(&token, "a.b", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The attempt is in flight: shutdown waits for it instead of cutting it off.
+    let (dir, _guard) = gw.stop();
+    assert_eq!(rx.received().len(), 1);
+    let gw = Gateway::builder()
+        .delivering("0ms,100ms")
+        .data_dir(&dir)
+        .start();
+    let logs = gw.wait_for_logs(&token, &wh, LONG, |l| !l.is_empty()).await;
+    assert_eq!(logs[0]["status"], "delivered");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "a finished attempt is not made again"
+    );
+}
