@@ -250,3 +250,17 @@ impl Engine {
         Ok(updated)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::jitter_factor;
+
+    #[test]
+    fn jitter_stays_within_its_spread() {
+        assert_eq!(jitter_factor(0.0), 1.0);
+        for _ in 0..1000 {
+            let f = jitter_factor(0.2);
+            assert!((0.8..=1.2).contains(&f), "{f}");
+        }
+    }
+}

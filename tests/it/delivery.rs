@@ -641,3 +641,40 @@ async fn sigterm_lets_the_attempt_in_flight_finish() {
         "a finished attempt is not made again"
     );
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_slow_receivers_time_out() {
+    let gw = Gateway::builder()
+        .delivering("0ms")
+        .env("HOOKGATE_DELIVERY_TIMEOUT", "300ms")
+        .start();
+    let redirecting = Receiver::start().await;
+    let slow = Receiver::start().await;
+    redirecting.respond_with(301);
+    slow.delay(Duration::from_secs(2));
+    let (_, token) = gw.tenant_with_key("acme").await;
+    gw.add_event_types(&token, &["a.b"]).await;
+    let (wh_redirect, _) = gw
+        .create_webhook(&token, &redirecting.url(), &["a.b"])
+        .await;
+    let (wh_slow, _) = gw.create_webhook(&token, &slow.url(), &["a.b"]).await;
+    gw.publish(&token, "a.b", json!({})).await;
+
+    let failed = |l: &[serde_json::Value]| l.first().is_some_and(|l| l["status"] == "failed");
+    let logs = gw.wait_for_logs(&token, &wh_redirect, LONG, failed).await;
+    assert_eq!(logs[0]["response_code"], 301);
+    assert!(
+        logs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed")
+    );
+    let logs = gw.wait_for_logs(&token, &wh_slow, LONG, failed).await;
+    assert!(logs[0]["response_code"].is_null());
+    assert!(
+        logs[0]["error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        logs[0]
+    );
+    assert_eq!(redirecting.received().len(), 1);
+}
