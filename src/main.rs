@@ -1,10 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use hookgate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     match cli.command {
         Command::Serve(args) => {
             let config = match args.resolve() {

@@ -100,7 +100,7 @@ async fn list_tenants(
 }
 
 fn find_tenant(state: &AppState, raw_id: &str) -> Result<Tenant, ApiError> {
-    let id: TenantId = path_id("tenant_id", raw_id)?;
+    let id: TenantId = path_id("id", raw_id)?;
     state
         .store
         .get_tenant(&id)?
@@ -155,7 +155,7 @@ async fn delete_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Deleted, ApiError> {
-    let id: TenantId = path_id("tenant_id", &id)?;
+    let id: TenantId = path_id("id", &id)?;
     if !state.store.delete_tenant(&id).await? {
         return Err(ApiError::not_found("tenant"));
     }

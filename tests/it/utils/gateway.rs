@@ -310,6 +310,65 @@ impl Gateway {
         (self.data_dir.clone(), self._temp.take())
     }
 
+    /// Creates a webhook from `body` and returns `data.webhook` (with its secret).
+    pub async fn create_webhook_with(&self, token: &str, body: Value) -> Value {
+        let (status, resp) = self.post("/v1/webhooks", token, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{resp}");
+        resp["data"]["webhook"].clone()
+    }
+
+    /// A request builder for checks on headers or odd requests.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Walks a cursor-paginated list, `limit` items a page, and returns every
+    /// page's items (from `data[items_key]`), checking that each page but the
+    /// last is full and carries a `next_cursor`.
+    pub async fn pages(
+        &self,
+        path: &str,
+        token: &str,
+        items_key: &str,
+        limit: usize,
+    ) -> Vec<Vec<Value>> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let mut url = format!("{path}{sep}limit={limit}");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let (status, body) = self.get(&url, token).await;
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+            let items = body["data"][items_key]
+                .as_array()
+                .unwrap_or_else(|| panic!("{url}: no {items_key} array in {body}"))
+                .clone();
+            assert!(items.len() <= limit, "{url}: page over the limit: {body}");
+            let next = &body["data"]["next_cursor"];
+            assert!(
+                next.is_null() || next.is_string(),
+                "{url}: next_cursor must be a string or null: {body}"
+            );
+            pages.push(items);
+            match next.as_str() {
+                Some(c) => {
+                    assert_eq!(
+                        pages.last().unwrap().len(),
+                        limit,
+                        "{url}: short page with a cursor"
+                    );
+                    cursor = Some(c.to_string());
+                }
+                None => break,
+            }
+            assert!(pages.len() < 1000, "{path}: pagination does not end");
+        }
+        pages
+    }
+
     fn terminate(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

@@ -1,10 +1,15 @@
-//! Shared test helpers: a gateway process, an HTTPS receiver, and an
-//! independent signature check.
+//! Shared test helpers: a gateway process, an HTTPS receiver, an independent
+//! signature check, and envelope assertions.
 
+pub mod assert;
 pub mod gateway;
 pub mod receiver;
 pub mod verify;
 
+#[allow(unused_imports)]
+pub use assert::{
+    assert_no_secret, dir_contains, expect_error, expect_invalid, expect_ok, strings,
+};
 #[allow(unused_imports)]
 pub use gateway::{ADMIN_TOKEN, Gateway, GatewayBuilder};
 #[allow(unused_imports)]

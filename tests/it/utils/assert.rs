@@ -1,0 +1,75 @@
+//! Assertions on the seed 003 envelope shared by every test module.
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Asserts a success answer with `status` and returns its `data`.
+#[track_caller]
+pub fn expect_ok(resp: (StatusCode, Value), status: StatusCode) -> Value {
+    let (got, body) = resp;
+    assert_eq!(got, status, "unexpected status; body: {body}");
+    assert_eq!(body["success"], true, "{body}");
+    assert!(body.get("error").is_none(), "{body}");
+    body["data"].clone()
+}
+
+/// Asserts an error answer with `status` and `code`, in the error envelope,
+/// and returns its `error` object.
+#[track_caller]
+pub fn expect_error(resp: (StatusCode, Value), status: StatusCode, code: &str) -> Value {
+    let (got, body) = resp;
+    assert_eq!(got, status, "unexpected status; body: {body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "error without a message: {body}");
+    error.clone()
+}
+
+/// Asserts a 400 `validation_failed` naming `field`; returns the message.
+#[track_caller]
+pub fn expect_invalid(resp: (StatusCode, Value), field: &str) -> String {
+    let error = expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed");
+    assert_eq!(error["field"], field, "{error}");
+    error["message"].as_str().unwrap().to_string()
+}
+
+/// Asserts a webhook view carries no signing secret of any form.
+#[track_caller]
+pub fn assert_no_secret(webhook: &Value) {
+    assert!(webhook.is_object(), "not a webhook: {webhook}");
+    assert!(webhook.get("secret").is_none(), "secret leaked: {webhook}");
+    assert!(
+        !webhook.to_string().contains("whsec_"),
+        "secret leaked: {webhook}"
+    );
+}
+
+/// The string values of `key` in every object of the array `items`.
+#[track_caller]
+pub fn strings(items: &Value, key: &str) -> Vec<String> {
+    items
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {items}"))
+        .iter()
+        .map(|item| item[key].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Whether any file under `dir` contains `needle` (a byte search, for
+/// checking what reached the disk).
+pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            dir_contains(&path, needle)
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        }
+    })
+}
