@@ -120,17 +120,22 @@ pub struct PageParams {
     pub cursor: Option<String>,
 }
 
-pub const DEFAULT_PAGE: usize = 50;
-pub const MAX_PAGE: usize = 250;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 250;
 
 impl PageParams {
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_PAGE),
-            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(_) => {
-                Err(FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into())
-            }
+        page_limit(self.limit)
+    }
+}
+
+/// A list route's `limit` parameter: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] if absent.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => {
+            Err(FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into())
         }
     }
 }

@@ -8,14 +8,13 @@ use utoipa_axum::routes;
 
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiQuery, DEFAULT_PAGE, MAX_PAGE, path_id};
+use super::extract::{ApiQuery, page_limit, path_id};
 use super::{ApiResult, AppState, Envelope, ok};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::endpoint::Endpoint;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::DeliveryFilter;
 use crate::tenant::Tenant;
-use crate::validation::FieldError;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -114,11 +113,7 @@ pub(super) fn endpoint_of(
     tenant: &crate::ids::TenantId,
     raw_id: &str,
 ) -> Result<(Tenant, Endpoint), ApiError> {
-    let id: EndpointId = path_id("id", raw_id)?;
-    let endpoint = state
-        .store
-        .get_endpoint(tenant, &id)?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let endpoint = super::webhooks::find_endpoint(state, tenant, raw_id)?;
     let tenant = state
         .store
         .get_tenant(tenant)?
@@ -145,10 +140,7 @@ async fn list_logs(
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> ApiResult<LogList> {
     let (_, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into());
-    }
+    let limit = page_limit(query.limit)?;
     let cursor = query
         .cursor
         .as_deref()

@@ -144,11 +144,16 @@ fn validated_events(
     Ok(endpoint::validate_events(events, &catalog)?)
 }
 
-fn find(state: &AppState, auth: &Auth, raw_id: &str) -> Result<Endpoint, ApiError> {
+/// One of `tenant`'s endpoints by its path id; another tenant's is 404.
+pub(super) fn find_endpoint(
+    state: &AppState,
+    tenant: &TenantId,
+    raw_id: &str,
+) -> Result<Endpoint, ApiError> {
     let id: EndpointId = path_id("id", raw_id)?;
     state
         .store
-        .get_endpoint(&auth.tenant, &id)?
+        .get_endpoint(tenant, &id)?
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
@@ -221,7 +226,7 @@ async fn get_webhook(
     Path(id): Path<String>,
 ) -> ApiResult<WebhookData> {
     ok(WebhookData {
-        webhook: WebhookView::of(find(&state, &auth, &id)?),
+        webhook: WebhookView::of(find_endpoint(&state, &auth.tenant, &id)?),
     })
 }
 
