@@ -2,6 +2,8 @@
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use std::path::PathBuf;
+
 use crate::config::ServeArgs;
 
 /// hookgate: a multi-tenant webhook gateway with signed deliveries, retries,
@@ -13,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start-up; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway: the HTTP API and the delivery workers.
@@ -21,6 +25,40 @@ pub enum Command {
     /// in an embedded store in ./data. Every option can also come from the
     /// config file or the environment variable shown.
     Serve(ServeArgs),
+    /// Work with WebAssembly plugins offline.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin on an event, as a delivery would, and print the outcome.
+    ///
+    /// The event file holds either a whole envelope
+    /// ({"id","type","created_at","data"}) or just {"type","data"}. Exits 0
+    /// when the plugin delivered or dropped the event, 1 when it failed.
+    Run(PluginRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginRunArgs {
+    /// The plugin component (.wasm).
+    pub plugin: PathBuf,
+    /// JSON file with the event.
+    #[arg(long, value_name = "FILE")]
+    pub event: PathBuf,
+    /// The plugin's configuration, as JSON text [default: {}].
+    #[arg(long, value_name = "JSON")]
+    pub config: Option<String>,
+    /// The endpoint id the plugin is told about.
+    #[arg(long, value_name = "ID", default_value = "wh_offline")]
+    pub endpoint_id: String,
+    /// CPU time the call may use.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Memory the instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    pub memory_mib: usize,
 }
 
 impl Cli {

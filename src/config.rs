@@ -44,6 +44,15 @@ pub struct Config {
     /// How long the previous secret keeps signing after a rotation.
     #[serde(with = "duration_str")]
     pub rotation_overlap: Duration,
+    /// CPU time one plugin call may use.
+    #[serde(with = "duration_str")]
+    pub plugin_timeout: Duration,
+    /// Linear memory one plugin instance may use, in MiB.
+    pub plugin_memory_mib: usize,
+    /// Largest body a plugin may return, in bytes.
+    pub plugin_output_bytes: usize,
+    /// Largest plugin component that may be uploaded, in bytes.
+    pub max_plugin_bytes: usize,
     /// Delivery logs older than this many days are pruned.
     pub retention_days: u32,
     /// How long shutdown waits for in-flight attempts.
@@ -68,6 +77,10 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             delivery_timeout: Duration::from_secs(15),
             rotation_overlap: Duration::from_secs(24 * 3600),
+            plugin_timeout: Duration::from_millis(100),
+            plugin_memory_mib: 32,
+            plugin_output_bytes: 1024 * 1024,
+            max_plugin_bytes: 10 * 1024 * 1024,
             retention_days: 30,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -158,6 +171,18 @@ pub struct ServeArgs {
     /// How long the old secret keeps signing after a rotation [default: 24h].
     #[arg(long, env = "HOOKGATE_ROTATION_OVERLAP", value_name = "DURATION", value_parser = parse_duration)]
     pub rotation_overlap: Option<Duration>,
+    /// CPU time one plugin call may use [default: 100ms].
+    #[arg(long, env = "HOOKGATE_PLUGIN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub plugin_timeout: Option<Duration>,
+    /// Memory one plugin instance may use, in MiB [default: 32].
+    #[arg(long, env = "HOOKGATE_PLUGIN_MEMORY_MIB", value_name = "MIB")]
+    pub plugin_memory_mib: Option<usize>,
+    /// Largest body a plugin may return, in bytes [default: 1048576].
+    #[arg(long, env = "HOOKGATE_PLUGIN_OUTPUT_BYTES", value_name = "BYTES")]
+    pub plugin_output_bytes: Option<usize>,
+    /// Largest plugin upload, in bytes [default: 10485760].
+    #[arg(long, env = "HOOKGATE_MAX_PLUGIN_BYTES", value_name = "BYTES")]
+    pub max_plugin_bytes: Option<usize>,
     /// Days delivery logs are kept [default: 30].
     #[arg(long, env = "HOOKGATE_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
@@ -195,6 +220,10 @@ impl ServeArgs {
             max_body_bytes,
             delivery_timeout,
             rotation_overlap,
+            plugin_timeout,
+            plugin_memory_mib,
+            plugin_output_bytes,
+            max_plugin_bytes,
             retention_days,
             shutdown_grace
         );
@@ -210,6 +239,15 @@ impl ServeArgs {
 }
 
 impl Config {
+    /// The sandbox limits of one plugin call.
+    pub fn plugin_limits(&self) -> crate::plugins::Limits {
+        crate::plugins::Limits {
+            time: self.plugin_timeout,
+            memory: self.plugin_memory_mib << 20,
+            output: self.plugin_output_bytes,
+        }
+    }
+
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -246,6 +284,11 @@ impl Config {
         if self.workers == 0 || self.endpoint_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "workers and endpoint_concurrency must be at least 1".into(),
+            ));
+        }
+        if self.plugin_timeout.is_zero() || self.plugin_memory_mib == 0 {
+            return Err(ConfigError::Invalid(
+                "plugin_timeout and plugin_memory_mib must be positive".into(),
             ));
         }
         if self.delivery_timeout.is_zero() {

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use crate::event_type::EventFilter;
 use crate::ids::{EndpointId, TenantId};
+use crate::plugins::PluginRef;
 use crate::time::Timestamp;
 use crate::validation::FieldError;
 use chrono::{DateTime, Utc};
@@ -64,6 +65,9 @@ pub struct Endpoint {
     pub previous_secret: Option<RetiredSecret>,
     #[serde(default)]
     pub last_delivery: Option<LastDelivery>,
+    /// The plugin chain run on every delivery before signing, in order.
+    #[serde(default)]
+    pub plugins: Vec<PluginRef>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -110,6 +114,7 @@ mod tests {
             secret: "whsec_old".into(),
             previous_secret: None,
             last_delivery: None,
+            plugins: Vec::new(),
             created_at: now,
             updated_at: now,
         };

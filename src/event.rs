@@ -35,8 +35,19 @@ pub struct Event {
 impl Event {
     /// Builds an event and its body. `id` is the producer's, if given.
     pub fn new(tenant_id: TenantId, id: Option<String>, event_type: &str, data: Value) -> Event {
+        Self::at(tenant_id, id, event_type, data, crate::time::now())
+    }
+
+    /// Like [`Event::new`], published at a given time (offline runs that
+    /// replay an envelope from a file).
+    pub fn at(
+        tenant_id: TenantId,
+        id: Option<String>,
+        event_type: &str,
+        data: Value,
+        created_at: DateTime<Utc>,
+    ) -> Event {
         let id = id.unwrap_or_else(|| EventId::generate().to_string());
-        let created_at = crate::time::now();
         let mut envelope = Map::new();
         envelope.insert("id".into(), Value::String(id.clone()));
         envelope.insert("type".into(), Value::String(event_type.into()));

@@ -9,6 +9,7 @@ pub mod event;
 pub mod event_type;
 pub mod ids;
 pub mod logging;
+pub mod plugins;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use hookgate::cli::{Cli, Command};
+use hookgate::cli::{Cli, Command, PluginCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
@@ -30,5 +30,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Plugin(PluginCommand::Run(args)) => match hookgate::plugins::offline::run(&args) {
+            Ok((report, failed)) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+                if failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("hookgate: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::config::Config;
 use crate::delivery::sender::Sender;
 use crate::delivery::{Engine, EngineSettings};
+use crate::plugins::{PluginHost, Plugins};
 use crate::store::{Store, StoreError};
 use crate::target_guard::TargetGuard;
 use crate::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
@@ -27,6 +28,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Sender(#[from] crate::delivery::sender::SenderError),
+    #[error("cannot start the plugin runtime: {0}")]
+    Plugins(#[from] crate::plugins::PluginError),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -52,9 +55,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         config.delivery_timeout,
         config.ca_file.as_deref(),
     )?;
+    let host = PluginHost::new(config.plugin_limits())?;
+    let plugins = Plugins::new(host, store.clone());
     let engine = Engine::start(
         store.clone(),
         sender,
+        plugins.clone(),
         EngineSettings {
             schedule: config.retry_schedule.clone(),
             jitter: config.retry_jitter,
@@ -67,6 +73,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         guard,
         store: store.clone(),
         engine: engine.clone(),
+        plugins,
         metrics: install_metrics(),
         config: Arc::new(config),
         admin_token_hash,

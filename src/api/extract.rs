@@ -49,7 +49,8 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+/// The raw body, with a 413 that states the limit in force.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     // The limit in force is the router's DefaultBodyLimit; recover it for the message.
     let limit = req
         .extensions()

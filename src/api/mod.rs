@@ -12,6 +12,7 @@ mod events;
 pub mod extract;
 mod health;
 mod logs;
+mod plugins;
 mod tenants;
 mod webhooks;
 
@@ -37,6 +38,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
 use crate::delivery::Engine;
+use crate::plugins::Plugins;
 use crate::store::Store;
 use crate::target_guard::TargetGuard;
 use error::ApiError;
@@ -47,6 +49,7 @@ use extract::BodyLimit;
 pub struct AppState {
     pub store: Store,
     pub engine: Engine,
+    pub plugins: Arc<Plugins>,
     /// Renders `/metrics`; `None` when another server in this process owns
     /// the recorder.
     pub metrics: Option<PrometheusHandle>,
@@ -106,6 +109,7 @@ pub struct Deleted {
         (name = "webhooks", description = "Endpoints (endpoints scope)"),
         (name = "logs", description = "Delivery logs (endpoints scope)"),
         (name = "events", description = "Publishing events (publish scope)"),
+        (name = "plugins", description = "WebAssembly plugins (plugins scope)"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -131,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(logs::routes())
         .merge(events::routes())
+        .merge(plugins::routes(state.config.max_plugin_bytes))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -15,6 +15,7 @@ use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
 use crate::event_type::TEST_EVENT_TYPE;
 use crate::ids::{EndpointId, TenantId};
+use crate::plugins::{MAX_CHAIN, PluginRef};
 use crate::signing::generate_secret;
 use crate::validation::{FieldError, display_name};
 use chrono::{DateTime, Utc};
@@ -48,6 +49,8 @@ pub struct WebhookView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
     pub last_delivery: Option<LastDelivery>,
+    /// The plugin chain run before signing, in order.
+    pub plugins: Vec<PluginRef>,
     /// The signing secret: only in the answers of create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -74,6 +77,7 @@ impl WebhookView {
             status: e.status,
             disabled_reason: e.disabled_reason,
             last_delivery: e.last_delivery,
+            plugins: e.plugins,
             secret: None,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -110,6 +114,9 @@ pub struct CreateWebhook {
     pub url: String,
     /// Event types or patterns like `booking.*`; at least one.
     pub events: Vec<String>,
+    /// Plugins to run on each delivery before signing, in order.
+    #[serde(default)]
+    pub plugins: Vec<PluginRef>,
 }
 
 /// Changes to an endpoint; fields left out stay as they are. The secret is kept.
@@ -125,6 +132,9 @@ pub struct UpdateWebhook {
     /// `active` (resume) or `paused`.
     #[serde(default)]
     pub status: Option<EndpointStatus>,
+    /// Replaces the plugin chain; `[]` removes it.
+    #[serde(default)]
+    pub plugins: Option<Vec<PluginRef>>,
 }
 
 fn validated_url(state: &AppState, raw: &str) -> Result<String, FieldError> {
@@ -142,6 +152,32 @@ fn validated_events(
 ) -> Result<Vec<String>, ApiError> {
     let catalog = state.store.event_type_names(tenant)?;
     Ok(endpoint::validate_events(events, &catalog)?)
+}
+
+/// Checks a plugin chain: at most [`MAX_CHAIN`] plugins, each one of the
+/// tenant's.
+fn validated_chain(
+    state: &AppState,
+    tenant: &TenantId,
+    chain: Vec<PluginRef>,
+) -> Result<Vec<PluginRef>, ApiError> {
+    if chain.len() > MAX_CHAIN {
+        return Err(FieldError::new(
+            "plugins",
+            format!("at most {MAX_CHAIN} plugins per endpoint"),
+        )
+        .into());
+    }
+    for (i, step) in chain.iter().enumerate() {
+        if state.store.get_plugin(tenant, &step.plugin_id)?.is_none() {
+            return Err(FieldError::new(
+                format!("plugins[{i}].plugin_id"),
+                format!("plugin {} not found", step.plugin_id),
+            )
+            .into());
+        }
+    }
+    Ok(chain)
 }
 
 /// One of `tenant`'s endpoints by its path id; another tenant's is 404.
@@ -176,6 +212,7 @@ async fn create_webhook(
             .unwrap_or_else(|| url.clone()),
     };
     let events = validated_events(&state, &auth.tenant, &body.events)?;
+    let plugins = validated_chain(&state, &auth.tenant, body.plugins)?;
     let now = crate::time::now();
     let endpoint = Endpoint {
         id: EndpointId::generate(),
@@ -188,6 +225,7 @@ async fn create_webhook(
         secret: generate_secret(),
         previous_secret: None,
         last_delivery: None,
+        plugins,
         created_at: now,
         updated_at: now,
     };
@@ -252,6 +290,10 @@ async fn update(
         .as_deref()
         .map(|e| validated_events(&state, &auth.tenant, e))
         .transpose()?;
+    let plugins = body
+        .plugins
+        .map(|chain| validated_chain(&state, &auth.tenant, chain))
+        .transpose()?;
     if body.status == Some(EndpointStatus::Disabled) {
         return Err(FieldError::new(
             "status",
@@ -274,6 +316,9 @@ async fn update(
             }
             if let Some(status) = body.status {
                 set_status(e, status);
+            }
+            if let Some(plugins) = &plugins {
+                e.plugins = plugins.clone();
             }
             e.updated_at = now;
             Ok::<_, ApiError>(())
@@ -467,7 +512,18 @@ async fn send_test(
             error: a.error,
             response_body: a.response_body,
         },
-        None => return Err(ApiError::Internal("a test send recorded no attempt".into())),
+        // A plugin dropped or failed it: nothing was sent.
+        None => TestResult {
+            success: false,
+            response_code: None,
+            response_time_ms: 0,
+            error: Some(format!(
+                "{}: {}",
+                delivery.status.as_str(),
+                delivery.error.as_deref().unwrap_or_default()
+            )),
+            response_body: None,
+        },
     };
     ok(TestData {
         result,

@@ -10,29 +10,86 @@ use super::{Attempt, Delivery, DeliveryStatus};
 use crate::endpoint::{Endpoint, EndpointStatus, LastDelivery};
 use crate::event::Event;
 use crate::ids::AttemptId;
+use crate::plugins::{ChainOutcome, Prepared};
 use crate::signing;
 use crate::store::{QueueEntry, QueueKey, Store, StoreError};
 use crate::tenant::Tenant;
 
-/// Signs the event body for `endpoint` and sends it.
+/// Runs the endpoint's plugin chain, if it has one, on the blocking pool.
+async fn prepare(
+    inner: &Inner,
+    tenant: &Tenant,
+    endpoint: &Endpoint,
+    event: &Event,
+) -> ChainOutcome {
+    if endpoint.plugins.is_empty() {
+        return ChainOutcome::Deliver(Prepared::of(event));
+    }
+    let plugins = inner.plugins.clone();
+    let (tenant, chain, event) = (tenant.clone(), endpoint.plugins.clone(), event.clone());
+    let endpoint_id = endpoint.id.to_string();
+    tokio::task::spawn_blocking(move || plugins.run_chain(&tenant, &endpoint_id, &chain, &event))
+        .await
+        .unwrap_or_else(|e| ChainOutcome::Failed(format!("the plugin chain crashed: {e}")))
+}
+
+/// Signs the prepared body for `endpoint` and sends it.
 async fn send_signed(
     inner: &Inner,
     tenant: &Tenant,
     endpoint: &Endpoint,
     delivery: &Delivery,
-    event: &Event,
+    prepared: Prepared,
 ) -> Outcome {
     let now = Utc::now();
-    let body = Bytes::from(event.body.clone());
-    let headers = signing::headers(
+    let body = Bytes::from(prepared.body);
+    let mut headers = signing::headers(
         &tenant.headers,
         &delivery.id.to_string(),
-        &event.event_type,
+        &delivery.event_type,
         &endpoint.signing_secrets(now),
         now.timestamp(),
         &body,
     );
-    inner.sender.send(&endpoint.url, &headers, body).await
+    headers.extend(prepared.headers);
+    let content_type = prepared
+        .content_type
+        .as_deref()
+        .unwrap_or("application/json");
+    inner
+        .sender
+        .send(&endpoint.url, &headers, content_type, body)
+        .await
+}
+
+/// A chain that ended without a request, as a log status and reason.
+fn not_sent(outcome: &ChainOutcome) -> Option<(DeliveryStatus, String)> {
+    match outcome {
+        ChainOutcome::Deliver(_) => None,
+        ChainOutcome::Filtered(reason) => Some((DeliveryStatus::Filtered, reason.clone())),
+        ChainOutcome::Failed(reason) => Some((DeliveryStatus::PluginFailed, reason.clone())),
+    }
+}
+
+/// Ends a lease without an HTTP attempt: the entry gets `status` and
+/// `reason`, and no further attempt is scheduled.
+fn settle(
+    store: &Store,
+    key: &QueueKey,
+    entry: &QueueEntry,
+    status: DeliveryStatus,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let at = crate::time::now();
+    store.finish_lease(key, entry, |d| {
+        d.status = status;
+        d.error = Some(reason.to_string());
+        d.next_retry = None;
+        d.updated_at = at;
+        None
+    })?;
+    metrics::counter!("hookgate_attempts_total", "outcome" => status.as_str()).increment(1);
+    Ok(())
 }
 
 fn attempt_of(outcome: Outcome, manual: bool) -> Attempt {
@@ -85,31 +142,22 @@ pub(super) async fn scheduled(
             EndpointStatus::Paused => "endpoint paused",
             _ => "endpoint disabled",
         };
-        let at = crate::time::now();
-        store.finish_lease(key, entry, |d| {
-            d.status = DeliveryStatus::Skipped;
-            d.error = Some(reason.into());
-            d.next_retry = None;
-            d.updated_at = at;
-            None
-        })?;
-        metrics::counter!("hookgate_attempts_total", "outcome" => "skipped").increment(1);
-        return Ok(());
+        return settle(store, key, entry, DeliveryStatus::Skipped, reason);
     }
     let Some(event) = store.get_event(&entry.tenant, &delivery.event_id)? else {
-        let at = crate::time::now();
-        store.finish_lease(key, entry, |d| {
-            d.status = DeliveryStatus::Failed;
-            d.error = Some("the event is no longer stored (retention)".into());
-            d.next_retry = None;
-            d.updated_at = at;
-            None
-        })?;
-        return Ok(());
+        let reason = "the event is no longer stored (retention)";
+        return settle(store, key, entry, DeliveryStatus::Failed, reason);
+    };
+    let prepared = match prepare(inner, &tenant, &endpoint, &event).await {
+        ChainOutcome::Deliver(prepared) => prepared,
+        other => {
+            let (status, reason) = not_sent(&other).expect("not a delivery");
+            return settle(store, key, entry, status, &reason);
+        }
     };
 
     let attempt = attempt_of(
-        send_signed(inner, &tenant, &endpoint, &delivery, &event).await,
+        send_signed(inner, &tenant, &endpoint, &delivery, prepared).await,
         false,
     );
     let schedule = &inner.settings.schedule;
@@ -212,13 +260,25 @@ impl Engine {
         inner.store.put_event(&event)?;
         let mut delivery = Delivery::new(endpoint.id, &event.id, event_type, event.created_at);
         delivery.test = true;
-        let attempt = attempt_of(
-            send_signed(inner, tenant, endpoint, &delivery, &event).await,
-            true,
-        );
-        delivery.record(attempt.clone());
+        let outcome = prepare(inner, tenant, endpoint, &event).await;
+        match not_sent(&outcome) {
+            Some((status, reason)) => {
+                delivery.status = status;
+                delivery.error = Some(reason);
+            }
+            None => {
+                let ChainOutcome::Deliver(prepared) = outcome else {
+                    unreachable!("not_sent covers the other outcomes")
+                };
+                let attempt = attempt_of(
+                    send_signed(inner, tenant, endpoint, &delivery, prepared).await,
+                    true,
+                );
+                delivery.record(attempt.clone());
+                note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
+            }
+        }
         inner.store.insert_delivery(&tenant.id, &delivery).await?;
-        note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
         Ok(delivery)
     }
 
@@ -234,8 +294,19 @@ impl Engine {
             .store
             .get_event(&tenant.id, &delivery.event_id)?
             .ok_or(StoreError::NotFound("event (past retention)"))?;
+        let prepared = match prepare(inner, tenant, endpoint, &event).await {
+            ChainOutcome::Deliver(prepared) => prepared,
+            other => {
+                let (status, reason) = not_sent(&other).expect("not a delivery");
+                return inner
+                    .store
+                    .settle_delivery(&tenant.id, &endpoint.id, &delivery.id, status, &reason)
+                    .await?
+                    .ok_or(StoreError::NotFound("log"));
+            }
+        };
         let attempt = attempt_of(
-            send_signed(inner, tenant, endpoint, delivery, &event).await,
+            send_signed(inner, tenant, endpoint, delivery, prepared).await,
             true,
         );
         let (updated, unqueued) = inner

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::RetrySchedule;
 use super::sender::Sender;
 use crate::ids::EndpointId;
+use crate::plugins::Plugins;
 use crate::store::{QueueEntry, QueueKey, Store};
 
 /// Queue entries examined per dispatcher pass.
@@ -47,6 +48,7 @@ pub struct Engine {
 pub(super) struct Inner {
     pub store: Store,
     pub sender: Sender,
+    pub plugins: Arc<Plugins>,
     pub settings: EngineSettings,
     wake: Notify,
     workers: Arc<Semaphore>,
@@ -62,6 +64,7 @@ impl Engine {
     pub fn start(
         store: Store,
         sender: Sender,
+        plugins: Arc<Plugins>,
         settings: EngineSettings,
     ) -> Result<Self, crate::store::StoreError> {
         let recovered = store.recover_leases()?;
@@ -76,6 +79,7 @@ impl Engine {
             workers: Arc::new(Semaphore::new(settings.workers)),
             store,
             sender,
+            plugins,
             settings,
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),

@@ -94,8 +94,15 @@ impl Sender {
         })
     }
 
-    /// POSTs `body` with `headers` to `url` and reports what happened.
-    pub async fn send(&self, url: &str, headers: &[(String, String)], body: Bytes) -> Outcome {
+    /// POSTs `body` (of `content_type`) with `headers` to `url` and reports
+    /// what happened.
+    pub async fn send(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        content_type: &str,
+        body: Bytes,
+    ) -> Outcome {
         let started = Instant::now();
         let failed = |error: String| Outcome {
             success: false,
@@ -111,7 +118,7 @@ impl Sender {
         let mut request = self
             .client
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());

@@ -212,6 +212,34 @@ impl Store {
         Ok(updated)
     }
 
+    /// Records an outcome reached without an HTTP attempt (a plugin dropped
+    /// or failed on a manual retry); the schedule is left as it was.
+    pub async fn settle_delivery(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+        status: DeliveryStatus,
+        reason: &str,
+    ) -> Result<Option<Delivery>> {
+        let dkey = delivery_key(tenant, endpoint, id);
+        let at = crate::time::now();
+        let updated = self.deliveries.transaction(|deliveries| {
+            let Some(current) = deliveries.get(dkey.as_slice())? else {
+                return Ok(None);
+            };
+            let mut delivery: Delivery =
+                decode(&current).map_err(ConflictableTransactionError::Abort)?;
+            delivery.status = status;
+            delivery.error = Some(reason.to_string());
+            delivery.updated_at = at;
+            deliveries.insert(dkey.as_slice(), encode(&delivery))?;
+            Ok(Some(delivery))
+        })?;
+        self.flush().await?;
+        Ok(updated)
+    }
+
     /// Stores a delivery that is not queued (a test send's log entry).
     pub async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()> {
         self.deliveries.insert(

@@ -13,6 +13,7 @@ mod endpoints;
 mod event_types;
 mod events;
 mod keys;
+mod plugins;
 mod tenants;
 
 pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
@@ -75,6 +76,9 @@ pub struct Store {
     deliveries: sled::Tree,
     queue: sled::Tree,
     inflight: sled::Tree,
+    plugins: sled::Tree,
+    plugin_blobs: sled::Tree,
+    plugin_artifacts: sled::Tree,
     committer: Arc<commit::GroupCommit>,
 }
 
@@ -97,6 +101,9 @@ impl Store {
             deliveries: db.open_tree("deliveries")?,
             queue: db.open_tree("queue")?,
             inflight: db.open_tree("inflight")?,
+            plugins: db.open_tree("plugins")?,
+            plugin_blobs: db.open_tree("plugin_blobs")?,
+            plugin_artifacts: db.open_tree("plugin_artifacts")?,
             committer: Arc::new(commit::GroupCommit::start(db)),
         })
     }

@@ -8,6 +8,7 @@ mod auth;
 mod crash;
 mod delivery;
 mod event_types;
+mod plugins;
 mod server;
 mod tenants;
 mod webhooks;

@@ -303,6 +303,35 @@ impl Gateway {
         }
     }
 
+    /// Uploads a component under `name`; returns (status, body).
+    pub async fn upload_plugin(
+        &self,
+        token: &str,
+        name: &str,
+        wasm: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v1/plugins?name={name}")))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(wasm)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        (status, resp.json().await.expect("JSON answer"))
+    }
+
+    /// Uploads a guest plugin built from this repository; returns its id.
+    pub async fn plugin_id(&self, token: &str, crate_name: &str) -> String {
+        let (status, body) = self
+            .upload_plugin(token, crate_name, super::wasm::plugin(crate_name))
+            .await;
+        assert!(status.is_success(), "{body}");
+        body["data"]["plugin"]["id"].as_str().unwrap().to_string()
+    }
+
     /// Kills the process with SIGKILL: no shutdown, no flush.
     pub fn kill(mut self) -> (PathBuf, Option<TempDir>) {
         let _ = self.child.kill();

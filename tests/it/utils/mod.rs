@@ -5,6 +5,7 @@ pub mod assert;
 pub mod gateway;
 pub mod receiver;
 pub mod verify;
+pub mod wasm;
 
 #[allow(unused_imports)]
 pub use assert::{

@@ -1,0 +1,315 @@
+//! Plugins (plugins scope; SPEC §3): upload, list, get, delete, dry run.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{PluginsScope, TenantAuth};
+use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{ApiJson, ApiQuery, BodyLimit, PageParams, path_id, read_body};
+use super::{ApiResult, AppState, Deleted, Envelope, ok};
+use crate::event::{Event, validate_external_id};
+use crate::ids::PluginId;
+use crate::plugins::host::{LogLine, Outcome, PluginError};
+use crate::plugins::registry::{UploadError, Uploaded};
+use crate::plugins::{Plugin, Prepared, validate_name};
+use crate::validation::FieldError;
+
+/// Plugin routes; uploads may be up to `max_upload` bytes.
+pub fn routes(max_upload: usize) -> OpenApiRouter<AppState> {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(upload_plugin, list_plugins))
+        .layer(DefaultBodyLimit::max(max_upload))
+        .layer(axum::middleware::from_fn(
+            move |mut req: Request, next: axum::middleware::Next| {
+                req.extensions_mut().insert(BodyLimit(max_upload));
+                next.run(req)
+            },
+        ));
+    OpenApiRouter::new()
+        .merge(uploads)
+        .routes(routes!(get_plugin, delete_plugin))
+        .routes(routes!(test_plugin))
+}
+
+type Auth = TenantAuth<PluginsScope>;
+
+#[derive(Serialize, ToSchema)]
+pub struct PluginData {
+    pub plugin: Plugin,
+    /// Endpoints whose chain holds this plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PluginList {
+    pub plugins: Vec<Plugin>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// The plugin's name; uploading new bytes under a name makes its next version.
+    pub name: String,
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Invalid(PluginError::Host(detail)) => ApiError::Internal(detail),
+            UploadError::Invalid(e) => ApiError::Unprocessable {
+                field: None,
+                message: format!("the upload is not a usable plugin: {e}"),
+            },
+            UploadError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Upload a component (raw bytes, `application/wasm`). It is validated
+/// (a component of the `hookgate:plugin/transformer` world that compiles) and
+/// stored as the next version of `name`.
+#[utoipa::path(post, path = "/v1/plugins", tag = "plugins", security(("bearer" = [])),
+    params(UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = Envelope<PluginData>),
+              (status = 200, description = "These bytes already are a version of this name", body = Envelope<PluginData>),
+              (status = 413, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+async fn upload_plugin(
+    auth: Auth,
+    State(state): State<AppState>,
+    Query(params): Query<UploadParams>,
+    req: Request,
+) -> Result<(StatusCode, Json<Envelope<PluginData>>), ApiError> {
+    validate_name(&params.name)?;
+    let wasm = read_body(req, &()).await?;
+    if wasm.is_empty() {
+        return Err(ApiError::BadRequest(
+            "the request body must be the component's bytes".into(),
+        ));
+    }
+    let (status, plugin) = match state
+        .plugins
+        .upload(&auth.tenant, &params.name, wasm)
+        .await?
+    {
+        Uploaded::Created(p) => (StatusCode::CREATED, p),
+        Uploaded::Existing(p) => (StatusCode::OK, p),
+    };
+    tracing::info!(tenant = %auth.tenant, plugin = %plugin.id, name = %plugin.name, version = plugin.version, "plugin uploaded");
+    Ok((
+        status,
+        Json(Envelope {
+            success: true,
+            data: PluginData {
+                plugin,
+                used_by: None,
+            },
+        }),
+    ))
+}
+
+/// List plugin versions, oldest first.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Envelope<PluginList>)))]
+async fn list_plugins(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<PluginList> {
+    let page = state
+        .store
+        .list_plugins(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
+    ok(PluginList {
+        plugins: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+fn find(state: &AppState, auth: &Auth, raw: &str) -> Result<Plugin, ApiError> {
+    let id: PluginId = path_id("id", raw)?;
+    state
+        .store
+        .get_plugin(&auth.tenant, &id)?
+        .ok_or_else(|| ApiError::not_found("plugin"))
+}
+
+fn users(state: &AppState, plugin: &Plugin) -> Result<Vec<String>, ApiError> {
+    Ok(state
+        .store
+        .all_endpoints(&plugin.tenant_id)?
+        .into_iter()
+        .filter(|e| e.plugins.iter().any(|p| p.plugin_id == plugin.id))
+        .map(|e| e.id.to_string())
+        .collect())
+}
+
+/// Get one plugin version and the endpoints using it.
+#[utoipa::path(get, path = "/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id (plg_...)")),
+    responses((status = 200, body = Envelope<PluginData>), (status = 404, body = ErrorEnvelope)))]
+async fn get_plugin(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<PluginData> {
+    let plugin = find(&state, &auth, &id)?;
+    let used_by = Some(users(&state, &plugin)?);
+    ok(PluginData { plugin, used_by })
+}
+
+/// Delete a plugin version. Refused while an endpoint's chain holds it.
+#[utoipa::path(delete, path = "/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id (plg_...)")),
+    responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope),
+              (status = 409, body = ErrorEnvelope)))]
+async fn delete_plugin(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Deleted, ApiError> {
+    let plugin = find(&state, &auth, &id)?;
+    let users = users(&state, &plugin)?;
+    if !users.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "plugin {} is used by {}; remove it from their chains first",
+            plugin.id,
+            users.join(", ")
+        )));
+    }
+    state.store.delete_plugin(&plugin).await?;
+    Ok(Deleted {
+        id: plugin.id.to_string(),
+        deleted: true,
+    })
+}
+
+/// The event a dry run transforms.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestEvent {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    pub event: TestEvent,
+    /// The configuration to run with; `{}` when left out.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub config: Option<serde_json::Value>,
+    /// The endpoint id the plugin is told about.
+    #[serde(default)]
+    pub endpoint_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestOutput {
+    /// `deliver`, `drop` or `error`.
+    pub outcome: &'static str,
+    /// The input body the plugin got.
+    pub input: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<(String, String)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Why it dropped the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub logs: Vec<LogLine>,
+    /// Wall time of the call, instantiation included.
+    pub duration_us: u64,
+}
+
+/// Dry run: the plugin transforms a given event; nothing is stored or sent.
+#[utoipa::path(post, path = "/v1/plugins/{id}/test", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id (plg_...)")),
+    request_body = TestRequest,
+    responses((status = 200, body = Envelope<TestOutput>), (status = 400, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)))]
+async fn test_plugin(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TestRequest>,
+) -> ApiResult<TestOutput> {
+    let plugin = find(&state, &auth, &id)?;
+    crate::event_type::validate_name(&body.event.event_type)
+        .map_err(|e| FieldError::new("event.type", e))?;
+    if let Some(id) = &body.event.id {
+        validate_external_id("event.id", id)?;
+    }
+    let event = Event::new(
+        auth.tenant,
+        body.event.id,
+        &body.event.event_type,
+        body.event.data,
+    );
+    let config = body
+        .config
+        .unwrap_or_else(|| serde_json::json!({}))
+        .to_string();
+    let endpoint_id = body.endpoint_id.unwrap_or_default();
+    let plugins = state.plugins.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let input = Prepared::of(&event).to_wit(&event, &endpoint_id);
+        let report = plugins.call(&plugin, &input, &config);
+        dry_run_output(input.payload, report)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    ok(output)
+}
+
+fn dry_run_output(input: String, report: crate::plugins::host::CallReport) -> TestOutput {
+    let mut out = TestOutput {
+        outcome: "error",
+        input,
+        body: None,
+        headers: None,
+        content_type: None,
+        reason: None,
+        error: None,
+        logs: report.logs,
+        duration_us: duration_us(report.elapsed),
+    };
+    match report.result {
+        Ok(Outcome::Deliver(d)) => {
+            out.outcome = "deliver";
+            out.body = Some(d.body);
+            out.headers = Some(d.headers.into_iter().map(|h| (h.name, h.value)).collect());
+            out.content_type = d.content_type;
+        }
+        Ok(Outcome::Drop(reason)) => {
+            out.outcome = "drop";
+            out.reason = Some(reason);
+        }
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    out
+}
+
+fn duration_us(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}

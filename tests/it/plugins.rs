@@ -1,0 +1,424 @@
+//! Plugins end to end (SPEC §3): upload validation, dry runs, every example
+//! plugin through a real delivery, hostile plugins contained, isolation.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::utils::verify::hex_signature;
+use crate::utils::wasm::{plugin, plugin_path};
+use crate::utils::*;
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn booking(status: &str) -> Value {
+    json!({"booking": {
+        "id": "bk_42", "status": status, "total": 1250.5, "currency": "EUR",
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000"},
+        "trip": {"name": "Lisbon weekend", "start_date": "2026-12-04"}
+    }})
+}
+
+async fn gateway() -> (Gateway, Receiver, String) {
+    let gw = Gateway::builder().delivering("0ms,100ms").start();
+    let rx = Receiver::start().await;
+    let (_, token) = gw.tenant_with_key("acme").await;
+    gw.add_event_types(
+        &token,
+        &["booking.created", "booking.cancelled", "trip.created"],
+    )
+    .await;
+    (gw, rx, token)
+}
+
+async fn attach(gw: &Gateway, token: &str, url: &str, chain: Value) -> String {
+    let body = gw
+        .create_webhook_with(
+            token,
+            json!({"url": url, "events": ["booking.*", "trip.created"], "plugins": chain}),
+        )
+        .await;
+    body["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn uploads_are_validated_versioned_and_content_addressed() {
+    let (gw, _rx, token) = gateway().await;
+    let wasm = plugin("crm-booking");
+    let (status, first) = gw.upload_plugin(&token, "crm", wasm.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let p = &first["data"]["plugin"];
+    assert!(p["id"].as_str().unwrap().starts_with("plg_"));
+    assert_eq!(p["version"], 1);
+    assert_eq!(p["size"], wasm.len());
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&wasm))
+    };
+    assert_eq!(p["sha256"], sha);
+
+    // Same bytes, same name: the existing version.
+    let (status, again) = gw.upload_plugin(&token, "crm", wasm).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["data"]["plugin"]["id"], p["id"]);
+    // New bytes under the name: the next version.
+    let (status, v2) = gw.upload_plugin(&token, "crm", plugin("redact")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(v2["data"]["plugin"]["version"], 2);
+
+    // Refusals, each with the reason in words.
+    let refusals = [
+        (b"not wasm at all".to_vec(), "not a WebAssembly component"),
+        (b"\0asm\x01\0\0\0".to_vec(), "not a WebAssembly component"),
+        (
+            plugin("hostile-wrong-world"),
+            "does not implement hookgate:plugin/transformer",
+        ),
+    ];
+    for (bytes, reason) in refusals {
+        let (status, body) = gw.upload_plugin(&token, "bad", bytes).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{message}");
+    }
+    let (status, body) = gw.upload_plugin(&token, "Bad Name", plugin("redact")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "name");
+    let (status, _) = gw.upload_plugin(&token, "empty", Vec::new()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (_, list) = gw.get("/v1/plugins", &token).await;
+    assert_eq!(list["data"]["plugins"].as_array().unwrap().len(), 2);
+
+    // The plugins scope is required.
+    let tenant = gw.create_tenant("other").await;
+    let publisher = gw.create_key(&tenant, &["publish", "endpoints"]).await;
+    let (status, _) = gw.upload_plugin(&publisher, "crm", plugin("redact")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_answer_413() {
+    let gw = Gateway::builder()
+        .env("HOOKGATE_MAX_PLUGIN_BYTES", "4096")
+        .start();
+    let (_, token) = gw.tenant_with_key("acme").await;
+    let (status, body) = gw.upload_plugin(&token, "crm", plugin("crm-booking")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("4096"));
+}
+
+#[tokio::test]
+async fn dry_run_returns_output_logs_and_time() {
+    let (gw, _rx, token) = gateway().await;
+    let id = gw.plugin_id(&token, "crm-booking").await;
+    let (status, body) = gw
+        .post(
+            &format!("/v1/plugins/{id}/test"),
+            &token,
+            json!({"event": {"type": "booking.created", "id": "evt_dry", "data": booking("confirmed")},
+                   "config": {"pipeline": "b2c"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let out = &body["data"];
+    assert_eq!(out["outcome"], "deliver");
+    let crm: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    assert_eq!(crm["contact"]["email"], "ada@example.com");
+    assert_eq!(crm["deal"]["stage"], "won");
+    assert_eq!(crm["deal"]["pipeline"], "b2c");
+    assert_eq!(crm["source"]["event_id"], "evt_dry");
+    assert!(out["input"].as_str().unwrap().contains("\"bk_42\""));
+    assert!(out["duration_us"].as_u64().unwrap() > 0);
+    assert!(out["logs"].is_array());
+
+    let (_, body) = gw
+        .post(
+            &format!("/v1/plugins/{id}/test"),
+            &token,
+            json!({"event": {"type": "trip.created", "data": {}}}),
+        )
+        .await;
+    assert_eq!(body["data"]["outcome"], "drop");
+    assert!(
+        body["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a booking event")
+    );
+}
+
+#[tokio::test]
+async fn crm_booking_reshapes_deliveries_and_the_signature_covers_the_new_body() {
+    let (gw, rx, token) = gateway().await;
+    let id = gw.plugin_id(&token, "crm-booking").await;
+    let body = gw
+        .create_webhook_with(
+            &token,
+            json!({"url": rx.url(), "events": ["booking.*"], "plugins": [{"plugin_id": id}]}),
+        )
+        .await;
+    let secret = body["secret"].as_str().unwrap().to_string();
+    assert_eq!(body["plugins"][0]["plugin_id"], id.as_str());
+    gw.publish(&token, "booking.created", booking("cancelled"))
+        .await;
+    let req = rx.wait_for(1, LONG).await[0].clone();
+    let crm = req.json();
+    assert_eq!(crm["deal"]["external_id"], "bk_42");
+    assert_eq!(crm["deal"]["stage"], "lost");
+    assert_eq!(crm["deal"]["amount"], 1250.5);
+    assert!(crm.get("booking").is_none());
+    assert_eq!(req.header("x-crm-object"), "deal");
+    assert_eq!(
+        req.header("x-hookgate-signature-256"),
+        hex_signature(&secret, &req.body)
+    );
+}
+
+#[tokio::test]
+async fn field_filter_drops_what_does_not_match_and_logs_it_as_filtered() {
+    let (gw, rx, token) = gateway().await;
+    let id = gw.plugin_id(&token, "field-filter").await;
+    let wh = attach(
+        &gw,
+        &token,
+        &rx.url(),
+        json!([{"plugin_id": id, "config": {"pointer": "/data/booking/status", "values": ["confirmed"]}}]),
+    )
+    .await;
+    gw.publish(&token, "booking.created", booking("pending"))
+        .await;
+    gw.publish(&token, "booking.created", booking("confirmed"))
+        .await;
+    let got = rx.wait_for(1, LONG).await;
+    assert_eq!(got[0].json()["data"]["booking"]["status"], "confirmed");
+    let logs = gw
+        .wait_for_logs(&token, &wh, LONG, |l| {
+            l.len() == 2 && l.iter().all(|x| x["status"] != "pending")
+        })
+        .await;
+    let filtered: Vec<&Value> = logs.iter().filter(|l| l["status"] == "filtered").collect();
+    assert_eq!(filtered.len(), 1);
+    let reason = filtered[0]["error"].as_str().unwrap();
+    assert!(
+        reason.contains("field-filter v1") && reason.contains("/data/booking/status"),
+        "{reason}"
+    );
+    assert!(filtered[0]["next_retry"].is_null());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_chain_runs_in_order_redact_then_crm() {
+    let (gw, rx, token) = gateway().await;
+    let redact = gw.plugin_id(&token, "redact").await;
+    let crm = gw.plugin_id(&token, "crm-booking").await;
+    attach(
+        &gw,
+        &token,
+        &rx.url(),
+        json!([
+            {"plugin_id": redact, "config": {"remove": ["/data/booking/customer/phone"], "mask": ["/data/booking/customer/email"]}},
+            {"plugin_id": crm}
+        ]),
+    )
+    .await;
+    gw.publish(&token, "booking.created", booking("confirmed"))
+        .await;
+    let req = rx.wait_for(1, LONG).await[0].clone();
+    let body = req.json();
+    assert_eq!(body["contact"]["email"], "[REDACTED]");
+    assert!(body["contact"]["phone"].is_null());
+    assert_eq!(body["contact"]["name"], "Ada Lovelace");
+}
+
+#[tokio::test]
+async fn redact_alone_removes_and_masks_fields() {
+    let (gw, rx, token) = gateway().await;
+    let id = gw.plugin_id(&token, "redact").await;
+    attach(
+        &gw,
+        &token,
+        &rx.url(),
+        json!([{"plugin_id": id, "config": {"remove": ["/data/booking/customer/phone"], "mask": ["/data/booking/customer/email"], "keep_last": 4}}]),
+    )
+    .await;
+    gw.publish(&token, "booking.created", booking("confirmed"))
+        .await;
+    let req = rx.wait_for(1, LONG).await[0].clone();
+    let customer = &req.json()["data"]["booking"]["customer"];
+    assert!(customer.get("phone").is_none());
+    assert_eq!(customer["email"], "***.com");
+    assert_eq!(customer["name"], "Ada Lovelace");
+}
+
+#[tokio::test]
+async fn hostile_plugins_are_contained_and_others_keep_receiving() {
+    let gw = Gateway::builder()
+        .delivering("0ms,100ms,100ms")
+        .env("HOOKGATE_PLUGIN_OUTPUT_BYTES", "1048576")
+        // Epochs measure wall time: room enough that, on a loaded test
+        // machine, each hostile plugin fails for its own reason.
+        .env("HOOKGATE_PLUGIN_TIMEOUT", "400ms")
+        .start();
+    let (_, token) = gw.tenant_with_key("acme").await;
+    gw.add_event_types(&token, &["booking.created"]).await;
+    let healthy = Receiver::start().await;
+    let victim = Receiver::start().await;
+    let (healthy_wh, _) = gw
+        .create_webhook(&token, &healthy.url(), &["booking.created"])
+        .await;
+    let cases = [
+        ("hostile-spin", "timed out after 400ms"),
+        ("hostile-memory-bomb", "memory limit"),
+        ("hostile-trap", "trapped"),
+        ("hostile-huge-output", "over the 1048576-byte limit"),
+    ];
+    let mut hooks = Vec::new();
+    for (name, _) in cases {
+        let id = gw.plugin_id(&token, name).await;
+        let body = gw
+            .create_webhook_with(
+                &token,
+                json!({"url": victim.url(), "events": ["booking.created"], "plugins": [{"plugin_id": id}]}),
+            )
+            .await;
+        hooks.push(body["id"].as_str().unwrap().to_string());
+    }
+    for i in 0..3 {
+        gw.publish(&token, "booking.created", json!({"i": i})).await;
+    }
+    healthy.wait_for(3, LONG).await;
+    for (wh, (name, reason)) in hooks.iter().zip(cases) {
+        let logs = gw
+            .wait_for_logs(&token, wh, LONG, |l| {
+                l.len() == 3 && l.iter().all(|x| x["status"] == "plugin_failed")
+            })
+            .await;
+        for log in &logs {
+            let error = log["error"].as_str().unwrap();
+            assert!(error.contains(reason), "{name}: {error}");
+            assert_eq!(log["retry_count"], 0, "{name}: no retry storm");
+            assert!(log["next_retry"].is_null());
+        }
+        let (_, body) = gw.get(&format!("/v1/webhooks/{wh}"), &token).await;
+        assert_eq!(
+            body["data"]["webhook"]["status"], "active",
+            "{name}: not the receiver's fault"
+        );
+    }
+    assert!(victim.received().is_empty());
+    let logs = gw
+        .wait_for_logs(&token, &healthy_wh, LONG, |l| l.len() == 3)
+        .await;
+    assert!(logs.iter().all(|l| l["status"] == "delivered"));
+    // The gateway is still fine.
+    let (status, _) = gw.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn plugins_of_other_tenants_are_invisible_and_in_use_ones_cannot_be_deleted() {
+    let (gw, rx, token) = gateway().await;
+    let id = gw.plugin_id(&token, "redact").await;
+    let (_, other) = gw.tenant_with_key("other").await;
+    for (method, path) in [
+        (Method::GET, format!("/v1/plugins/{id}")),
+        (Method::DELETE, format!("/v1/plugins/{id}")),
+    ] {
+        let (status, _) = gw.call(method, &path, Some(&other), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _) = gw
+        .post(
+            &format!("/v1/plugins/{id}/test"),
+            &other,
+            json!({"event": {"type": "a.b", "data": {}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    gw.add_event_types(&other, &["booking.created"]).await;
+    let (status, body) = gw
+        .post(
+            "/v1/webhooks",
+            &other,
+            json!({"url": rx.url(), "events": ["booking.created"], "plugins": [{"plugin_id": id}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "plugins[0].plugin_id");
+
+    let wh = attach(&gw, &token, &rx.url(), json!([{"plugin_id": id}])).await;
+    let (status, body) = gw.delete(&format!("/v1/plugins/{id}"), &token).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"]["message"].as_str().unwrap().contains(&wh));
+    let (_, body) = gw.get(&format!("/v1/plugins/{id}"), &token).await;
+    assert_eq!(body["data"]["used_by"][0], wh.as_str());
+    let (status, _) = gw
+        .patch(
+            &format!("/v1/webhooks/{wh}"),
+            &token,
+            json!({"plugins": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = gw.delete(&format!("/v1/plugins/{id}"), &token).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn plugins_survive_a_restart() {
+    let (gw, rx, token) = gateway().await;
+    let id = gw.plugin_id(&token, "crm-booking").await;
+    attach(&gw, &token, &rx.url(), json!([{"plugin_id": id}])).await;
+    let (dir, _guard) = gw.stop();
+    let gw = Gateway::builder().delivering("0ms").data_dir(&dir).start();
+    gw.publish(&token, "booking.created", booking("confirmed"))
+        .await;
+    let req = rx.wait_for(1, LONG).await[0].clone();
+    assert_eq!(req.json()["deal"]["stage"], "won");
+}
+
+#[test]
+fn cli_plugin_run_works_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        json!({"id": "evt_1", "type": "booking.created", "created_at": "2026-11-23T10:00:00Z", "data": booking("confirmed")}).to_string(),
+    )
+    .unwrap();
+    let run = |plugin: &str, config: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["plugin", "run"])
+            .arg(plugin_path(plugin))
+            .arg("--event")
+            .arg(&event)
+            .args(["--config", config])
+            .output()
+            .unwrap()
+    };
+    let out = run("crm-booking", r#"{"pipeline": "b2b"}"#);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "deliver");
+    let crm: Value = serde_json::from_str(report["body"].as_str().unwrap()).unwrap();
+    assert_eq!(crm["deal"]["pipeline"], "b2b");
+    assert_eq!(crm["source"]["occurred_at"], "2026-11-23T10:00:00.000Z");
+
+    let out = run("hostile-trap", "{}");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "error");
+    assert!(report["error"].as_str().unwrap().contains("trapped"));
+
+    let out = run("crm-booking", "not json");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}
