@@ -21,12 +21,20 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-wasmtime::component::bindgen!({
-    world: "transformer",
-    path: "wit",
-});
+/// Generated from `wit/plugin.wit`. In a module of its own: the generated
+/// `hookgate` module would otherwise clash with this crate's own name.
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "transformer",
+        path: "wit",
+    });
+}
 
-pub use hookgate::plugin::types::{Delivery as WitDelivery, Event as WitEvent, Header};
+use bindings::hookgate::plugin::{log as wit_log, types as wit_types};
+use bindings::{Transformer, TransformerPre};
+
+pub use bindings::Outcome;
+pub use bindings::hookgate::plugin::types::{Delivery as WitDelivery, Event as WitEvent, Header};
 
 /// Per-call limits.
 #[derive(Debug, Clone, Copy)]
@@ -141,9 +149,9 @@ impl CallState {
     }
 }
 
-impl hookgate::plugin::log::Host for CallState {
-    fn log(&mut self, level: hookgate::plugin::log::Level, message: String) {
-        use hookgate::plugin::log::Level;
+impl wit_log::Host for CallState {
+    fn log(&mut self, level: wit_log::Level, message: String) {
+        use wit_log::Level;
         let level = match level {
             Level::Debug => "debug",
             Level::Info => "info",
@@ -154,7 +162,7 @@ impl hookgate::plugin::log::Host for CallState {
     }
 }
 
-impl hookgate::plugin::types::Host for CallState {}
+impl wit_types::Host for CallState {}
 
 impl ResourceLimiter for CallState {
     fn memory_growing(
