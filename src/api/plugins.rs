@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::auth::{PluginsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
+use super::events::PublishEvent;
 use super::extract::{ApiJson, ApiQuery, BodyLimit, PageParams, path_id, read_body};
 use super::{ApiResult, AppState, Deleted, Envelope, ok};
 use crate::event::{Event, validate_external_id};
@@ -194,22 +195,11 @@ async fn delete_plugin(
     })
 }
 
-/// The event a dry run transforms.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TestEvent {
-    #[serde(rename = "type")]
-    pub event_type: String,
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-    #[serde(default)]
-    pub id: Option<String>,
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
-    pub event: TestEvent,
+    /// The event to transform, as it would be published.
+    pub event: PublishEvent,
     /// The configuration to run with; `{}` when left out.
     #[serde(default)]
     #[schema(value_type = Object)]
