@@ -110,7 +110,15 @@ fn main() {
         "| plugin | event | wasm p50 µs | wasm p99 µs | native p50 µs | native p99 µs | wasm/native p50 |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for case in &cases {
+    // `cargo bench --bench plugins -- redact` runs only the named plugins.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for case in cases
+        .iter()
+        .filter(|c| only.is_empty() || only.iter().any(|o| o == c.crate_name))
+    {
         let (compiled, _) = host
             .compile(&wasm::plugin(case.crate_name))
             .expect("the example plugin compiles");

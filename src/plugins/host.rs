@@ -213,7 +213,8 @@ impl PluginHost {
         // scan away; without it, it would memset the kept bytes every call.
         if PoolingAllocationConfig::is_pagemap_scan_available() {
             pool.pagemap_scan(Enabled::Yes)
-                .linear_memory_keep_resident(limits.memory.min(16 << 20));
+                .linear_memory_keep_resident(limits.memory.min(16 << 20))
+                .table_keep_resident(1 << 16);
         }
         let mut config = Config::new();
         config
@@ -221,6 +222,11 @@ impl PluginHost {
             .epoch_interruption(true)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Lets `perf` name plugin functions (/tmp/perf-<pid>.map) when
+        // profiling the gateway; off by default, it writes a file per process.
+        if std::env::var_os("HOOKGATE_PLUGIN_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| PluginError::Host(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
