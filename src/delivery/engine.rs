@@ -1,19 +1,24 @@
 //! The delivery engine: takes due work off the durable queue and runs
 //! attempts on a bounded worker pool (SPEC §2, isolation).
 //!
-//! One dispatcher task scans the front of the queue. An entry is leased and
-//! handed to a worker only if both the global pool and its endpoint's
-//! in-flight cap have room; otherwise it stays queued and the scan moves on,
-//! so a slow or dead endpoint holds at most its cap of workers and never
-//! delays other endpoints' deliveries. The dispatcher sleeps until the next
-//! entry falls due, a publish wakes it, or a worker finishes.
+//! One dispatcher task owns the scheduling state. It scans the queue from a
+//! cursor, so each due entry is read about once rather than on every pass:
+//! an entry is leased and handed to a worker if both the global pool and its
+//! endpoint's in-flight cap have room. An entry whose endpoint is at its cap
+//! is held in memory (bounded per endpoint and in all) and started the moment
+//! one of that endpoint's attempts finishes, without touching the queue; past
+//! those bounds it is left queued and found again when the cursor wraps to the
+//! front. So a slow or dead endpoint holds at most its cap of workers and
+//! never delays other endpoints' deliveries, and a backlog costs bounded
+//! memory. Workers report back on a channel; the dispatcher sleeps until the
+//! next entry falls due, a publish wakes it, or a worker finishes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,8 +28,19 @@ use crate::ids::EndpointId;
 use crate::plugins::Plugins;
 use crate::store::{QueueEntry, QueueKey, Store};
 
-/// Queue entries examined per dispatcher pass.
+/// Queue entries read per dispatcher pass.
 const SCAN_LIMIT: usize = 1024;
+/// Due entries held in memory for one endpoint at its in-flight cap.
+const HOLD_PER_ENDPOINT: usize = 256;
+/// Due entries held in memory in all.
+const HOLD_TOTAL: usize = 16_384;
+/// Pause between passes that leave entries behind for saturated endpoints,
+/// and least time between two wraps of the cursor to the queue's front:
+/// bounds the reading a deep backlog of a slow endpoint costs.
+const WRAP_EVERY: Duration = Duration::from_millis(100);
+/// The cursor goes back to the front at least this often, so an entry that
+/// landed before it (a wall clock stepping back) is not left behind.
+const SAFETY_WRAP: Duration = Duration::from_secs(10);
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -51,8 +67,6 @@ pub(super) struct Inner {
     pub plugins: Arc<Plugins>,
     pub settings: EngineSettings,
     wake: Notify,
-    workers: Arc<Semaphore>,
-    in_flight: Mutex<HashMap<EndpointId, usize>>,
     queued: AtomicI64,
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -76,19 +90,17 @@ impl Engine {
         }
         let queued = store.queue_len() as i64;
         let inner = Arc::new(Inner {
-            workers: Arc::new(Semaphore::new(settings.workers)),
             store,
             sender,
             plugins,
             settings,
             wake: Notify::new(),
-            in_flight: Mutex::new(HashMap::new()),
             queued: AtomicI64::new(queued),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         });
         metrics::gauge!("hookgate_queue_depth").set(queued as f64);
-        tokio::spawn(dispatch(inner.clone()));
+        tokio::spawn(Dispatcher::new(inner.clone()).run());
         tokio::spawn(retention(inner.clone()));
         Ok(Self { inner })
     }
@@ -126,94 +138,236 @@ impl Inner {
         let now = self.queued.fetch_add(delta, Ordering::Relaxed) + delta;
         metrics::gauge!("hookgate_queue_depth").set(now as f64);
     }
-
-    fn try_reserve(&self, endpoint: EndpointId) -> bool {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(endpoint).or_insert(0);
-        if *n >= self.settings.endpoint_concurrency {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    fn release(&self, endpoint: EndpointId) {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&endpoint) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&endpoint);
-            }
-        }
-    }
 }
 
 fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
 }
 
-async fn dispatch(inner: Arc<Inner>) {
-    loop {
-        let wait = match dispatch_once(&inner) {
-            Ok(wait) => wait,
-            Err(e) => {
-                tracing::error!(error = %e, "delivery dispatcher cannot read the queue");
-                Duration::from_secs(1)
-            }
-        };
-        tokio::select! {
-            _ = inner.stop.cancelled() => return,
-            _ = inner.wake.notified() => {},
-            _ = tokio::time::sleep(wait) => {},
+/// Due entries waiting in memory for their endpoint's cap to free up.
+#[derive(Default)]
+struct Held {
+    by_endpoint: HashMap<EndpointId, VecDeque<(QueueKey, QueueEntry)>>,
+    keys: HashSet<QueueKey>,
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Holds an entry; `false` when the bounds leave it in the queue.
+    fn push(&mut self, key: QueueKey, entry: QueueEntry) -> bool {
+        if self.keys.len() >= HOLD_TOTAL {
+            return false;
         }
+        let queue = self.by_endpoint.entry(entry.endpoint).or_default();
+        if queue.len() >= HOLD_PER_ENDPOINT {
+            return false;
+        }
+        self.keys.insert(key.clone());
+        queue.push_back((key, entry));
+        true
+    }
+
+    fn pop(&mut self, endpoint: &EndpointId) -> Option<(QueueKey, QueueEntry)> {
+        let queue = self.by_endpoint.get_mut(endpoint)?;
+        let item = queue.pop_front();
+        if queue.is_empty() {
+            self.by_endpoint.remove(endpoint);
+        }
+        if let Some((key, _)) = &item {
+            self.keys.remove(key);
+        }
+        item
     }
 }
 
-/// One pass over due work; returns how long to sleep if nothing wakes us.
-fn dispatch_once(inner: &Arc<Inner>) -> Result<Duration, crate::store::StoreError> {
-    let now = now_ms();
-    let scan = inner.store.due(now, SCAN_LIMIT)?;
-    let mut held_back = false;
-    for (key, entry) in scan.entries {
-        let Ok(permit) = inner.workers.clone().try_acquire_owned() else {
-            held_back = true;
-            break;
-        };
-        if !inner.try_reserve(entry.endpoint) {
-            held_back = true;
-            continue;
-        }
-        if !inner.store.lease(&key)? {
-            inner.release(entry.endpoint);
-            continue;
-        }
-        inner.add_queued(-1);
-        inner
-            .tasks
-            .spawn(run_attempt(inner.clone(), key, entry, permit));
-    }
-    // Held-back work is retried when a worker finishes (which wakes us).
-    let idle = Duration::from_secs(1);
-    Ok(match scan.next_due_ms {
-        _ if held_back => idle,
-        Some(due) if due <= now => Duration::ZERO,
-        Some(due) => Duration::from_millis(due - now).min(idle * 60),
-        None => idle * 60,
-    })
-}
-
-async fn run_attempt(
+/// The scheduling state, owned by the dispatcher task alone.
+struct Dispatcher {
     inner: Arc<Inner>,
-    key: QueueKey,
-    entry: QueueEntry,
-    _permit: OwnedSemaphorePermit,
-) {
-    if let Err(e) = super::attempt::scheduled(&inner, &key, &entry).await {
-        // The lease stays: the attempt is made again on the next start.
-        tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
+    /// Attempts running, in all and per endpoint.
+    running: usize,
+    in_flight: HashMap<EndpointId, usize>,
+    held: Held,
+    /// The last queue key read: every due entry before it is leased, held,
+    /// or was passed over and waits for the next wrap.
+    cursor: Option<QueueKey>,
+    /// Entries were passed over since the cursor last went to the front.
+    passed_over: bool,
+    /// The last pass read every due entry after the cursor.
+    caught_up: bool,
+    last_wrap: Instant,
+    /// After a pass that had to pass entries over, the next scan waits until
+    /// then: a publish wake-up must not re-read a saturated backlog.
+    rest_until: Instant,
+    done_tx: mpsc::UnboundedSender<EndpointId>,
+    done_rx: mpsc::UnboundedReceiver<EndpointId>,
+}
+
+impl Dispatcher {
+    fn new(inner: Arc<Inner>) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Self {
+            inner,
+            running: 0,
+            in_flight: HashMap::new(),
+            held: Held::default(),
+            cursor: None,
+            passed_over: false,
+            caught_up: true,
+            last_wrap: Instant::now(),
+            rest_until: Instant::now(),
+            done_tx,
+            done_rx,
+        }
     }
-    inner.release(entry.endpoint);
-    inner.wake.notify_one();
+
+    async fn run(mut self) {
+        let inner = self.inner.clone();
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = inner.stop.cancelled() => return,
+                _ = inner.wake.notified() => {},
+                Some(endpoint) = self.done_rx.recv() => {
+                    self.finished(endpoint);
+                    while let Ok(endpoint) = self.done_rx.try_recv() {
+                        self.finished(endpoint);
+                    }
+                },
+                _ = tokio::time::sleep(wait) => {},
+            }
+            wait = match self.pass() {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery dispatcher cannot read the queue");
+                    Duration::from_secs(1)
+                }
+            };
+        }
+    }
+
+    /// An attempt ended: its endpoint's next held entry may start.
+    fn finished(&mut self, endpoint: EndpointId) {
+        self.running -= 1;
+        if let Some(n) = self.in_flight.get_mut(&endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&endpoint);
+            }
+        }
+        while let Some((key, entry)) = self.held.pop(&endpoint) {
+            match self.start(key, entry) {
+                Ok(true) => break,
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery dispatcher cannot lease an attempt");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn has_room(&self, endpoint: &EndpointId) -> bool {
+        self.in_flight.get(endpoint).copied().unwrap_or(0)
+            < self.inner.settings.endpoint_concurrency
+    }
+
+    /// Leases an entry and starts its attempt; `false` if the entry is gone
+    /// (its endpoint was deleted meanwhile).
+    fn start(
+        &mut self,
+        key: QueueKey,
+        entry: QueueEntry,
+    ) -> Result<bool, crate::store::StoreError> {
+        if !self.inner.store.lease(&key)? {
+            return Ok(false);
+        }
+        self.inner.add_queued(-1);
+        self.running += 1;
+        *self.in_flight.entry(entry.endpoint).or_insert(0) += 1;
+        let (inner, done) = (self.inner.clone(), self.done_tx.clone());
+        self.inner.tasks.spawn(async move {
+            let endpoint = entry.endpoint;
+            if let Err(e) = super::attempt::scheduled(&inner, &key, &entry).await {
+                // The lease stays: the attempt is made again on the next start.
+                tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
+            }
+            let _ = done.send(endpoint);
+        });
+        Ok(true)
+    }
+
+    /// Reads due work from the cursor on and starts what has room; returns
+    /// how long to sleep if nothing wakes the dispatcher.
+    fn pass(&mut self) -> Result<Duration, crate::store::StoreError> {
+        let idle = Duration::from_secs(60);
+        if self.running >= self.inner.settings.workers {
+            // A finishing worker wakes us.
+            return Ok(idle);
+        }
+        let now = Instant::now();
+        if now < self.rest_until {
+            return Ok(self.rest_until - now);
+        }
+        let since_wrap = now.duration_since(self.last_wrap);
+        if self.caught_up
+            && self.cursor.is_some()
+            && ((self.passed_over && since_wrap >= WRAP_EVERY) || since_wrap >= SAFETY_WRAP)
+        {
+            self.cursor = None;
+            self.passed_over = false;
+            self.last_wrap = now;
+        }
+        let now_ms = now_ms();
+        let scan = self
+            .inner
+            .store
+            .due(self.cursor.as_deref(), now_ms, SCAN_LIMIT)?;
+        let mut passed_over = false;
+        for (key, entry) in scan.entries {
+            if self.running >= self.inner.settings.workers {
+                // Not read: the cursor stays before it.
+                self.caught_up = false;
+                return Ok(idle);
+            }
+            self.cursor = Some(key.clone());
+            if self.held.keys.contains(&key) {
+                continue;
+            }
+            if !self.has_room(&entry.endpoint) {
+                passed_over |= !self.held.push(key, entry);
+                continue;
+            }
+            self.start(key, entry)?;
+        }
+        self.passed_over |= passed_over;
+        self.caught_up = scan.caught_up;
+        if passed_over {
+            self.rest_until = now + WRAP_EVERY;
+        }
+        if !scan.caught_up {
+            return Ok(if passed_over {
+                WRAP_EVERY
+            } else {
+                Duration::ZERO
+            });
+        }
+        // Caught up: new work lands after the cursor. With nothing held or
+        // passed over, the front is as cheap a start as the cursor.
+        if !self.passed_over && self.held.len() == 0 {
+            self.cursor = None;
+        }
+        let until_due = scan
+            .next_due_ms
+            .map(|due| Duration::from_millis(due.saturating_sub(now_ms)));
+        Ok(match until_due {
+            _ if self.passed_over => WRAP_EVERY,
+            Some(d) => d.min(idle),
+            None => idle,
+        })
+    }
 }
 
 async fn retention(inner: Arc<Inner>) {

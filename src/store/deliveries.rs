@@ -58,6 +58,8 @@ pub struct DueScan {
     pub entries: Vec<(QueueKey, QueueEntry)>,
     /// When the earliest entry not yet due falls due, if any.
     pub next_due_ms: Option<u64>,
+    /// No due entry lies beyond the ones returned.
+    pub caught_up: bool,
 }
 
 /// Filters of the logs listing.
@@ -75,11 +77,19 @@ impl DeliveryFilter {
 }
 
 impl Store {
-    /// Up to `limit` queue entries due at `now_ms`, oldest first.
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<DueScan> {
+    /// Up to `limit` queue entries due at `now_ms`, oldest first, starting
+    /// after the key `after` (from the front when `None`).
+    pub fn due(&self, after: Option<&[u8]>, now_ms: u64, limit: usize) -> Result<DueScan> {
         let mut entries = Vec::new();
         let mut next_due_ms = None;
-        for item in self.queue.iter() {
+        let mut caught_up = true;
+        let range = match after {
+            Some(key) => self
+                .queue
+                .range::<&[u8], _>((Bound::Excluded(key), Bound::Unbounded)),
+            None => self.queue.iter(),
+        };
+        for item in range {
             let (key, value) = item?;
             let due = due_of(&key);
             if due > now_ms {
@@ -87,7 +97,7 @@ impl Store {
                 break;
             }
             if entries.len() == limit {
-                next_due_ms = Some(due);
+                caught_up = false;
                 break;
             }
             entries.push((key, decode(&value)?));
@@ -95,6 +105,7 @@ impl Store {
         Ok(DueScan {
             entries,
             next_due_ms,
+            caught_up,
         })
     }
 
@@ -395,16 +406,16 @@ mod tests {
             delivery: d.id,
         };
         store.queue.insert(&key, encode(&entry)).unwrap();
-        let due = store.due(u64::MAX, 10).unwrap();
+        let due = store.due(None, u64::MAX, 10).unwrap();
         assert_eq!(due.entries.len(), 1);
         assert!(store.lease(&due.entries[0].0).unwrap());
         assert!(
             !store.lease(&due.entries[0].0).unwrap(),
             "a lease is taken once"
         );
-        assert!(store.due(u64::MAX, 10).unwrap().entries.is_empty());
+        assert!(store.due(None, u64::MAX, 10).unwrap().entries.is_empty());
         assert_eq!(store.recover_leases().unwrap(), 1);
-        assert_eq!(store.due(u64::MAX, 10).unwrap().entries.len(), 1);
+        assert_eq!(store.due(None, u64::MAX, 10).unwrap().entries.len(), 1);
     }
 
     #[test]
