@@ -142,8 +142,10 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let body_limit = state.config.max_body_bytes;
+    let dashboard = crate::ui::routes(state.config.ui_dir.clone());
 
-    api.route(
+    api.merge(dashboard)
+    .route(
         "/openapi.json",
         axum::routing::get(move || async move { Json(openapi.as_ref().clone()) }),
     )
