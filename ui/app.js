@@ -59,7 +59,8 @@ function resultText(r) {
   if (!r) return 'No deliveries yet';
   if (r.response_code) {
     const t = statusText(r.response_code);
-    return r.success === false && r.error && !r.error.startsWith(String(r.response_code)) ? `${t} (${r.error})` : t;
+    const redundant = !r.error || t.includes(r.error) || r.error.startsWith(String(r.response_code));
+    return r.success === false && !redundant ? `${t} (${r.error})` : t;
   }
   return r.error || (r.success ? 'OK' : 'Failed');
 }
@@ -148,6 +149,7 @@ function clearErrors() { document.getElementById('alerts').replaceChildren(); }
 function notice(text) {
   const box = document.getElementById('notice');
   box.textContent = text;
+  notice.at = Date.now();
   clearTimeout(notice.timer);
   notice.timer = setTimeout(() => { if (box.textContent === text) box.textContent = ''; }, 6000);
 }
@@ -201,6 +203,27 @@ function confirmDialog(title, text, confirmLabel, { danger = false } = {}) {
   }).then((v) => v === true);
 }
 
+/** A clipboard icon drawn inline (no icon font or image to fetch). */
+function clipboardIcon() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '18');
+  svg.setAttribute('height', '18');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', 'icon');
+  for (const [tag, attrs] of [
+    ['rect', { x: '5', y: '4', width: '14', height: '17', rx: '2' }],
+    ['rect', { x: '9', y: '2', width: '6', height: '4', rx: '1' }],
+    ['path', { d: 'M9 11h6M9 15h6' }],
+  ]) {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    svg.append(el);
+  }
+  return svg;
+}
+
 /**
  * The "shown once" gate: the value with a copy button and the checkbox
  * "I have saved the secret in a safe place"; Done stays disabled until ticked.
@@ -220,7 +243,7 @@ function secretGate(d, close, { label, value, note, what = 'secret' }) {
         copied.textContent = `Could not copy automatically (${e.message}); the ${what} is selected, press Ctrl+C.`;
       }
     },
-  }, h('span', { 'aria-hidden': 'true' }, '📋 '), 'Copy');
+  }, clipboardIcon(), 'Copy');
   const f = field(label, input);
   const box = h('input', { type: 'checkbox', id: nextId('saved') });
   const done = h('button', { type: 'button', disabled: true, onclick: () => close(true) }, 'Done');
@@ -930,6 +953,10 @@ document.getElementById('sign-out').addEventListener('click', () => {
   sessionStorage.removeItem(SESSION_KEY);
   go('');
 });
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  // A notice belongs to the screen it was shown on (or the one it led to).
+  if (Date.now() - (notice.at || 0) > 1000) document.getElementById('notice').textContent = '';
+  route();
+});
 window.addEventListener('unhandledrejection', (e) => showError(e.reason));
 route();

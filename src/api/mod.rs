@@ -142,10 +142,10 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let body_limit = state.config.max_body_bytes;
-    let dashboard = crate::ui::routes(state.config.ui_dir.clone());
+    // The dashboard's files are public: its data calls carry the key.
+    let api = api.merge(crate::ui::routes(state.config.ui_dir.clone()));
 
-    api.merge(dashboard)
-    .route(
+    api.route(
         "/openapi.json",
         axum::routing::get(move || async move { Json(openapi.as_ref().clone()) }),
     )

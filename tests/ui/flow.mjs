@@ -4,7 +4,7 @@
 // each main screen to $SCREENSHOT_DIR. Exits non-zero on the first failure.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -22,6 +22,7 @@ const PLUGIN = need('PLUGIN_WASM');
 const GARBAGE = need('GARBAGE_WASM');
 const SHOTS = need('SCREENSHOT_DIR');
 mkdirSync(SHOTS, { recursive: true });
+rmSync(join(SHOTS, 'failure.png'), { force: true });
 
 const origin = new URL(BASE).origin;
 const problems = [];
