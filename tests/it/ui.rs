@@ -186,6 +186,27 @@ async fn dashboard_flow_in_a_real_browser() {
     // The receiver is fixed: the browser's Retry must now succeed.
     flaky.respond_with(200);
 
+    // More log entries than a page holds, for the pager.
+    let feed = gw
+        .create_webhook_with(
+            &token,
+            json!({"name": "Analytics feed", "url": rx.url(), "events": ["trip.*"]}),
+        )
+        .await;
+    let feed_id = feed["id"].as_str().unwrap().to_string();
+    for i in 0..23 {
+        gw.publish(
+            &token,
+            "trip.created",
+            json!({"trip": {"id": format!("trp_{i}")}}),
+        )
+        .await;
+    }
+    gw.wait_for_logs(&token, &feed_id, Duration::from_secs(30), |logs| {
+        logs.iter().filter(|l| l["status"] == "delivered").count() == 23
+    })
+    .await;
+
     let garbage = tempfile::NamedTempFile::with_suffix(".wasm").unwrap();
     std::fs::write(garbage.path(), b"this is not a webassembly component").unwrap();
     let profile = tempfile::tempdir().unwrap();
@@ -200,6 +221,7 @@ async fn dashboard_flow_in_a_real_browser() {
         .env("TENANT_KEY", &token)
         .env("RECEIVER_URL", rx.url())
         .env("FLAKY_ENDPOINT", "ERP sync")
+        .env("PAGED_ENDPOINT", "Analytics feed")
         .env("PLUGIN_WASM", &field_filter)
         .env("GARBAGE_WASM", garbage.path())
         .env("CHROMIUM", CHROMIUM)
@@ -242,9 +264,14 @@ async fn dashboard_flow_in_a_real_browser() {
     );
     let mine = hooks
         .iter()
-        .find(|w| w["url"] == rx.url())
-        .expect("the endpoint created in the browser");
-    assert_eq!(mine["name"], "My integration (renamed)");
+        .find(|w| w["name"] == "My integration (renamed)")
+        .expect("the endpoint created in the browser, renamed");
+    assert_eq!(mine["url"], rx.url());
+    assert_eq!(
+        mine["events"],
+        json!(["booking.created", "trip.created"]),
+        "{mine}"
+    );
     assert_eq!(mine["status"], "active", "paused then reactivated");
     assert_eq!(mine["plugins"].as_array().unwrap().len(), 1, "{mine}");
 }

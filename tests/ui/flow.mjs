@@ -18,6 +18,7 @@ const ADMIN = need('ADMIN_TOKEN');
 const KEY = need('TENANT_KEY');
 const RECEIVER = need('RECEIVER_URL');
 const FLAKY = need('FLAKY_ENDPOINT');
+const PAGED = need('PAGED_ENDPOINT');
 const PLUGIN = need('PLUGIN_WASM');
 const GARBAGE = need('GARBAGE_WASM');
 const SHOTS = need('SCREENSHOT_DIR');
@@ -203,7 +204,6 @@ try {
     await dialog().getByLabel('I have saved the secret in a safe place').check();
     await done.click();
     await expectText(card('My integration (renamed)'), 'valid until');
-    await shot('05-endpoints');
   });
 
   await step('delivery logs: failed entry, filters, payload and response viewer', async () => {
@@ -238,6 +238,21 @@ try {
     await expectText(page.locator('#notice'), 'delivered');
     await expectText(page.locator('tbody tr').first(), 'delivered');
     await expectText(page.locator('tbody tr').first(), '200 OK');
+  });
+
+  await step('log pages: 20 entries a page, Next and Previous', async () => {
+    await nav('Webhooks').click();
+    await card(PAGED).getByRole('link', { name: 'Logs' }).click();
+    await page.getByRole('heading', { name: `Delivery logs: ${PAGED}` }).waitFor();
+    await page.getByText('Page 1').waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 20);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText('Page 2').waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 3);
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await page.getByText('Page 1').waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 20);
   });
 
   await step('plugins: garbage is refused in words, field-filter is uploaded', async () => {
@@ -290,6 +305,11 @@ try {
     await dialog().getByRole('button', { name: 'Save chain' }).click();
     await expectText(card('My integration (renamed)'), '1 in chain');
     await expectText(page.locator('#notice'), 'Plugin chain saved');
+    // A fresh load for the README's picture: no notice, no hover.
+    await page.reload();
+    await card('My integration (renamed)').waitFor();
+    await page.mouse.move(0, 0);
+    await shot('05-endpoints');
   });
 
   await step('event catalog: add, duplicate refused in words, edit, delete', async () => {
