@@ -58,6 +58,9 @@ pub struct Config {
     /// How long shutdown waits for in-flight attempts.
     #[serde(with = "duration_str")]
     pub shutdown_grace: Duration,
+    /// Serve the dashboard's files from this folder instead of the copy
+    /// embedded in the binary (for working on `ui/` without rebuilding).
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             max_plugin_bytes: 10 * 1024 * 1024,
             retention_days: 30,
             shutdown_grace: Duration::from_secs(30),
+            ui_dir: None,
         }
     }
 }
@@ -189,6 +193,10 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight deliveries [default: 30s].
     #[arg(long, env = "HOOKGATE_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// Serve the /ui dashboard from this folder instead of the embedded copy
+    /// (for working on ui/ without rebuilding) [default: embedded].
+    #[arg(long, env = "HOOKGATE_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, humantime::DurationError> {
@@ -232,6 +240,9 @@ impl ServeArgs {
         }
         if self.ca_file.is_some() {
             config.ca_file = self.ca_file;
+        }
+        if self.ui_dir.is_some() {
+            config.ui_dir = self.ui_dir;
         }
         config.validate()?;
         Ok(config)

@@ -16,4 +16,5 @@ pub mod store;
 pub mod target_guard;
 pub mod tenant;
 pub mod time;
+pub mod ui;
 pub mod validation;

@@ -91,6 +91,10 @@ pub struct LogList {
 #[derive(Serialize, ToSchema)]
 pub struct LogData {
     pub log: LogDetail,
+    /// The event envelope this entry delivers, as compact JSON before any
+    /// plugin ran (for the dashboard's payload viewer); absent once pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -171,8 +175,14 @@ async fn get_log(
     Path((id, log_id)): Path<(String, String)>,
 ) -> ApiResult<LogData> {
     let (_, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
+    let delivery = find_log(&state, &endpoint, &log_id)?;
+    let payload = state
+        .store
+        .get_event(&auth.tenant, &delivery.event_id)?
+        .map(|e| e.body);
     ok(LogData {
-        log: LogDetail::of(find_log(&state, &endpoint, &log_id)?),
+        log: LogDetail::of(delivery),
+        payload,
     })
 }
 
@@ -194,5 +204,6 @@ async fn retry_log(
         .await?;
     ok(LogData {
         log: LogDetail::of(updated),
+        payload: None,
     })
 }

@@ -142,6 +142,8 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let body_limit = state.config.max_body_bytes;
+    // The dashboard's files are public: its data calls carry the key.
+    let api = api.merge(crate::ui::routes(state.config.ui_dir.clone()));
 
     api.route(
         "/openapi.json",

@@ -11,4 +11,5 @@ mod event_types;
 mod plugins;
 mod server;
 mod tenants;
+mod ui;
 mod webhooks;

@@ -1,0 +1,109 @@
+//! The web dashboard (issue "Web dashboard at /ui"): static files from `ui/`,
+//! embedded in the binary so a gateway without internet serves it whole.
+//!
+//! The page is public; every data call it makes carries the person's key as
+//! `Authorization: Bearer`, so it has no more rights than curl would. The
+//! Content-Security-Policy allows nothing but this origin: no inline script,
+//! no CDN, no web font.
+//!
+//! With `HOOKGATE_UI_DIR` set, the same file names are read from that folder
+//! on each request instead, to work on the dashboard without rebuilding.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// Every file the dashboard has: URL name, content type, embedded bytes.
+const FILES: [(&str, &str, &[u8]); 4] = [
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../ui/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../ui/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../ui/style.css"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_bytes!("../ui/icon.svg"),
+    ),
+];
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+frame-ancestors 'none'";
+
+/// `/ui`, `/ui/` (the page) and `/ui/{file}` (its assets). `dir` replaces the
+/// embedded copy with files read from disk.
+pub fn routes<S: Clone + Send + Sync + 'static>(dir: Option<PathBuf>) -> Router<S> {
+    let dir = Arc::new(dir);
+    let index = {
+        let dir = dir.clone();
+        move || {
+            let dir = dir.clone();
+            async move { serve(dir.as_ref().as_ref(), "index.html").await }
+        }
+    };
+    Router::new()
+        .route("/ui", get(index.clone()))
+        .route("/ui/", get(index))
+        .route(
+            "/ui/{file}",
+            get(move |Path(file): Path<String>| {
+                let dir = dir.clone();
+                async move { serve(dir.as_ref().as_ref(), &file).await }
+            }),
+        )
+}
+
+async fn serve(dir: Option<&PathBuf>, name: &str) -> Response {
+    // Only the known names, so a request can never reach another file on disk.
+    let Some((name, content_type, embedded)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+        return (StatusCode::NOT_FOUND, "no such dashboard file").into_response();
+    };
+    let bytes = match dir {
+        None => embedded.to_vec(),
+        Some(dir) => match tokio::fs::read(dir.join(name)).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    format!("cannot read {name} from HOOKGATE_UI_DIR: {e}"),
+                )
+                    .into_response();
+            }
+        },
+    };
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Small files, and a new binary may bring new ones: always revalidate.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
