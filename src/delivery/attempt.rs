@@ -81,7 +81,7 @@ fn settle(
     reason: &str,
 ) -> Result<(), StoreError> {
     let at = crate::time::now();
-    store.finish_lease(key, entry, |d| {
+    store.finish_attempt(key, entry, |d| {
         d.status = status;
         d.error = Some(reason.to_string());
         d.next_retry = None;
@@ -126,12 +126,12 @@ pub(super) async fn scheduled(
     let tenant = store.get_tenant(&entry.tenant)?;
     let (Some(endpoint), Some(delivery), Some(tenant)) = (endpoint, delivery, tenant) else {
         // Deleted meanwhile: nothing more is sent.
-        store.finish_lease(key, entry, |_| None)?;
+        store.finish_attempt(key, entry, |_| None)?;
         return Ok(());
     };
     if delivery.status == DeliveryStatus::Delivered {
         // A manual retry got there first.
-        store.finish_lease(key, entry, |d| {
+        store.finish_attempt(key, entry, |d| {
             d.next_retry = None;
             None
         })?;
@@ -162,7 +162,7 @@ pub(super) async fn scheduled(
     );
     let schedule = &inner.settings.schedule;
     let spread = jitter_factor(inner.settings.jitter);
-    let updated = store.finish_lease(key, entry, |d| {
+    let updated = store.finish_attempt(key, entry, |d| {
         d.record(attempt.clone());
         if attempt.success {
             return None;

@@ -73,21 +73,14 @@ pub(super) struct Inner {
 }
 
 impl Engine {
-    /// Returns leases left by a previous run to the queue and starts the
-    /// dispatcher and the retention task.
+    /// Starts the dispatcher and the retention task. Attempts a previous run
+    /// left unfinished are still due in the queue and are made again.
     pub fn start(
         store: Store,
         sender: Sender,
         plugins: Arc<Plugins>,
         settings: EngineSettings,
     ) -> Result<Self, crate::store::StoreError> {
-        let recovered = store.recover_leases()?;
-        if recovered > 0 {
-            tracing::warn!(
-                recovered,
-                "re-queued attempts that were in flight when the gateway stopped"
-            );
-        }
         let queued = store.queue_len() as i64;
         let inner = Arc::new(Inner {
             store,
@@ -190,6 +183,9 @@ struct Dispatcher {
     running: usize,
     in_flight: HashMap<EndpointId, usize>,
     held: Held,
+    /// Entries whose attempt is running: they stay in the queue until it
+    /// ends, so a scan must not start them twice.
+    taken: HashSet<QueueKey>,
     /// The last queue key read: every due entry before it is leased, held,
     /// or was passed over and waits for the next wrap.
     cursor: Option<QueueKey>,
@@ -201,8 +197,8 @@ struct Dispatcher {
     /// After a pass that had to pass entries over, the next scan waits until
     /// then: a publish wake-up must not re-read a saturated backlog.
     rest_until: Instant,
-    done_tx: mpsc::UnboundedSender<EndpointId>,
-    done_rx: mpsc::UnboundedReceiver<EndpointId>,
+    done_tx: mpsc::UnboundedSender<(EndpointId, QueueKey)>,
+    done_rx: mpsc::UnboundedReceiver<(EndpointId, QueueKey)>,
 }
 
 impl Dispatcher {
@@ -213,6 +209,7 @@ impl Dispatcher {
             running: 0,
             in_flight: HashMap::new(),
             held: Held::default(),
+            taken: HashSet::new(),
             cursor: None,
             passed_over: false,
             caught_up: true,
@@ -230,10 +227,10 @@ impl Dispatcher {
             tokio::select! {
                 _ = inner.stop.cancelled() => return,
                 _ = inner.wake.notified() => {},
-                Some(endpoint) = self.done_rx.recv() => {
-                    self.finished(endpoint);
-                    while let Ok(endpoint) = self.done_rx.try_recv() {
-                        self.finished(endpoint);
+                Some((endpoint, key)) = self.done_rx.recv() => {
+                    self.finished(endpoint, &key);
+                    while let Ok((endpoint, key)) = self.done_rx.try_recv() {
+                        self.finished(endpoint, &key);
                     }
                 },
                 _ = tokio::time::sleep(wait) => {},
@@ -249,23 +246,17 @@ impl Dispatcher {
     }
 
     /// An attempt ended: its endpoint's next held entry may start.
-    fn finished(&mut self, endpoint: EndpointId) {
+    fn finished(&mut self, endpoint: EndpointId, key: &QueueKey) {
         self.running -= 1;
+        self.taken.remove(key);
         if let Some(n) = self.in_flight.get_mut(&endpoint) {
             *n -= 1;
             if *n == 0 {
                 self.in_flight.remove(&endpoint);
             }
         }
-        while let Some((key, entry)) = self.held.pop(&endpoint) {
-            match self.start(key, entry) {
-                Ok(true) => break,
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "delivery dispatcher cannot lease an attempt");
-                    break;
-                }
-            }
+        if let Some((key, entry)) = self.held.pop(&endpoint) {
+            self.start(key, entry);
         }
     }
 
@@ -274,29 +265,21 @@ impl Dispatcher {
             < self.inner.settings.endpoint_concurrency
     }
 
-    /// Leases an entry and starts its attempt; `false` if the entry is gone
-    /// (its endpoint was deleted meanwhile).
-    fn start(
-        &mut self,
-        key: QueueKey,
-        entry: QueueEntry,
-    ) -> Result<bool, crate::store::StoreError> {
-        if !self.inner.store.lease(&key)? {
-            return Ok(false);
-        }
+    /// Starts an entry's attempt on a worker.
+    fn start(&mut self, key: QueueKey, entry: QueueEntry) {
         self.inner.add_queued(-1);
         self.running += 1;
         *self.in_flight.entry(entry.endpoint).or_insert(0) += 1;
+        self.taken.insert(key.clone());
         let (inner, done) = (self.inner.clone(), self.done_tx.clone());
         self.inner.tasks.spawn(async move {
-            let endpoint = entry.endpoint;
             if let Err(e) = super::attempt::scheduled(&inner, &key, &entry).await {
-                // The lease stays: the attempt is made again on the next start.
+                // The entry stays due: the attempt is made again, at the
+                // latest on the next start.
                 tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
             }
-            let _ = done.send(endpoint);
+            let _ = done.send((entry.endpoint, key));
         });
-        Ok(true)
     }
 
     /// Reads due work from the cursor on and starts what has room; returns
@@ -333,14 +316,14 @@ impl Dispatcher {
                 return Ok(idle);
             }
             self.cursor = Some(key.clone());
-            if self.held.keys.contains(&key) {
+            if self.held.keys.contains(&key) || self.taken.contains(&key) {
                 continue;
             }
             if !self.has_room(&entry.endpoint) {
                 passed_over |= !self.held.push(key, entry);
                 continue;
             }
-            self.start(key, entry)?;
+            self.start(key, entry);
         }
         self.passed_over |= passed_over;
         self.caught_up = scan.caught_up;
@@ -354,9 +337,9 @@ impl Dispatcher {
                 Duration::ZERO
             });
         }
-        // Caught up: new work lands after the cursor. With nothing held or
-        // passed over, the front is as cheap a start as the cursor.
-        if !self.passed_over && self.held.len() == 0 {
+        // Caught up: new work lands after the cursor. With nothing running,
+        // held or passed over, the front is as cheap a start as the cursor.
+        if !self.passed_over && self.held.len() == 0 && self.taken.is_empty() {
             self.cursor = None;
         }
         let until_due = scan

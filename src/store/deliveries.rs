@@ -4,12 +4,12 @@
 //!   endpoint's log lists by prefix, newest first by reverse scan.
 //! - `queue`: due time (ms, big-endian) + delivery ULID → [`QueueEntry`], so
 //!   due work is the front of the tree and needs no scan of future work.
-//! - `inflight`: entries taken from the queue by a worker (a lease), under the
-//!   same key. On start every lease goes back to the queue: an attempt cut off
-//!   by a crash is made again (at-least-once).
+//! - An entry stays in `queue` while its attempt runs; the dispatcher keeps
+//!   the set of taken keys in memory. An attempt cut off by a crash leaves
+//!   its entry due, so it is made again on the next start (at-least-once).
 //!
 //! Invariant: a delivery with `next_retry` set has exactly one entry, in
-//! `queue` or `inflight`, keyed by that time; one without has none. Every
+//! `queue`, keyed by that time; one without has none. Every
 //! change to a delivery's schedule moves its entry in the same transaction.
 
 use std::ops::Bound;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{Page, Result, Store, StoreError, decode, encode};
+use super::{Page, Result, Store, decode, encode};
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::ids::{DeliveryId, EndpointId, TenantId};
 
@@ -109,45 +109,20 @@ impl Store {
         })
     }
 
-    /// Takes an entry out of the queue for a worker. `false` if it is gone
-    /// (its endpoint was deleted meanwhile).
-    pub fn lease(&self, key: &QueueKey) -> Result<bool> {
-        let taken = (&self.queue, &self.inflight).transaction(|(queue, inflight)| {
-            match queue.remove(key)? {
-                Some(value) => {
-                    inflight.insert(key, value)?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(true)
-                }
-                None => Ok(false),
-            }
-        })?;
-        Ok(taken)
-    }
-
-    /// Returns every lease to the queue (start-up after a crash or stop).
-    pub fn recover_leases(&self) -> Result<usize> {
-        let mut moved = 0;
-        for item in self.inflight.iter() {
-            let (key, value) = item?;
-            (&self.queue, &self.inflight).transaction(|(queue, inflight)| {
-                queue.insert(&key, &value)?;
-                inflight.remove(&key)?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })?;
-            moved += 1;
-        }
-        Ok(moved)
-    }
-
     /// Entries waiting in the queue (counted by a scan: for start-up).
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
 
-    /// Ends a lease: applies `change` to the delivery, which returns when the
-    /// next attempt is due (ms) or `None`; the entry is re-queued or dropped
-    /// in the same transaction. `None` if the delivery no longer exists.
-    pub fn finish_lease(
+    /// Ends an attempt: applies `change` to the delivery, which returns when
+    /// the next attempt is due (ms) or `None`; the entry is moved there or
+    /// dropped in the same transaction. `None` if the delivery no longer
+    /// exists.
+    ///
+    /// An entry stays in the queue while its attempt runs (the dispatcher
+    /// remembers it is taken), so a crash mid-attempt leaves it due and it
+    /// is attempted again on the next start.
+    pub fn finish_attempt(
         &self,
         key: &QueueKey,
         entry: &QueueEntry,
@@ -155,21 +130,19 @@ impl Store {
     ) -> Result<Option<Delivery>> {
         let dkey = delivery_key(&entry.tenant, &entry.endpoint, &entry.delivery);
         let entry_value = encode(entry);
-        let updated = (&self.deliveries, &self.inflight, &self.queue).transaction(
-            |(deliveries, inflight, queue)| {
-                inflight.remove(key)?;
-                let Some(current) = deliveries.get(dkey.as_slice())? else {
-                    return Ok(None);
-                };
-                let mut delivery: Delivery =
-                    decode(&current).map_err(ConflictableTransactionError::Abort)?;
-                if let Some(due) = change(&mut delivery) {
-                    queue.insert(queue_key(due, &delivery.id), entry_value.as_slice())?;
-                }
-                deliveries.insert(dkey.as_slice(), encode(&delivery))?;
-                Ok(Some(delivery))
-            },
-        )?;
+        let updated = (&self.deliveries, &self.queue).transaction(|(deliveries, queue)| {
+            queue.remove(key)?;
+            let Some(current) = deliveries.get(dkey.as_slice())? else {
+                return Ok(None);
+            };
+            let mut delivery: Delivery =
+                decode(&current).map_err(ConflictableTransactionError::Abort)?;
+            if let Some(due) = change(&mut delivery) {
+                queue.insert(queue_key(due, &delivery.id), entry_value.as_slice())?;
+            }
+            deliveries.insert(dkey.as_slice(), encode(&delivery))?;
+            Ok(Some(delivery))
+        })?;
         Ok(updated)
     }
 
@@ -299,7 +272,7 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// Removes every delivery under `prefix` with its queue entry or lease.
+    /// Removes every delivery under `prefix` with its queue entry.
     pub(super) fn purge_deliveries(&self, prefix: &[u8]) -> Result<usize> {
         let mut deliveries = sled::Batch::default();
         let mut scheduled = sled::Batch::default();
@@ -315,8 +288,7 @@ impl Store {
         }
         // Queue entries first: a delivery must never be left scheduled
         // without its record (workers skip entries whose record is gone).
-        self.queue.apply_batch(scheduled.clone())?;
-        self.inflight.apply_batch(scheduled)?;
+        self.queue.apply_batch(scheduled)?;
         self.deliveries.apply_batch(deliveries)?;
         Ok(count)
     }
@@ -396,26 +368,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn leases_return_to_the_queue_on_recovery() {
+    async fn finishing_an_attempt_moves_or_drops_its_entry() {
         let (store, _dir) = temp_store();
+        let tenant = TenantId::generate();
         let d = delivery(0, true);
-        let key = queue_key(0, &d.id);
+        let key = QueueKey::from(queue_key(0, &d.id));
         let entry = QueueEntry {
-            tenant: TenantId::generate(),
+            tenant,
             endpoint: d.endpoint_id,
             delivery: d.id,
         };
+        store
+            .deliveries
+            .insert(delivery_key(&tenant, &d.endpoint_id, &d.id), encode(&d))
+            .unwrap();
         store.queue.insert(&key, encode(&entry)).unwrap();
         let due = store.due(None, u64::MAX, 10).unwrap();
         assert_eq!(due.entries.len(), 1);
-        assert!(store.lease(&due.entries[0].0).unwrap());
-        assert!(
-            !store.lease(&due.entries[0].0).unwrap(),
-            "a lease is taken once"
-        );
+        // A failed attempt moves the entry to its retry time...
+        store.finish_attempt(&key, &entry, |_| Some(5_000)).unwrap();
+        assert!(store.due(None, 4_999, 10).unwrap().entries.is_empty());
+        let later = store.due(None, 5_000, 10).unwrap();
+        assert_eq!(later.entries.len(), 1);
+        // ...and one with nothing left to do drops it.
+        let (key, entry) = later.entries.into_iter().next().unwrap();
+        store.finish_attempt(&key, &entry, |_| None).unwrap();
         assert!(store.due(None, u64::MAX, 10).unwrap().entries.is_empty());
-        assert_eq!(store.recover_leases().unwrap(), 1);
-        assert_eq!(store.due(None, u64::MAX, 10).unwrap().entries.len(), 1);
     }
 
     #[test]
