@@ -75,7 +75,7 @@ fn signing(c: &mut Criterion) {
 fn store(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), 64 << 20).unwrap();
     let tenant = TenantId::generate();
     let endpoints: Vec<EndpointId> = (0..4).map(|_| EndpointId::generate()).collect();
     let mut group = c.benchmark_group("store");

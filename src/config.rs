@@ -55,6 +55,10 @@ pub struct Config {
     pub max_plugin_bytes: usize,
     /// Delivery logs older than this many days are pruned.
     pub retention_days: u32,
+    /// Memory the store may use to cache records, in MiB. sled's own default
+    /// is 1 GiB, which a large backlog would fill; beyond the cache, reads
+    /// come from the page cache of the OS.
+    pub store_cache_mib: usize,
     /// How long shutdown waits for in-flight attempts.
     #[serde(with = "duration_str")]
     pub shutdown_grace: Duration,
@@ -85,6 +89,7 @@ impl Default for Config {
             plugin_output_bytes: 1024 * 1024,
             max_plugin_bytes: 10 * 1024 * 1024,
             retention_days: 30,
+            store_cache_mib: 64,
             shutdown_grace: Duration::from_secs(30),
             ui_dir: None,
         }
@@ -190,6 +195,9 @@ pub struct ServeArgs {
     /// Days delivery logs are kept [default: 30].
     #[arg(long, env = "HOOKGATE_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// Memory the store caches records in, in MiB [default: 64].
+    #[arg(long, env = "HOOKGATE_STORE_CACHE_MIB", value_name = "MIB")]
+    pub store_cache_mib: Option<usize>,
     /// How long shutdown waits for in-flight deliveries [default: 30s].
     #[arg(long, env = "HOOKGATE_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: Option<Duration>,
@@ -233,6 +241,7 @@ impl ServeArgs {
             plugin_output_bytes,
             max_plugin_bytes,
             retention_days,
+            store_cache_mib,
             shutdown_grace
         );
         if self.admin_token.is_some() {
@@ -300,6 +309,11 @@ impl Config {
         if self.plugin_timeout.is_zero() || self.plugin_memory_mib == 0 {
             return Err(ConfigError::Invalid(
                 "plugin_timeout and plugin_memory_mib must be positive".into(),
+            ));
+        }
+        if self.store_cache_mib == 0 {
+            return Err(ConfigError::Invalid(
+                "store_cache_mib must be at least 1".into(),
             ));
         }
         if self.delivery_timeout.is_zero() {

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use crate::ids::{EventId, TenantId};
 use crate::validation::FieldError;
 
 /// Longest producer-supplied event id or idempotency key.
@@ -27,9 +27,6 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     /// The envelope as sent, compact JSON.
     pub body: String,
-    /// The deliveries made at publish time.
-    #[serde(default)]
-    pub deliveries: Vec<(EndpointId, DeliveryId)>,
 }
 
 impl Event {
@@ -62,7 +59,6 @@ impl Event {
             event_type: event_type.into(),
             created_at,
             body: Value::Object(envelope).to_string(),
-            deliveries: Vec::new(),
         }
     }
 

@@ -2,6 +2,9 @@ use std::process::ExitCode;
 
 use hookgate::cli::{Cli, Command, PluginCommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     match cli.command {

@@ -37,10 +37,13 @@ pub enum ServeError {
 /// Runs the gateway until ctrl-c or SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(&config.data_dir).map_err(|source| ServeError::OpenStore {
-        dir: config.data_dir.display().to_string(),
-        source,
-    })?;
+    let store =
+        Store::open(&config.data_dir, (config.store_cache_mib as u64) << 20).map_err(|source| {
+            ServeError::OpenStore {
+                dir: config.data_dir.display().to_string(),
+                source,
+            }
+        })?;
     let admin_token_hash = admin_token_hash(&config, &store).await?;
     let listener = TcpListener::bind(config.listen)
         .await

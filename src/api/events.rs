@@ -72,27 +72,33 @@ pub struct EventData {
     pub duplicate: bool,
 }
 
+/// A stored event with the current status of each of its deliveries.
 fn view(state: &AppState, event: Event) -> Result<EventView, ApiError> {
-    let mut deliveries = Vec::with_capacity(event.deliveries.len());
-    for (webhook_id, log_id) in &event.deliveries {
+    let list = state.store.event_deliveries(&event.tenant_id, &event.id)?;
+    let mut deliveries = Vec::with_capacity(list.len());
+    for (webhook_id, log_id) in list {
         if let Some(d) = state
             .store
-            .get_delivery(&event.tenant_id, webhook_id, log_id)?
+            .get_delivery(&event.tenant_id, &webhook_id, &log_id)?
         {
             deliveries.push(EventDelivery {
-                webhook_id: *webhook_id,
-                log_id: *log_id,
+                webhook_id,
+                log_id,
                 status: d.status,
             });
         }
     }
-    Ok(EventView {
+    Ok(view_with(event, deliveries))
+}
+
+fn view_with(event: Event, deliveries: Vec<EventDelivery>) -> EventView {
+    EventView {
         data: event.data(),
         id: event.id,
         event_type: event.event_type,
         created_at: event.created_at,
         deliveries,
-    })
+    }
 }
 
 /// Publish an event to every subscribed endpoint. 202 means it is durable.
@@ -137,6 +143,16 @@ async fn publish(
     let endpoints = state.store.all_endpoints(&auth.tenant)?;
     let deliveries = fanout::deliveries_for(&event, &endpoints, &state.config.retry_schedule);
     let queued = deliveries.iter().filter(|d| d.next_retry.is_some()).count();
+    // A new event's deliveries are the ones just written: no need to read
+    // them back for the answer.
+    let fresh: Vec<EventDelivery> = deliveries
+        .iter()
+        .map(|d| EventDelivery {
+            webhook_id: d.endpoint_id,
+            log_id: d.id,
+            status: d.status,
+        })
+        .collect();
     let outcome = state
         .store
         .publish(event, deliveries, idempotency_key.as_deref())
@@ -145,18 +161,15 @@ async fn publish(
         PublishOutcome::Created(event) => {
             state.engine.queued(queued);
             metrics::counter!("hookgate_events_published_total").increment(1);
-            (StatusCode::ACCEPTED, event, false)
+            (StatusCode::ACCEPTED, view_with(event, fresh), false)
         }
-        PublishOutcome::Duplicate(event) => (StatusCode::OK, event, true),
+        PublishOutcome::Duplicate(event) => (StatusCode::OK, view(&state, event)?, true),
     };
     Ok((
         status,
         Json(Envelope {
             success: true,
-            data: EventData {
-                event: view(&state, event)?,
-                duplicate,
-            },
+            data: EventData { event, duplicate },
         }),
     ))
 }

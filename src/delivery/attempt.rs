@@ -71,7 +71,7 @@ fn not_sent(outcome: &ChainOutcome) -> Option<(DeliveryStatus, String)> {
     }
 }
 
-/// Ends a lease without an HTTP attempt: the entry gets `status` and
+/// Ends an attempt made without an HTTP request: the entry gets `status` and
 /// `reason`, and no further attempt is scheduled.
 fn settle(
     store: &Store,
@@ -114,7 +114,7 @@ fn attempt_of(outcome: Outcome, manual: bool) -> Attempt {
     attempt
 }
 
-/// Makes the attempt a queue entry stands for and ends its lease.
+/// Makes the attempt a queue entry stands for and records it.
 pub(super) async fn scheduled(
     inner: &Inner,
     key: &QueueKey,

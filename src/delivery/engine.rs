@@ -3,8 +3,9 @@
 //!
 //! One dispatcher task owns the scheduling state. It scans the queue from a
 //! cursor, so each due entry is read about once rather than on every pass:
-//! an entry is leased and handed to a worker if both the global pool and its
-//! endpoint's in-flight cap have room. An entry whose endpoint is at its cap
+//! an entry is marked taken (in memory; it stays in the queue until its
+//! attempt is recorded) and handed to a worker if both the global pool and
+//! its endpoint's in-flight cap have room. An entry whose endpoint is at its cap
 //! is held in memory (bounded per endpoint and in all) and started the moment
 //! one of that endpoint's attempts finishes, without touching the queue; past
 //! those bounds it is left queued and found again when the cursor wraps to the
@@ -109,7 +110,7 @@ impl Engine {
     }
 
     /// Stops dispatching and waits up to `grace` for attempts in flight.
-    /// Attempts still running after that keep their lease and are made again
+    /// Attempts still running after that leave their entries due and are made again
     /// on the next start.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.stop.cancel();
@@ -186,7 +187,7 @@ struct Dispatcher {
     /// Entries whose attempt is running: they stay in the queue until it
     /// ends, so a scan must not start them twice.
     taken: HashSet<QueueKey>,
-    /// The last queue key read: every due entry before it is leased, held,
+    /// The last queue key read: every due entry before it is taken, held,
     /// or was passed over and waits for the next wrap.
     cursor: Option<QueueKey>,
     /// Entries were passed over since the cursor last went to the front.

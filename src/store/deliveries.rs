@@ -324,6 +324,7 @@ impl Store {
                 batch.remove(key);
             }
         }
+        self.event_deliveries.apply_batch(batch.clone())?;
         self.events.apply_batch(batch)?;
         self.flush().await?;
         Ok(count)

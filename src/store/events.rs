@@ -2,7 +2,8 @@
 //!
 //! Events are keyed `{tenant_id}/{event id}`; producer-chosen idempotency keys
 //! `{tenant_id}/{key}` point at the event they first created. A publish writes
-//! the event, its deliveries and their queue entries in one transaction.
+//! the event, the list of its deliveries, the deliveries and their queue
+//! entries in one transaction.
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
@@ -11,7 +12,7 @@ use super::deliveries::{QueueEntry, delivery_key, queue_key};
 use super::{Result, Store, StoreError, decode, encode, scoped_key};
 use crate::delivery::Delivery;
 use crate::event::Event;
-use crate::ids::TenantId;
+use crate::ids::{DeliveryId, EndpointId, TenantId};
 
 /// What a publish did.
 #[derive(Debug)]
@@ -29,15 +30,17 @@ impl Store {
     /// its id or idempotency key already exists. Durable when it returns.
     pub async fn publish(
         &self,
-        mut event: Event,
+        event: Event,
         deliveries: Vec<Delivery>,
         idempotency_key: Option<&str>,
     ) -> Result<PublishOutcome> {
         let tenant = event.tenant_id;
         let event_key = scoped_key(&tenant, &event.id);
         let idem_key = idempotency_key.map(|k| scoped_key(&tenant, k));
-        event.deliveries = deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
         let event_value = encode(&event);
+        let list: Vec<(EndpointId, DeliveryId)> =
+            deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
+        let list_value = encode(&list);
         let rows: Vec<_> = deliveries
             .iter()
             .map(|d| {
@@ -59,11 +62,12 @@ impl Store {
 
         let existing = (
             &self.events,
+            &self.event_deliveries,
             &self.idempotency,
             &self.deliveries,
             &self.queue,
         )
-            .transaction(|(events, idem, dels, queue)| {
+            .transaction(|(events, lists, idem, dels, queue)| {
                 let earlier = match &idem_key {
                     Some(k) => match idem.get(k)? {
                         Some(id) => {
@@ -81,6 +85,7 @@ impl Store {
                     return Ok(Some(earlier));
                 }
                 events.insert(event_key.as_slice(), event_value.as_slice())?;
+                lists.insert(event_key.as_slice(), list_value.as_slice())?;
                 if let Some(k) = &idem_key {
                     idem.insert(k.as_slice(), event.id.as_bytes())?;
                 }
@@ -106,6 +111,20 @@ impl Store {
             .get(scoped_key(tenant, id))?
             .map(|v| decode(&v))
             .transpose()
+    }
+
+    /// The `(endpoint, delivery)` pairs an event was fanned out to.
+    pub fn event_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Vec<(EndpointId, DeliveryId)>> {
+        Ok(self
+            .event_deliveries
+            .get(scoped_key(tenant, id))?
+            .map(|v| decode(&v))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// Stores an event made for a test send, with no fan-out.

@@ -72,6 +72,10 @@ pub struct Store {
     endpoints: sled::Tree,
     event_types: sled::Tree,
     events: sled::Tree,
+    /// `{tenant}/{event id}` → the event's `(endpoint, delivery)` pairs. Kept
+    /// apart from the event, which every attempt reads: with thousands of
+    /// endpoints the list is far larger than the event itself.
+    event_deliveries: sled::Tree,
     idempotency: sled::Tree,
     deliveries: sled::Tree,
     queue: sled::Tree,
@@ -86,8 +90,12 @@ const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
 impl Store {
     /// Opens (or creates) the store in `dir`. sled locks the directory, so a
     /// second gateway on the same data dir fails here instead of corrupting it.
-    pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open()?;
+    /// `cache_bytes` bounds the memory sled caches pages in.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
         Ok(Self {
             meta: db.open_tree("meta")?,
             tenants: db.open_tree("tenants")?,
@@ -96,6 +104,7 @@ impl Store {
             endpoints: db.open_tree("endpoints")?,
             event_types: db.open_tree("event_types")?,
             events: db.open_tree("events")?,
+            event_deliveries: db.open_tree("event_deliveries")?,
             idempotency: db.open_tree("idempotency_keys")?,
             deliveries: db.open_tree("deliveries")?,
             queue: db.open_tree("queue")?,
@@ -194,6 +203,6 @@ pub(crate) mod test_support {
     /// A store in a fresh temp dir, kept alive by the returned guard.
     pub fn temp_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        (Store::open(dir.path()).unwrap(), dir)
+        (Store::open(dir.path(), 16 << 20).unwrap(), dir)
     }
 }

@@ -91,7 +91,12 @@ impl Store {
         // With the tenant and its keys gone nothing new can arrive; now the
         // bulk of its history.
         self.purge_deliveries(&prefix)?;
-        for tree in [&self.events, &self.idempotency, &self.plugins] {
+        for tree in [
+            &self.events,
+            &self.event_deliveries,
+            &self.idempotency,
+            &self.plugins,
+        ] {
             let mut batch = sled::Batch::default();
             for key in keys_with_prefix(tree, &prefix)? {
                 batch.remove(key);
