@@ -58,7 +58,18 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(launch: &Launch) -> Gateway {
-        let mut cmd = Command::new(&launch.binary);
+        // HOOKGATE_BENCH_WRAP runs the gateway under a profiler, e.g.
+        // "heaptrack -o /tmp/gw" (the figures are then the wrapper's).
+        let wrap = std::env::var("HOOKGATE_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut cmd = Command::new(program);
+                cmd.args(words).arg(&launch.binary);
+                cmd
+            }
+            None => Command::new(&launch.binary),
+        };
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -68,6 +79,15 @@ impl Gateway {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // The operator's own settings (e.g. HOOKGATE_STORE_CACHE_MIB) reach
+        // the gateway; the harness's own below take precedence.
+        for (k, v) in std::env::vars() {
+            if (k.starts_with("HOOKGATE_") || k.starts_with("MIMALLOC_"))
+                && k != "HOOKGATE_BENCH_WRAP"
+            {
+                cmd.env(k, v);
+            }
+        }
         for (k, v) in &launch.env {
             cmd.env(k, v);
         }
