@@ -89,7 +89,7 @@ impl Default for Config {
             plugin_output_bytes: 1024 * 1024,
             max_plugin_bytes: 10 * 1024 * 1024,
             retention_days: 30,
-            store_cache_mib: 64,
+            store_cache_mib: 16,
             shutdown_grace: Duration::from_secs(30),
             ui_dir: None,
         }
@@ -195,7 +195,7 @@ pub struct ServeArgs {
     /// Days delivery logs are kept [default: 30].
     #[arg(long, env = "HOOKGATE_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
-    /// Memory the store caches records in, in MiB [default: 64].
+    /// Memory the store caches records in, in MiB [default: 16].
     #[arg(long, env = "HOOKGATE_STORE_CACHE_MIB", value_name = "MIB")]
     pub store_cache_mib: Option<usize>,
     /// How long shutdown waits for in-flight deliveries [default: 30s].

@@ -24,10 +24,51 @@ pub enum PublishOutcome {
     Duplicate(Event),
 }
 
+/// Deliveries written in one transaction. A publish to more endpoints writes
+/// its event first, with a marker holding every delivery, then the
+/// deliveries in transactions of this size: one transaction of 10,000
+/// deliveries held hundreds of MB in sled's write set and node deltas
+/// (BENCHMARKS.md, backlog memory).
+pub(super) const FANOUT_CHUNK: usize = 1000;
+
+/// Deliveries of chunked fan-outs being written at once, in all: bounds the
+/// memory concurrent publishes to many endpoints take. A fan-out larger than
+/// this waits for the others and then runs alone.
+pub(super) const FANOUT_BUDGET: usize = 16_384;
+
+/// A delivery's rows: log key and value, and its queue entry if it is due.
+struct Row {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    queued: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+fn row(tenant: TenantId, d: &Delivery) -> Row {
+    Row {
+        key: delivery_key(&tenant, &d.endpoint_id, &d.id),
+        value: encode(d),
+        queued: d.next_retry.map(|due| {
+            let entry = QueueEntry {
+                tenant,
+                endpoint: d.endpoint_id,
+                delivery: d.id,
+            };
+            (queue_key(due.timestamp_millis(), &d.id), encode(&entry))
+        }),
+    }
+}
+
 impl Store {
     /// Stores an event with its deliveries, queuing those with a
-    /// `next_retry`, unless
-    /// its id or idempotency key already exists. Durable when it returns.
+    /// `next_retry`, unless its id or idempotency key already exists.
+    /// Durable when it returns.
+    ///
+    /// Up to [`FANOUT_CHUNK`] deliveries go in the event's own transaction.
+    /// Beyond that the event's transaction also writes a fan-out marker with
+    /// every delivery; the deliveries follow in chunks, and the marker is
+    /// removed when the last is written. A crash in between leaves the marker,
+    /// and [`Store::open`] finishes the fan-out, so an event that exists gets
+    /// every delivery exactly once either way.
     pub async fn publish(
         &self,
         event: Event,
@@ -41,24 +82,21 @@ impl Store {
         let list: Vec<(EndpointId, DeliveryId)> =
             deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
         let list_value = encode(&list);
-        let rows: Vec<_> = deliveries
-            .iter()
-            .map(|d| {
-                let queued = d.next_retry.map(|due| {
-                    let entry = QueueEntry {
-                        tenant,
-                        endpoint: d.endpoint_id,
-                        delivery: d.id,
-                    };
-                    (queue_key(due.timestamp_millis(), &d.id), encode(&entry))
-                });
-                (
-                    delivery_key(&tenant, &d.endpoint_id, &d.id),
-                    encode(d),
-                    queued,
-                )
-            })
-            .collect();
+        let chunked = deliveries.len() > FANOUT_CHUNK;
+        let _budget = match chunked {
+            true => Some(
+                self.fanout_budget
+                    .acquire_many(deliveries.len().min(FANOUT_BUDGET) as u32)
+                    .await
+                    .expect("the fan-out budget is never closed"),
+            ),
+            false => None,
+        };
+        let (rows, marker): (Vec<Row>, _) = if chunked {
+            (Vec::new(), Some(encode(&(tenant, &deliveries))))
+        } else {
+            (deliveries.iter().map(|d| row(tenant, d)).collect(), None)
+        };
 
         let existing = (
             &self.events,
@@ -66,8 +104,9 @@ impl Store {
             &self.idempotency,
             &self.deliveries,
             &self.queue,
+            &self.fanouts,
         )
-            .transaction(|(events, lists, idem, dels, queue)| {
+            .transaction(|(events, lists, idem, dels, queue, fanouts)| {
                 let earlier = match &idem_key {
                     Some(k) => match idem.get(k)? {
                         Some(id) => {
@@ -89,21 +128,61 @@ impl Store {
                 if let Some(k) = &idem_key {
                     idem.insert(k.as_slice(), event.id.as_bytes())?;
                 }
-                for (dkey, dvalue, queued) in &rows {
-                    dels.insert(dkey.as_slice(), dvalue.as_slice())?;
-                    if let Some((qkey, qvalue)) = queued {
+                if let Some(marker) = &marker {
+                    fanouts.insert(event_key.as_slice(), marker.as_slice())?;
+                }
+                for row in &rows {
+                    dels.insert(row.key.as_slice(), row.value.as_slice())?;
+                    if let Some((qkey, qvalue)) = &row.queued {
                         queue.insert(qkey.as_slice(), qvalue.as_slice())?;
                     }
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(None)
             })?;
-        match existing {
-            Some(bytes) => Ok(PublishOutcome::Duplicate(decode(&bytes)?)),
-            None => {
-                self.flush().await?;
-                Ok(PublishOutcome::Created(event))
-            }
+        if let Some(bytes) = existing {
+            return Ok(PublishOutcome::Duplicate(decode(&bytes)?));
         }
+        if chunked {
+            self.fan_out(&event_key, tenant, &deliveries)?;
+        }
+        self.flush().await?;
+        Ok(PublishOutcome::Created(event))
+    }
+
+    /// Writes `deliveries` chunk by chunk, each delivery only if it is not
+    /// there yet (an attempt may already have updated it), then removes the
+    /// fan-out marker under `event_key`.
+    fn fan_out(&self, event_key: &[u8], tenant: TenantId, deliveries: &[Delivery]) -> Result<()> {
+        for chunk in deliveries.chunks(FANOUT_CHUNK) {
+            let rows: Vec<Row> = chunk.iter().map(|d| row(tenant, d)).collect();
+            (&self.deliveries, &self.queue).transaction(|(dels, queue)| {
+                for row in &rows {
+                    if dels.get(row.key.as_slice())?.is_some() {
+                        continue;
+                    }
+                    dels.insert(row.key.as_slice(), row.value.as_slice())?;
+                    if let Some((qkey, qvalue)) = &row.queued {
+                        queue.insert(qkey.as_slice(), qvalue.as_slice())?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+        }
+        self.fanouts.remove(event_key)?;
+        Ok(())
+    }
+
+    /// Finishes the fan-outs a crash interrupted (see [`Store::publish`]).
+    /// Returns how many there were.
+    pub(super) fn resume_fan_outs(&self) -> Result<usize> {
+        let mut resumed = 0;
+        for item in self.fanouts.iter() {
+            let (event_key, marker) = item?;
+            let (tenant, deliveries): (TenantId, Vec<Delivery>) = decode(&marker)?;
+            self.fan_out(&event_key, tenant, &deliveries)?;
+            resumed += 1;
+        }
+        Ok(resumed)
     }
 
     pub fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
@@ -132,5 +211,122 @@ impl Store {
         self.events
             .insert(scoped_key(&event.tenant_id, &event.id), encode(event))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::delivery::DeliveryStatus;
+    use crate::store::test_support::temp_store;
+
+    /// An event and `n` deliveries of it: every tenth skipped, the rest due.
+    fn fan_out_of(tenant: TenantId, n: usize) -> (Event, Vec<Delivery>) {
+        let event = Event::new(tenant, None, "a.b", serde_json::json!({"k": 1}));
+        let deliveries = (0..n)
+            .map(|i| {
+                let mut d = Delivery::new(
+                    EndpointId::generate(),
+                    &event.id,
+                    &event.event_type,
+                    event.created_at,
+                );
+                if i % 10 == 0 {
+                    d.status = DeliveryStatus::Skipped;
+                } else {
+                    d.next_retry = Some(event.created_at);
+                }
+                d
+            })
+            .collect();
+        (event, deliveries)
+    }
+
+    fn due_count(deliveries: &[Delivery]) -> usize {
+        deliveries.iter().filter(|d| d.next_retry.is_some()).count()
+    }
+
+    #[tokio::test]
+    async fn a_large_fan_out_is_written_whole_in_chunks() {
+        let (store, _dir) = temp_store();
+        let tenant = TenantId::generate();
+        let (event, deliveries) = fan_out_of(tenant, 2 * FANOUT_CHUNK + 7);
+        let id = event.id.clone();
+        let outcome = store.publish(event, deliveries.clone(), None).await;
+        assert!(matches!(outcome, Ok(PublishOutcome::Created(_))));
+        for d in &deliveries {
+            assert!(
+                store
+                    .get_delivery(&tenant, &d.endpoint_id, &d.id)
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        assert_eq!(store.queue_len(), due_count(&deliveries));
+        assert_eq!(
+            store.event_deliveries(&tenant, &id).unwrap().len(),
+            deliveries.len()
+        );
+        assert!(store.fanouts.is_empty(), "the marker is gone once done");
+    }
+
+    /// A crash after the event and the first chunk: opening the store writes
+    /// the rest, and leaves what an attempt already changed as it was.
+    #[tokio::test]
+    async fn an_interrupted_fan_out_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::generate();
+        let (event, deliveries) = fan_out_of(tenant, FANOUT_CHUNK + 300);
+        {
+            let store = Store::open(dir.path(), 16 << 20).unwrap();
+            let event_key = scoped_key(&tenant, &event.id);
+            store.events.insert(&event_key, encode(&event)).unwrap();
+            store
+                .fanouts
+                .insert(&event_key, encode(&(tenant, &deliveries)))
+                .unwrap();
+            // The first chunk was written, then delivery 1 was attempted
+            // and delivered: its queue entry is gone.
+            for (i, d) in deliveries[..FANOUT_CHUNK].iter().enumerate() {
+                let mut d = d.clone();
+                if i == 1 {
+                    d.status = DeliveryStatus::Delivered;
+                    d.next_retry = None;
+                }
+                let row = row(tenant, &d);
+                store.deliveries.insert(row.key, row.value).unwrap();
+                if let Some((k, v)) = row.queued {
+                    store.queue.insert(k, v).unwrap();
+                }
+            }
+            store.flush().await.unwrap();
+        }
+        // sled's lock goes with the commit thread's handle, shortly after.
+        let store = (0..50)
+            .find_map(|_| {
+                Store::open(dir.path(), 16 << 20).ok().or_else(|| {
+                    std::thread::sleep(Duration::from_millis(100));
+                    None
+                })
+            })
+            .expect("the store reopens");
+        assert!(store.fanouts.is_empty());
+        for d in &deliveries {
+            assert!(
+                store
+                    .get_delivery(&tenant, &d.endpoint_id, &d.id)
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        let attempted = &deliveries[1];
+        let kept = store
+            .get_delivery(&tenant, &attempted.endpoint_id, &attempted.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.status, DeliveryStatus::Delivered, "not overwritten");
+        assert_eq!(store.queue_len(), due_count(&deliveries) - 1);
     }
 }

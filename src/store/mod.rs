@@ -76,6 +76,10 @@ pub struct Store {
     /// apart from the event, which every attempt reads: with thousands of
     /// endpoints the list is far larger than the event itself.
     event_deliveries: sled::Tree,
+    /// `{tenant}/{event id}` → `(tenant, deliveries)` of a fan-out still
+    /// being written (see `Store::publish`).
+    fanouts: sled::Tree,
+    fanout_budget: Arc<tokio::sync::Semaphore>,
     idempotency: sled::Tree,
     deliveries: sled::Tree,
     queue: sled::Tree,
@@ -90,13 +94,14 @@ const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
 impl Store {
     /// Opens (or creates) the store in `dir`. sled locks the directory, so a
     /// second gateway on the same data dir fails here instead of corrupting it.
-    /// `cache_bytes` bounds the memory sled caches pages in.
+    /// `cache_bytes` bounds the memory sled caches pages in. Fan-outs a
+    /// crash interrupted are finished here, before anything reads the queue.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()?;
-        Ok(Self {
+        let store = Self {
             meta: db.open_tree("meta")?,
             tenants: db.open_tree("tenants")?,
             keys: db.open_tree("api_keys")?,
@@ -105,14 +110,20 @@ impl Store {
             event_types: db.open_tree("event_types")?,
             events: db.open_tree("events")?,
             event_deliveries: db.open_tree("event_deliveries")?,
+            fanouts: db.open_tree("fanouts")?,
+            fanout_budget: Arc::new(tokio::sync::Semaphore::new(events::FANOUT_BUDGET)),
             idempotency: db.open_tree("idempotency_keys")?,
             deliveries: db.open_tree("deliveries")?,
             queue: db.open_tree("queue")?,
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
             plugin_artifacts: db.open_tree("plugin_artifacts")?,
-            committer: Arc::new(commit::GroupCommit::start(db)),
-        })
+            committer: Arc::new(commit::GroupCommit::start(db.clone())),
+        };
+        if store.resume_fan_outs()? > 0 {
+            db.flush()?;
+        }
+        Ok(store)
     }
 
     /// Makes every write so far durable. Concurrent callers share one fsync.

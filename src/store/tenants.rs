@@ -94,6 +94,7 @@ impl Store {
         for tree in [
             &self.events,
             &self.event_deliveries,
+            &self.fanouts,
             &self.idempotency,
             &self.plugins,
         ] {
