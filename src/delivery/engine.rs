@@ -180,12 +180,12 @@ impl Held {
 /// The scheduling state, owned by the dispatcher task alone.
 struct Dispatcher {
     inner: Arc<Inner>,
-    /// Attempts running, in all and per endpoint.
-    running: usize,
+    /// Attempts running per endpoint.
     in_flight: HashMap<EndpointId, usize>,
     held: Held,
-    /// Entries whose attempt is running: they stay in the queue until it
-    /// ends, so a scan must not start them twice.
+    /// Entries whose attempt is running (so, in all, the attempts running):
+    /// they stay in the queue until it ends, so a scan must not start them
+    /// twice.
     taken: HashSet<QueueKey>,
     /// The last queue key read: every due entry before it is taken, held,
     /// or was passed over and waits for the next wrap.
@@ -207,7 +207,6 @@ impl Dispatcher {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
             inner,
-            running: 0,
             in_flight: HashMap::new(),
             held: Held::default(),
             taken: HashSet::new(),
@@ -248,7 +247,6 @@ impl Dispatcher {
 
     /// An attempt ended: its endpoint's next held entry may start.
     fn finished(&mut self, endpoint: EndpointId, key: &QueueKey) {
-        self.running -= 1;
         self.taken.remove(key);
         if let Some(n) = self.in_flight.get_mut(&endpoint) {
             *n -= 1;
@@ -269,7 +267,6 @@ impl Dispatcher {
     /// Starts an entry's attempt on a worker.
     fn start(&mut self, key: QueueKey, entry: QueueEntry) {
         self.inner.add_queued(-1);
-        self.running += 1;
         *self.in_flight.entry(entry.endpoint).or_insert(0) += 1;
         self.taken.insert(key.clone());
         let (inner, done) = (self.inner.clone(), self.done_tx.clone());
@@ -287,7 +284,7 @@ impl Dispatcher {
     /// how long to sleep if nothing wakes the dispatcher.
     fn pass(&mut self) -> Result<Duration, crate::store::StoreError> {
         let idle = Duration::from_secs(60);
-        if self.running >= self.inner.settings.workers {
+        if self.taken.len() >= self.inner.settings.workers {
             // A finishing worker wakes us.
             return Ok(idle);
         }
@@ -311,7 +308,7 @@ impl Dispatcher {
             .due(self.cursor.as_deref(), now_ms, SCAN_LIMIT)?;
         let mut passed_over = false;
         for (key, entry) in scan.entries {
-            if self.running >= self.inner.settings.workers {
+            if self.taken.len() >= self.inner.settings.workers {
                 // Not read: the cursor stays before it.
                 self.caught_up = false;
                 return Ok(idle);

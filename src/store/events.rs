@@ -6,7 +6,9 @@
 //! entries in one transaction.
 
 use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
+};
 
 use super::deliveries::{QueueEntry, delivery_key, queue_key};
 use super::{Result, Store, StoreError, decode, encode, scoped_key};
@@ -41,6 +43,21 @@ struct Row {
     key: Vec<u8>,
     value: Vec<u8>,
     queued: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Row {
+    /// Writes the log entry and its queue entry, if any.
+    fn write(
+        &self,
+        dels: &TransactionalTree,
+        queue: &TransactionalTree,
+    ) -> std::result::Result<(), UnabortableTransactionError> {
+        dels.insert(self.key.as_slice(), self.value.as_slice())?;
+        if let Some((qkey, qvalue)) = &self.queued {
+            queue.insert(qkey.as_slice(), qvalue.as_slice())?;
+        }
+        Ok(())
+    }
 }
 
 fn row(tenant: TenantId, d: &Delivery) -> Row {
@@ -132,10 +149,7 @@ impl Store {
                     fanouts.insert(event_key.as_slice(), marker.as_slice())?;
                 }
                 for row in &rows {
-                    dels.insert(row.key.as_slice(), row.value.as_slice())?;
-                    if let Some((qkey, qvalue)) = &row.queued {
-                        queue.insert(qkey.as_slice(), qvalue.as_slice())?;
-                    }
+                    row.write(dels, queue)?;
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(None)
             })?;
@@ -157,12 +171,8 @@ impl Store {
             let rows: Vec<Row> = chunk.iter().map(|d| row(tenant, d)).collect();
             (&self.deliveries, &self.queue).transaction(|(dels, queue)| {
                 for row in &rows {
-                    if dels.get(row.key.as_slice())?.is_some() {
-                        continue;
-                    }
-                    dels.insert(row.key.as_slice(), row.value.as_slice())?;
-                    if let Some((qkey, qvalue)) = &row.queued {
-                        queue.insert(qkey.as_slice(), qvalue.as_slice())?;
+                    if dels.get(row.key.as_slice())?.is_none() {
+                        row.write(dels, queue)?;
                     }
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
@@ -252,6 +262,13 @@ mod tests {
         (event, deliveries)
     }
 
+    fn assert_all_stored(store: &Store, tenant: TenantId, deliveries: &[Delivery]) {
+        for d in deliveries {
+            let stored = store.get_delivery(&tenant, &d.endpoint_id, &d.id).unwrap();
+            assert!(stored.is_some(), "delivery {} is stored", d.id);
+        }
+    }
+
     fn due_count(deliveries: &[Delivery]) -> usize {
         deliveries.iter().filter(|d| d.next_retry.is_some()).count()
     }
@@ -264,14 +281,7 @@ mod tests {
         let id = event.id.clone();
         let outcome = store.publish(event, deliveries.clone(), None).await;
         assert!(matches!(outcome, Ok(PublishOutcome::Created(_))));
-        for d in &deliveries {
-            assert!(
-                store
-                    .get_delivery(&tenant, &d.endpoint_id, &d.id)
-                    .unwrap()
-                    .is_some()
-            );
-        }
+        assert_all_stored(&store, tenant, &deliveries);
         assert_eq!(store.queue_len(), due_count(&deliveries));
         assert_eq!(
             store.event_deliveries(&tenant, &id).unwrap().len(),
@@ -335,14 +345,7 @@ mod tests {
             })
             .expect("the store reopens");
         assert!(store.fanouts.is_empty());
-        for d in &deliveries {
-            assert!(
-                store
-                    .get_delivery(&tenant, &d.endpoint_id, &d.id)
-                    .unwrap()
-                    .is_some()
-            );
-        }
+        assert_all_stored(&store, tenant, &deliveries);
         let attempted = &deliveries[1];
         let kept = store
             .get_delivery(&tenant, &attempted.endpoint_id, &attempted.id)
