@@ -120,10 +120,33 @@ impl Store {
             plugin_artifacts: db.open_tree("plugin_artifacts")?,
             committer: Arc::new(commit::GroupCommit::start(db.clone())),
         };
-        if store.resume_fan_outs()? > 0 {
+        let requeued = store.requeue_old_leases(&db)?;
+        if requeued + store.resume_fan_outs()? > 0 {
             db.flush()?;
         }
         Ok(store)
+    }
+
+    /// Data dirs written before entries stayed queued during their attempt
+    /// kept running attempts in an `inflight` tree; they go back to the
+    /// queue (to be attempted again, as before) and the tree is dropped.
+    fn requeue_old_leases(&self, db: &sled::Db) -> Result<usize> {
+        const OLD_LEASES: &[u8] = b"inflight";
+        if !db.tree_names().iter().any(|name| name == OLD_LEASES) {
+            return Ok(0);
+        }
+        let leases = db.open_tree(OLD_LEASES)?;
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for item in leases.iter() {
+            let (key, value) = item?;
+            batch.insert(key, value);
+            count += 1;
+        }
+        self.queue.apply_batch(batch)?;
+        db.flush()?;
+        db.drop_tree(OLD_LEASES)?;
+        Ok(count)
     }
 
     /// Makes every write so far durable. Concurrent callers share one fsync.
@@ -215,5 +238,31 @@ pub(crate) mod test_support {
     pub fn temp_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         (Store::open(dir.path(), 16 << 20).unwrap(), dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+
+    #[tokio::test]
+    async fn attempts_in_flight_under_the_old_layout_are_queued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let old = db.open_tree("inflight").unwrap();
+            old.insert(b"key-of-a-running-attempt", b"{}").unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        assert_eq!(store.queue_len(), 1);
+        assert_eq!(
+            store
+                .queue
+                .get(b"key-of-a-running-attempt")
+                .unwrap()
+                .as_deref(),
+            Some(&b"{}"[..])
+        );
     }
 }
