@@ -195,13 +195,13 @@ async fn delete_event_type(
 ) -> Result<Deleted, ApiError> {
     let event_type = find(&state, &auth, &name)?;
     refuse_builtin(&event_type)?;
-    let users: Vec<String> = state
-        .store
-        .all_endpoints(&auth.tenant)?
-        .into_iter()
-        .filter(|e| e.events.contains(&name))
-        .map(|e| e.id.to_string())
-        .collect();
+    let users: Vec<String> = state.store.with_endpoints(&auth.tenant, |endpoints| {
+        endpoints
+            .values()
+            .filter(|e| e.events.contains(&name))
+            .map(|e| e.id.to_string())
+            .collect()
+    })?;
     if !users.is_empty() {
         return Err(ApiError::Conflict(format!(
             "event type '{name}' is subscribed by {}; remove it from them first",

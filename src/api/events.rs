@@ -140,8 +140,9 @@ async fn publish(
         None => None,
     };
     let event = Event::new(auth.tenant, body.id, &body.event_type, body.data);
-    let endpoints = state.store.all_endpoints(&auth.tenant)?;
-    let deliveries = fanout::deliveries_for(&event, &endpoints, &state.config.retry_schedule);
+    let deliveries = state.store.with_endpoints(&auth.tenant, |endpoints| {
+        fanout::deliveries_for(&event, endpoints.values(), &state.config.retry_schedule)
+    })?;
     let queued = deliveries.iter().filter(|d| d.next_retry.is_some()).count();
     // A new event's deliveries are the ones just written: no need to read
     // them back for the answer.

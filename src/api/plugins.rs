@@ -146,13 +146,13 @@ fn find(state: &AppState, auth: &Auth, raw: &str) -> Result<Plugin, ApiError> {
 }
 
 fn users(state: &AppState, plugin: &Plugin) -> Result<Vec<String>, ApiError> {
-    Ok(state
-        .store
-        .all_endpoints(&plugin.tenant_id)?
-        .into_iter()
-        .filter(|e| e.plugins.iter().any(|p| p.plugin_id == plugin.id))
-        .map(|e| e.id.to_string())
-        .collect())
+    Ok(state.store.with_endpoints(&plugin.tenant_id, |endpoints| {
+        endpoints
+            .values()
+            .filter(|e| e.plugins.iter().any(|p| p.plugin_id == plugin.id))
+            .map(|e| e.id.to_string())
+            .collect()
+    })?)
 }
 
 /// Get one plugin version and the endpoints using it.

@@ -2,6 +2,8 @@
 //! resume, rotate and delete. The signing secret leaves the gateway only in
 //! the answers of create and rotate-secret.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -190,6 +192,7 @@ pub(super) fn find_endpoint(
     state
         .store
         .get_endpoint(tenant, &id)?
+        .map(Arc::unwrap_or_clone)
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 

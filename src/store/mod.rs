@@ -17,6 +17,7 @@ mod plugins;
 mod tenants;
 
 pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
+pub use endpoints::TenantEndpoints;
 pub use events::PublishOutcome;
 
 use std::ops::Bound;
@@ -70,6 +71,7 @@ pub struct Store {
     keys: sled::Tree,
     key_hashes: sled::Tree,
     endpoints: sled::Tree,
+    endpoint_cache: Arc<endpoints::EndpointCache>,
     event_types: sled::Tree,
     events: sled::Tree,
     /// `{tenant}/{event id}` → the event's `(endpoint, delivery)` pairs. Kept
@@ -107,6 +109,7 @@ impl Store {
             keys: db.open_tree("api_keys")?,
             key_hashes: db.open_tree("api_key_hashes")?,
             endpoints: db.open_tree("endpoints")?,
+            endpoint_cache: Arc::default(),
             event_types: db.open_tree("event_types")?,
             events: db.open_tree("events")?,
             event_deliveries: db.open_tree("event_deliveries")?,

@@ -57,7 +57,6 @@ impl Store {
     pub async fn delete_tenant(&self, id: &TenantId) -> Result<bool> {
         let prefix = tenant_prefix(id);
         let keys = keys_with_prefix(&self.keys, &prefix)?;
-        let endpoints = keys_with_prefix(&self.endpoints, &prefix)?;
         let event_types = keys_with_prefix(&self.event_types, &prefix)?;
         let key_hashes: Vec<sled::IVec> = keys
             .iter()
@@ -65,29 +64,37 @@ impl Store {
             .filter_map(|v| decode::<super::keys::StoredKey>(&v).ok())
             .map(|k| k.hash.to_vec().into())
             .collect();
-        let existed = (
-            &self.tenants,
-            &self.keys,
-            &self.key_hashes,
-            &self.endpoints,
-            &self.event_types,
-        )
-            .transaction(|(tenants, k, kh, ep, et)| {
-                let existed = tenants.remove(id.to_string().as_bytes())?.is_some();
-                for key in &keys {
-                    k.remove(key)?;
-                }
-                for hash in &key_hashes {
-                    kh.remove(hash)?;
-                }
-                for key in &endpoints {
-                    ep.remove(key)?;
-                }
-                for key in &event_types {
-                    et.remove(key)?;
-                }
-                Ok::<_, ConflictableTransactionError<super::StoreError>>(existed)
-            })?;
+        let existed = {
+            // Listed under the cache's lock, which every endpoint write
+            // takes: none created meanwhile is left behind.
+            let mut cache = self.endpoint_cache.write();
+            let endpoints = keys_with_prefix(&self.endpoints, &prefix)?;
+            let existed = (
+                &self.tenants,
+                &self.keys,
+                &self.key_hashes,
+                &self.endpoints,
+                &self.event_types,
+            )
+                .transaction(|(tenants, k, kh, ep, et)| {
+                    let existed = tenants.remove(id.to_string().as_bytes())?.is_some();
+                    for key in &keys {
+                        k.remove(key)?;
+                    }
+                    for hash in &key_hashes {
+                        kh.remove(hash)?;
+                    }
+                    for key in &endpoints {
+                        ep.remove(key)?;
+                    }
+                    for key in &event_types {
+                        et.remove(key)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<super::StoreError>>(existed)
+                })?;
+            cache.remove(id);
+            existed
+        };
         // With the tenant and its keys gone nothing new can arrive; now the
         // bulk of its history.
         self.purge_deliveries(&prefix)?;
