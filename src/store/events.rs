@@ -157,7 +157,12 @@ impl Store {
             return Ok(PublishOutcome::Duplicate(decode(&bytes)?));
         }
         if chunked {
-            self.fan_out(&event_key, tenant, &deliveries)?;
+            // Thousands of rows: off the async workers, so the API keeps
+            // answering while they are written.
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || store.fan_out(&event_key, tenant, &deliveries))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         }
         self.flush().await?;
         Ok(PublishOutcome::Created(event))
