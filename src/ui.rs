@@ -46,9 +46,19 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
 frame-ancestors 'none'";
 
-/// `/ui`, `/ui/` (the page) and `/ui/{file}` (its assets). `dir` replaces the
-/// embedded copy with files read from disk.
-pub fn routes<S: Clone + Send + Sync + 'static>(dir: Option<PathBuf>) -> Router<S> {
+/// What the page must know of the gateway's settings to check a form as the
+/// API will: whether endpoint URLs may be plain `http://`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PageSettings {
+    pub allow_http: bool,
+}
+
+/// `/ui`, `/ui/` (the page), `/ui/settings.json` and `/ui/{file}` (its
+/// assets). `dir` replaces the embedded copy with files read from disk.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    dir: Option<PathBuf>,
+    settings: PageSettings,
+) -> Router<S> {
     let dir = Arc::new(dir);
     let index = {
         let dir = dir.clone();
@@ -60,6 +70,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>(dir: Option<PathBuf>) -> Router<
     Router::new()
         .route("/ui", get(index.clone()))
         .route("/ui/", get(index))
+        .route(
+            "/ui/settings.json",
+            get(move || async move {
+                let mut response = axum::Json(settings).into_response();
+                secure(response.headers_mut());
+                response
+            }),
+        )
         .route(
             "/ui/{file}",
             get(move |Path(file): Path<String>| {
@@ -90,6 +108,12 @@ async fn serve(dir: Option<&PathBuf>, name: &str) -> Response {
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    secure(headers);
+    response
+}
+
+/// The headers every dashboard answer carries.
+fn secure(headers: &mut axum::http::HeaderMap) {
     // Small files, and a new binary may bring new ones: always revalidate.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(
@@ -105,5 +129,4 @@ async fn serve(dir: Option<&PathBuf>, name: &str) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
 }

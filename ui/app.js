@@ -385,6 +385,14 @@ function eventPicker(catalog, chosen = []) {
   return { el, selected: () => boxes.filter((b) => b.checked).map((b) => b.value) };
 }
 
+// The gateway's settings the forms check against, as the API will
+// (/ui/settings.json): plain http:// endpoint URLs only with HOOKGATE_ALLOW_HTTP.
+const settings = { allow_http: false };
+fetch('/ui/settings.json', { cache: 'no-store' })
+  .then((r) => (r.ok ? r.json() : null))
+  .then((s) => { if (s) Object.assign(settings, s); })
+  .catch(() => { /* keep the strict default: HTTPS only */ });
+
 function checkHttps(input) {
   const v = input.value.trim();
   let msg = '';
@@ -392,7 +400,12 @@ function checkHttps(input) {
   else {
     try {
       const u = new URL(v);
-      if (u.protocol !== 'https:') msg = 'The endpoint URL must use HTTPS (start with https://).';
+      const plainAllowed = settings.allow_http && u.protocol === 'http:';
+      if (u.protocol !== 'https:' && !plainAllowed) {
+        msg = settings.allow_http
+          ? 'The endpoint URL must start with https:// (or http://, which this gateway allows).'
+          : 'The endpoint URL must use HTTPS (start with https://).';
+      }
     } catch { msg = 'This is not a valid URL; it must look like https://example.com/webhooks.'; }
   }
   input.setCustomValidity(msg);

@@ -143,7 +143,10 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let body_limit = state.config.max_body_bytes;
     // The dashboard's files are public: its data calls carry the key.
-    let api = api.merge(crate::ui::routes(state.config.ui_dir.clone()));
+    let page = crate::ui::PageSettings {
+        allow_http: state.config.allow_http,
+    };
+    let api = api.merge(crate::ui::routes(state.config.ui_dir.clone(), page));
 
     api.route(
         "/openapi.json",

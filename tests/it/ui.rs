@@ -95,6 +95,33 @@ async fn ui_dir_serves_files_from_disk() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
+/// The page learns whether plain http:// endpoint URLs are allowed, so its
+/// form checks what the API will.
+#[tokio::test]
+async fn page_settings_follow_the_gateway() {
+    for (env, allowed) in [(None, false), (Some("true"), true)] {
+        let mut builder = Gateway::builder();
+        if let Some(v) = env {
+            builder = builder.env("HOOKGATE_ALLOW_HTTP", v);
+        }
+        let gw = builder.start();
+        let resp = gw
+            .request(Method::GET, "/ui/settings.json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(
+            resp.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'")
+        );
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body, json!({"allow_http": allowed}), "{env:?}");
+    }
+}
+
 /// Fails with what to install when the browser or node is missing.
 fn browser_tooling() -> PathBuf {
     assert!(
