@@ -3,6 +3,7 @@
 //! on the same state.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -54,6 +55,8 @@ pub struct Usage {
 pub struct Gateway {
     child: Child,
     pub base: String,
+    /// Started under `HOOKGATE_BENCH_WRAP`.
+    wrapped: bool,
 }
 
 impl Gateway {
@@ -61,6 +64,7 @@ impl Gateway {
         // HOOKGATE_BENCH_WRAP runs the gateway under a profiler, e.g.
         // "heaptrack -o /tmp/gw" (the figures are then the wrapper's).
         let wrap = std::env::var("HOOKGATE_BENCH_WRAP").unwrap_or_default();
+        let wrapped = !wrap.trim().is_empty();
         let mut words = wrap.split_whitespace();
         let mut cmd = match words.next() {
             Some(program) => {
@@ -78,7 +82,19 @@ impl Gateway {
             .env("HOOKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // Its own process group, so a wrapper and the gateway under it
+            // are signalled together; out of the terminal's group, so the
+            // kernel kills it if the harness dies (Ctrl-C) instead.
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork
+        // and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         // The operator's own settings (e.g. HOOKGATE_STORE_CACHE_MIB) reach
         // the gateway; the harness's own below take precedence.
         for (k, v) in std::env::vars() {
@@ -109,7 +125,18 @@ impl Gateway {
                 break addr.to_string();
             }
         };
-        Gateway { child, base }
+        Gateway {
+            child,
+            base,
+            wrapped,
+        }
+    }
+
+    /// Sends `signal` to the gateway and, if any, its wrapper.
+    fn signal(&self, signal: libc::c_int) {
+        // The child leads its own group (process_group(0)): -pid is it.
+        // SAFETY: kill(2) with a pid and a signal number.
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), signal) };
     }
 
     pub fn pid(&self) -> u32 {
@@ -124,7 +151,7 @@ impl Gateway {
     /// SIGKILL: no drain, no flush. Returns the usage just before.
     pub fn kill(mut self) -> Usage {
         let usage = self.usage();
-        let _ = self.child.kill();
+        self.signal(libc::SIGKILL);
         let _ = self.child.wait();
         usage
     }
@@ -132,7 +159,18 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.wrapped {
+            // A profiler writes its data on SIGINT; the gateway shuts down
+            // gracefully on it. Killed anyway after 60 s.
+            self.signal(libc::SIGINT);
+            for _ in 0..600 {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        self.signal(libc::SIGKILL);
         let _ = self.child.wait();
     }
 }
