@@ -85,6 +85,27 @@ impl Endpoint {
         secrets
     }
 
+    /// An active endpoint subscribed to `a.b`, for tests.
+    #[cfg(test)]
+    pub(crate) fn sample(tenant_id: TenantId, name: &str) -> Endpoint {
+        let now = crate::time::now();
+        Endpoint {
+            id: EndpointId::generate(),
+            tenant_id,
+            name: name.into(),
+            url: "https://example.com".into(),
+            events: vec!["a.b".into()],
+            status: EndpointStatus::Active,
+            disabled_reason: None,
+            secret: "whsec_old".into(),
+            previous_secret: None,
+            last_delivery: None,
+            plugins: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Replaces the secret, keeping the old one valid until `expires_at`.
     pub fn rotate_secret(&mut self, new_secret: String, expires_at: Timestamp) {
         let old = std::mem::replace(&mut self.secret, new_secret);
@@ -103,21 +124,7 @@ mod tests {
     #[test]
     fn rotation_signs_with_both_until_expiry() {
         let now = crate::time::now();
-        let mut ep = Endpoint {
-            id: EndpointId::generate(),
-            tenant_id: TenantId::generate(),
-            name: "n".into(),
-            url: "https://example.com".into(),
-            events: vec!["a.b".into()],
-            status: EndpointStatus::Active,
-            disabled_reason: None,
-            secret: "whsec_old".into(),
-            previous_secret: None,
-            last_delivery: None,
-            plugins: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        };
+        let mut ep = Endpoint::sample(TenantId::generate(), "n");
         assert_eq!(ep.signing_secrets(now), vec!["whsec_old"]);
         ep.rotate_secret("whsec_new".into(), now + Duration::hours(24));
         assert_eq!(ep.signing_secrets(now), vec!["whsec_new", "whsec_old"]);

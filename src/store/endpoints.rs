@@ -192,28 +192,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::EndpointStatus;
-    use crate::store::test_support::temp_store;
-    use crate::tenant::Tenant;
-
-    fn endpoint(tenant: TenantId, name: &str) -> Endpoint {
-        let now = crate::time::now();
-        Endpoint {
-            id: EndpointId::generate(),
-            tenant_id: tenant,
-            name: name.into(),
-            url: "https://example.com/hook".into(),
-            events: vec!["a.b".into()],
-            status: EndpointStatus::Active,
-            disabled_reason: None,
-            secret: "whsec_x".into(),
-            previous_secret: None,
-            last_delivery: None,
-            plugins: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        }
-    }
+    use crate::store::test_support::{temp_store, tenant};
 
     fn names(store: &Store, tenant: &TenantId) -> Vec<String> {
         store
@@ -226,19 +205,14 @@ mod tests {
     #[tokio::test]
     async fn the_cache_follows_every_write() {
         let (store, _dir) = temp_store();
-        let tenant = Tenant {
-            id: TenantId::generate(),
-            name: "t".into(),
-            headers: Default::default(),
-            created_at: crate::time::now(),
-        };
+        let tenant = tenant("t");
         store.create_tenant(&tenant).await.unwrap();
         let t = tenant.id;
-        let first = endpoint(t, "first");
+        let first = Endpoint::sample(t, "first");
         store.create_endpoint(&first).await.unwrap();
         assert_eq!(names(&store, &t), ["first"], "loaded from the tree");
 
-        let second = endpoint(t, "second");
+        let second = Endpoint::sample(t, "second");
         store.create_endpoint(&second).await.unwrap();
         store
             .update_endpoint(&t, &first.id, |e| {
@@ -279,14 +253,9 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writes_leave_the_cache_as_the_tree() {
         let (store, _dir) = temp_store();
-        let tenant = Tenant {
-            id: TenantId::generate(),
-            name: "t".into(),
-            headers: Default::default(),
-            created_at: crate::time::now(),
-        };
+        let tenant = tenant("t");
         store.create_tenant(&tenant).await.unwrap();
-        let ep = endpoint(tenant.id, "0");
+        let ep = Endpoint::sample(tenant.id, "0");
         store.create_endpoint(&ep).await.unwrap();
         names(&store, &tenant.id);
         std::thread::scope(|s| {

@@ -100,19 +100,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::ids::{KeyId, TenantId};
-    use crate::store::test_support::temp_store;
-    use crate::tenant::{ApiKey, Scope, Tenant, hash_token};
+    use crate::ids::KeyId;
+    use crate::store::test_support::{temp_store, tenant};
+    use crate::tenant::{ApiKey, Scope, hash_token};
 
     #[tokio::test]
     async fn keys_authenticate_until_revoked_or_tenant_deleted() {
         let (store, _dir) = temp_store();
-        let tenant = Tenant {
-            id: TenantId::generate(),
-            name: "t".into(),
-            headers: Default::default(),
-            created_at: crate::time::now(),
-        };
+        let tenant = tenant("t");
         store.create_tenant(&tenant).await.unwrap();
         let make = |name: &str| ApiKey {
             id: KeyId::generate(),

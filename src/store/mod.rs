@@ -236,6 +236,18 @@ fn keys_with_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>>
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::Store;
+    use crate::ids::TenantId;
+    use crate::tenant::Tenant;
+
+    /// A tenant record, not stored.
+    pub fn tenant(name: &str) -> Tenant {
+        Tenant {
+            id: TenantId::generate(),
+            name: name.into(),
+            headers: Default::default(),
+            created_at: crate::time::now(),
+        }
+    }
 
     /// A store in a fresh temp dir, kept alive by the returned guard.
     pub fn temp_store() -> (Store, tempfile::TempDir) {

@@ -118,18 +118,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::ids::TenantId;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::{temp_store, tenant};
     use crate::tenant::Tenant;
-
-    fn tenant(name: &str) -> Tenant {
-        Tenant {
-            id: TenantId::generate(),
-            name: name.into(),
-            headers: Default::default(),
-            created_at: crate::time::now(),
-        }
-    }
 
     #[tokio::test]
     async fn tenants_list_in_creation_order_with_cursor() {
