@@ -141,7 +141,8 @@ async fn publish(
     };
     let event = Event::new(auth.tenant, body.id, &body.event_type, body.data);
     let deliveries = state.store.with_endpoints(&auth.tenant, |endpoints| {
-        fanout::deliveries_for(&event, endpoints.values(), &state.config.retry_schedule)
+        let endpoints = endpoints.values().map(|e| e.as_ref());
+        fanout::deliveries_for(&event, endpoints, &state.config.retry_schedule)
     })?;
     let queued = deliveries.iter().filter(|d| d.next_retry.is_some()).count();
     // A new event's deliveries are the ones just written: no need to read

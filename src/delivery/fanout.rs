@@ -9,9 +9,9 @@ use crate::event_type::subscribed;
 /// deliveries are scheduled for the first attempt; paused and disabled ones
 /// get a `skipped` log entry and are never sent, not even after they resume
 /// (seed 000).
-pub fn deliveries_for<'a, E: AsRef<Endpoint> + 'a>(
+pub fn deliveries_for<'a>(
     event: &Event,
-    endpoints: impl IntoIterator<Item = &'a E>,
+    endpoints: impl IntoIterator<Item = &'a Endpoint>,
     schedule: &RetrySchedule,
 ) -> Vec<Delivery> {
     let first_delay = schedule.delay_before(0).unwrap_or_default();
@@ -19,7 +19,6 @@ pub fn deliveries_for<'a, E: AsRef<Endpoint> + 'a>(
         event.created_at + chrono::Duration::from_std(first_delay).unwrap_or(chrono::Duration::MAX);
     endpoints
         .into_iter()
-        .map(AsRef::as_ref)
         .filter(|e| subscribed(&e.events, &event.event_type))
         .map(|e| {
             let mut d = Delivery::new(e.id, &event.id, &event.event_type, event.created_at);

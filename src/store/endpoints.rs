@@ -38,6 +38,14 @@ impl EndpointCache {
         })
     }
 
+    /// Puts `endpoint` in place of its cached copy, if its tenant is cached
+    /// (a tenant not cached loads it from the tree when first read).
+    fn put(cache: &mut HashMap<TenantId, TenantEndpoints>, endpoint: &Endpoint) {
+        if let Some(tenant) = cache.get_mut(&endpoint.tenant_id) {
+            tenant.insert(endpoint.id, Arc::new(endpoint.clone()));
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, HashMap<TenantId, TenantEndpoints>> {
         if self.0.is_poisoned() {
             drop(self.write());
@@ -65,9 +73,7 @@ impl Store {
                 endpoints.insert(key.as_slice(), value.as_slice())?;
                 Ok(())
             })?;
-            if let Some(tenant) = cache.get_mut(&endpoint.tenant_id) {
-                tenant.insert(endpoint.id, Arc::new(endpoint.clone()));
-            }
+            EndpointCache::put(&mut cache, endpoint);
         }
         self.flush().await
     }
@@ -162,9 +168,7 @@ impl Store {
                 .compare_and_swap(&key, Some(&current), Some(encode(&endpoint)))
                 .map_err(StoreError::from)?;
             if swapped.is_ok() {
-                if let Some(cached) = cache.get_mut(tenant) {
-                    cached.insert(*id, Arc::new(endpoint.clone()));
-                }
+                EndpointCache::put(&mut cache, &endpoint);
                 return Ok(endpoint);
             }
         }
