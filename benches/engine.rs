@@ -108,7 +108,9 @@ fn store(c: &mut Criterion) {
             for _ in 0..iters {
                 let scan = store.due(None, u64::MAX, 1).unwrap();
                 let (key, entry) = scan.entries.into_iter().next().expect("queued");
-                store.finish_attempt(&key, &entry, |_| None).unwrap();
+                runtime
+                    .block_on(store.finish_attempt(&key, &entry, |_| None))
+                    .unwrap();
             }
             start.elapsed()
         })

@@ -73,7 +73,7 @@ fn not_sent(outcome: &ChainOutcome) -> Option<(DeliveryStatus, String)> {
 
 /// Ends an attempt made without an HTTP request: the entry gets `status` and
 /// `reason`, and no further attempt is scheduled.
-fn settle(
+async fn settle(
     store: &Store,
     key: &QueueKey,
     entry: &QueueEntry,
@@ -81,13 +81,16 @@ fn settle(
     reason: &str,
 ) -> Result<(), StoreError> {
     let at = crate::time::now();
-    store.finish_attempt(key, entry, |d| {
-        d.status = status;
-        d.error = Some(reason.to_string());
-        d.next_retry = None;
-        d.updated_at = at;
-        None
-    })?;
+    let reason = reason.to_string();
+    store
+        .finish_attempt(key, entry, move |d| {
+            d.status = status;
+            d.error = Some(reason.clone());
+            d.next_retry = None;
+            d.updated_at = at;
+            None
+        })
+        .await?;
     metrics::counter!("hookgate_attempts_total", "outcome" => status.as_str()).increment(1);
     Ok(())
 }
@@ -126,15 +129,17 @@ pub(super) async fn scheduled(
     let tenant = store.get_tenant(&entry.tenant)?;
     let (Some(endpoint), Some(delivery), Some(tenant)) = (endpoint, delivery, tenant) else {
         // Deleted meanwhile: nothing more is sent.
-        store.finish_attempt(key, entry, |_| None)?;
+        store.finish_attempt(key, entry, |_| None).await?;
         return Ok(());
     };
     if delivery.status == DeliveryStatus::Delivered {
         // A manual retry got there first.
-        store.finish_attempt(key, entry, |d| {
-            d.next_retry = None;
-            None
-        })?;
+        store
+            .finish_attempt(key, entry, |d| {
+                d.next_retry = None;
+                None
+            })
+            .await?;
         return Ok(());
     }
     if endpoint.status != EndpointStatus::Active {
@@ -142,17 +147,17 @@ pub(super) async fn scheduled(
             EndpointStatus::Paused => "endpoint paused",
             _ => "endpoint disabled",
         };
-        return settle(store, key, entry, DeliveryStatus::Skipped, reason);
+        return settle(store, key, entry, DeliveryStatus::Skipped, reason).await;
     }
     let Some(event) = store.get_event(&entry.tenant, &delivery.event_id)? else {
         let reason = "the event is no longer stored (retention)";
-        return settle(store, key, entry, DeliveryStatus::Failed, reason);
+        return settle(store, key, entry, DeliveryStatus::Failed, reason).await;
     };
     let prepared = match prepare(inner, &tenant, &endpoint, &event).await {
         ChainOutcome::Deliver(prepared) => prepared,
         other => {
             let (status, reason) = not_sent(&other).expect("not a delivery");
-            return settle(store, key, entry, status, &reason);
+            return settle(store, key, entry, status, &reason).await;
         }
     };
 
@@ -160,9 +165,12 @@ pub(super) async fn scheduled(
         send_signed(inner, &tenant, &endpoint, &delivery, prepared).await,
         false,
     );
-    let schedule = &inner.settings.schedule;
+    let schedule = inner.settings.schedule.clone();
+    let attempts = schedule.attempts();
     let spread = jitter_factor(inner.settings.jitter);
-    let updated = store.finish_attempt(key, entry, |d| {
+    let recorded = attempt.clone();
+    let change = move |d: &mut Delivery| {
+        let attempt = &recorded;
         d.record(attempt.clone());
         if attempt.success {
             return None;
@@ -180,8 +188,8 @@ pub(super) async fn scheduled(
                 None
             }
         }
-    })?;
-    let Some(updated) = updated else {
+    };
+    let Some(updated) = store.finish_attempt(key, entry, change).await? else {
         return Ok(());
     };
     if updated.next_retry.is_some() {
@@ -191,7 +199,7 @@ pub(super) async fn scheduled(
     if exhausted {
         tracing::warn!(delivery = %updated.id, endpoint = %endpoint.id, "delivery failed after its last attempt");
     }
-    note_on_endpoint(store, &endpoint, &attempt, exhausted, schedule.attempts())
+    note_on_endpoint(store, &endpoint, &attempt, exhausted, attempts)
 }
 
 /// A multiplier in `[1 - jitter, 1 + jitter]`.

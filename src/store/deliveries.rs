@@ -122,28 +122,31 @@ impl Store {
     /// An entry stays in the queue while its attempt runs (the dispatcher
     /// remembers it is taken), so a crash mid-attempt leaves it due and it
     /// is attempted again on the next start.
-    pub fn finish_attempt(
+    pub async fn finish_attempt(
         &self,
         key: &QueueKey,
         entry: &QueueEntry,
-        change: impl Fn(&mut Delivery) -> Option<i64>,
+        change: impl Fn(&mut Delivery) -> Option<i64> + Send + 'static,
     ) -> Result<Option<Delivery>> {
         let dkey = delivery_key(&entry.tenant, &entry.endpoint, &entry.delivery);
         let entry_value = encode(entry);
-        let updated = (&self.deliveries, &self.queue).transaction(|(deliveries, queue)| {
-            queue.remove(key)?;
-            let Some(current) = deliveries.get(dkey.as_slice())? else {
-                return Ok(None);
-            };
-            let mut delivery: Delivery =
-                decode(&current).map_err(ConflictableTransactionError::Abort)?;
-            if let Some(due) = change(&mut delivery) {
-                queue.insert(queue_key(due, &delivery.id), entry_value.as_slice())?;
-            }
-            deliveries.insert(dkey.as_slice(), encode(&delivery))?;
-            Ok(Some(delivery))
-        })?;
-        Ok(updated)
+        let key = key.clone();
+        self.writer
+            .write(3, move |tx| {
+                tx.queue.remove(&key)?;
+                let Some(current) = tx.deliveries.get(dkey.as_slice())? else {
+                    return Ok(None);
+                };
+                let mut delivery: Delivery =
+                    decode(&current).map_err(ConflictableTransactionError::Abort)?;
+                if let Some(due) = change(&mut delivery) {
+                    tx.queue
+                        .insert(queue_key(due, &delivery.id), entry_value.as_slice())?;
+                }
+                tx.deliveries.insert(dkey.as_slice(), encode(&delivery))?;
+                Ok(Some(delivery))
+            })
+            .await
     }
 
     pub fn get_delivery(
@@ -387,13 +390,16 @@ mod tests {
         let due = store.due(None, u64::MAX, 10).unwrap();
         assert_eq!(due.entries.len(), 1);
         // A failed attempt moves the entry to its retry time...
-        store.finish_attempt(&key, &entry, |_| Some(5_000)).unwrap();
+        store
+            .finish_attempt(&key, &entry, |_| Some(5_000))
+            .await
+            .unwrap();
         assert!(store.due(None, 4_999, 10).unwrap().entries.is_empty());
         let later = store.due(None, 5_000, 10).unwrap();
         assert_eq!(later.entries.len(), 1);
         // ...and one with nothing left to do drops it.
         let (key, entry) = later.entries.into_iter().next().unwrap();
-        store.finish_attempt(&key, &entry, |_| None).unwrap();
+        store.finish_attempt(&key, &entry, |_| None).await.unwrap();
         assert!(store.due(None, u64::MAX, 10).unwrap().entries.is_empty());
     }
 

@@ -115,44 +115,42 @@ impl Store {
             (deliveries.iter().map(|d| row(tenant, d)).collect(), None)
         };
 
-        let existing = (
-            &self.events,
-            &self.event_deliveries,
-            &self.idempotency,
-            &self.deliveries,
-            &self.queue,
-            &self.fanouts,
-        )
-            .transaction(|(events, lists, idem, dels, queue, fanouts)| {
+        let weight = 3 + 2 * rows.len();
+        let (key, event_id) = (event_key.clone(), event.id.clone());
+        let existing = self
+            .writer
+            .write(weight, move |tx| {
                 let earlier = match &idem_key {
-                    Some(k) => match idem.get(k)? {
-                        Some(id) => {
-                            events.get(scoped_key(&tenant, String::from_utf8_lossy(&id)))?
-                        }
+                    Some(k) => match tx.idempotency.get(k)? {
+                        Some(id) => tx
+                            .events
+                            .get(scoped_key(&tenant, String::from_utf8_lossy(&id)))?,
                         None => None,
                     },
                     None => None,
                 };
                 let earlier = match earlier {
                     Some(e) => Some(e),
-                    None => events.get(event_key.as_slice())?,
+                    None => tx.events.get(key.as_slice())?,
                 };
                 if let Some(earlier) = earlier {
                     return Ok(Some(earlier));
                 }
-                events.insert(event_key.as_slice(), event_value.as_slice())?;
-                lists.insert(event_key.as_slice(), list_value.as_slice())?;
+                tx.events.insert(key.as_slice(), event_value.as_slice())?;
+                tx.event_deliveries
+                    .insert(key.as_slice(), list_value.as_slice())?;
                 if let Some(k) = &idem_key {
-                    idem.insert(k.as_slice(), event.id.as_bytes())?;
+                    tx.idempotency.insert(k.as_slice(), event_id.as_bytes())?;
                 }
                 if let Some(marker) = &marker {
-                    fanouts.insert(event_key.as_slice(), marker.as_slice())?;
+                    tx.fanouts.insert(key.as_slice(), marker.as_slice())?;
                 }
                 for row in &rows {
-                    row.write(dels, queue)?;
+                    row.write(tx.deliveries, tx.queue)?;
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(None)
-            })?;
+                Ok(None)
+            })
+            .await?;
         if let Some(bytes) = existing {
             return Ok(PublishOutcome::Duplicate(decode(&bytes)?));
         }

@@ -4,8 +4,9 @@
 //! per-kind trees; items that belong to a tenant are keyed `{tenant_id}/{id}`
 //! so a tenant's items list in creation order (ids are ULIDs) by a prefix scan
 //! that never reads another tenant's keys. Writes that must stay together run
-//! in sled transactions, and every mutation is flushed before it returns, so
-//! an API answer of 2xx means the change survives a crash.
+//! in sled transactions (the hot paths' grouped by `writer`, several to one
+//! transaction), and every mutation is flushed before it returns, so an API
+//! answer of 2xx means the change survives a crash.
 
 mod commit;
 mod deliveries;
@@ -15,6 +16,7 @@ mod events;
 mod keys;
 mod plugins;
 mod tenants;
+mod writer;
 
 pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
 pub use endpoints::TenantEndpoints;
@@ -38,6 +40,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("cannot make writes durable: {0}")]
     Flush(String),
+    #[error("cannot write: {0}")]
+    Write(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -89,6 +93,7 @@ pub struct Store {
     plugin_blobs: sled::Tree,
     plugin_artifacts: sled::Tree,
     committer: Arc<commit::GroupCommit>,
+    writer: Arc<writer::Writer>,
 }
 
 const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
@@ -103,6 +108,20 @@ impl Store {
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()?;
+        let events = db.open_tree("events")?;
+        let event_deliveries = db.open_tree("event_deliveries")?;
+        let fanouts = db.open_tree("fanouts")?;
+        let idempotency = db.open_tree("idempotency_keys")?;
+        let deliveries = db.open_tree("deliveries")?;
+        let queue = db.open_tree("queue")?;
+        let writer = writer::Writer::start(writer::Trees {
+            events: events.clone(),
+            event_deliveries: event_deliveries.clone(),
+            idempotency: idempotency.clone(),
+            deliveries: deliveries.clone(),
+            queue: queue.clone(),
+            fanouts: fanouts.clone(),
+        });
         let store = Self {
             meta: db.open_tree("meta")?,
             tenants: db.open_tree("tenants")?,
@@ -111,17 +130,18 @@ impl Store {
             endpoints: db.open_tree("endpoints")?,
             endpoint_cache: Arc::default(),
             event_types: db.open_tree("event_types")?,
-            events: db.open_tree("events")?,
-            event_deliveries: db.open_tree("event_deliveries")?,
-            fanouts: db.open_tree("fanouts")?,
+            events,
+            event_deliveries,
+            fanouts,
             fanout_budget: Arc::new(tokio::sync::Semaphore::new(events::FANOUT_BUDGET)),
-            idempotency: db.open_tree("idempotency_keys")?,
-            deliveries: db.open_tree("deliveries")?,
-            queue: db.open_tree("queue")?,
+            idempotency,
+            deliveries,
+            queue,
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
             plugin_artifacts: db.open_tree("plugin_artifacts")?,
             committer: Arc::new(commit::GroupCommit::start(db.clone())),
+            writer: Arc::new(writer),
         };
         let requeued = store.requeue_old_leases(&db)?;
         if requeued + store.resume_fan_outs()? > 0 {
