@@ -329,6 +329,7 @@ impl Store {
         }
         self.event_deliveries.apply_batch(batch.clone())?;
         self.events.apply_batch(batch)?;
+        self.recent_events.clear();
         self.flush().await?;
         Ok(count)
     }

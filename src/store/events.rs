@@ -157,12 +157,13 @@ impl Store {
         if chunked {
             // Thousands of rows: off the async workers, so the API keeps
             // answering while they are written.
-            let store = self.clone();
-            tokio::task::spawn_blocking(move || store.fan_out(&event_key, tenant, &deliveries))
+            let (store, key) = (self.clone(), event_key.clone());
+            tokio::task::spawn_blocking(move || store.fan_out(&key, tenant, &deliveries))
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         }
         self.flush().await?;
+        self.recent_events.insert(event_key, event.clone());
         Ok(PublishOutcome::Created(event))
     }
 
@@ -199,10 +200,11 @@ impl Store {
     }
 
     pub fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
-        self.events
-            .get(scoped_key(tenant, id))?
-            .map(|v| decode(&v))
-            .transpose()
+        let key = scoped_key(tenant, id);
+        if let Some(event) = self.recent_events.get(&key) {
+            return Ok(Some(Event::clone(&event)));
+        }
+        self.events.get(key)?.map(|v| decode(&v)).transpose()
     }
 
     /// The `(endpoint, delivery)` pairs an event was fanned out to.
@@ -274,6 +276,37 @@ mod tests {
 
     fn due_count(deliveries: &[Delivery]) -> usize {
         deliveries.iter().filter(|d| d.next_retry.is_some()).count()
+    }
+
+    #[tokio::test]
+    async fn removed_events_are_not_served_from_memory() {
+        let (store, _dir) = temp_store();
+        let tenant = crate::store::test_support::tenant("acme");
+        store.create_tenant(&tenant).await.unwrap();
+        let publish = |store: &Store| {
+            let event = Event::new(tenant.id, None, "a.b", serde_json::json!({"n": 1}));
+            let store = store.clone();
+            async move {
+                store
+                    .publish(event.clone(), Vec::new(), None)
+                    .await
+                    .unwrap();
+                event.id
+            }
+        };
+        let pruned = publish(&store).await;
+        let stored = store.get_event(&tenant.id, &pruned).unwrap();
+        assert_eq!(stored.expect("published").id, pruned);
+        store
+            .prune(crate::time::now() + chrono::Duration::days(1))
+            .await
+            .unwrap();
+        assert!(store.get_event(&tenant.id, &pruned).unwrap().is_none());
+
+        let orphaned = publish(&store).await;
+        assert!(store.get_event(&tenant.id, &orphaned).unwrap().is_some());
+        store.delete_tenant(&tenant.id).await.unwrap();
+        assert!(store.get_event(&tenant.id, &orphaned).unwrap().is_none());
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ mod event_types;
 mod events;
 mod keys;
 mod plugins;
+mod recent_events;
 mod tenants;
 mod writer;
 
@@ -78,6 +79,7 @@ pub struct Store {
     endpoint_cache: Arc<endpoints::EndpointCache>,
     event_types: sled::Tree,
     events: sled::Tree,
+    recent_events: Arc<recent_events::RecentEvents>,
     /// `{tenant}/{event id}` → the event's `(endpoint, delivery)` pairs. Kept
     /// apart from the event, which every attempt reads: with thousands of
     /// endpoints the list is far larger than the event itself.
@@ -131,6 +133,7 @@ impl Store {
             endpoint_cache: Arc::default(),
             event_types: db.open_tree("event_types")?,
             events,
+            recent_events: Arc::default(),
             event_deliveries,
             fanouts,
             fanout_budget: Arc::new(tokio::sync::Semaphore::new(events::FANOUT_BUDGET)),

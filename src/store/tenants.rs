@@ -111,6 +111,7 @@ impl Store {
             }
             tree.apply_batch(batch)?;
         }
+        self.recent_events.clear();
         self.flush().await?;
         Ok(existed)
     }

@@ -18,6 +18,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -28,6 +29,12 @@ use super::{Result, StoreError};
 /// Rows (keys written) a group stops taking jobs at: bounds the memory of
 /// the transaction's write set and how long one group holds sled's lock.
 const GROUP_ROWS: usize = 4096;
+
+/// How long a group waits for more jobs when the last one had company: under
+/// load, fewer and larger groups (each seals sled's I/O buffer) are cheaper,
+/// by 3–7% CPU and 1–8% delivery rate at 300 µs in interleaved runs; an
+/// idle gateway's lone jobs do not wait.
+const GATHER: Duration = Duration::from_micros(300);
 
 /// The trees a grouped write can touch, inside the group's transaction.
 pub(super) struct Tx<'a> {
@@ -108,11 +115,15 @@ impl Writer {
             .spawn(move || {
                 // Ends when every Store clone (and so every sender) is gone.
                 let mut next = None;
+                let mut busy = false;
                 while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
                     let mut group = vec![first];
                     let mut rows = group[0].rows();
+                    let gather_until = Instant::now() + if busy { GATHER } else { Duration::ZERO };
                     while rows < GROUP_ROWS {
-                        let Ok(job) = jobs.try_recv() else { break };
+                        let Some(job) = next_job(&jobs, gather_until) else {
+                            break;
+                        };
                         if rows + job.rows() > GROUP_ROWS {
                             next = Some(job);
                             break;
@@ -120,6 +131,7 @@ impl Writer {
                         rows += job.rows();
                         group.push(job);
                     }
+                    busy = group.len() > 1;
                     metrics::histogram!("hookgate_write_group_size").record(group.len() as f64);
                     commit_group(&trees, group);
                 }
@@ -147,6 +159,15 @@ impl Writer {
         self.queue.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+}
+
+/// The next queued job, waiting for one until `until` at most.
+fn next_job(jobs: &mpsc::Receiver<Box<dyn Job>>, until: Instant) -> Option<Box<dyn Job>> {
+    if let Ok(job) = jobs.try_recv() {
+        return Some(job);
+    }
+    let left = until.checked_duration_since(Instant::now())?;
+    jobs.recv_timeout(left).ok()
 }
 
 /// Commits `group` in one transaction; a job that aborts is answered with
