@@ -91,8 +91,11 @@ async fn upload_plugin(
     Query(params): Query<UploadParams>,
     req: Request,
 ) -> Result<(StatusCode, Json<Envelope<PluginData>>), ApiError> {
-    validate_name(&params.name)?;
+    // The body is read before the name is judged: answering first would
+    // leave the rest of the upload unread on a connection the client then
+    // reuses, and its next request fails with a broken pipe.
     let wasm = read_body(req, &()).await?;
+    validate_name(&params.name)?;
     if wasm.is_empty() {
         return Err(ApiError::BadRequest(
             "the request body must be the component's bytes".into(),
