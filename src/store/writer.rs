@@ -4,8 +4,8 @@
 //! `pin_log` rolls the buffer to mark the batch's start), and each sealed
 //! buffer is one `pwrite` plus `sync_file_range` on sled's I/O pool, whose
 //! hand-off wakes all of that pool's threads. At a few thousand publishes
-//! and attempt results a second that was half the gateway's CPU
-//! (BENCHMARKS.md). So publishes and attempt results are not transactions of
+//! and attempt results a second that was about a third of the gateway's
+//! CPU (BENCHMARKS.md). So publishes and attempt results are not transactions of
 //! their own: callers queue a job, and one thread runs every job queued
 //! meanwhile in one transaction, so a busy gateway seals one buffer per
 //! group rather than per write.
