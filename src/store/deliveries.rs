@@ -129,8 +129,7 @@ impl Store {
         change: impl Fn(&mut Delivery) -> Option<i64> + Send + 'static,
     ) -> Result<Option<Delivery>> {
         let dkey = delivery_key(&entry.tenant, &entry.endpoint, &entry.delivery);
-        let entry_value = encode(entry);
-        let key = key.clone();
+        let (key, entry) = (key.clone(), entry.clone());
         self.writer
             .write(3, move |tx| {
                 tx.queue.remove(&key)?;
@@ -140,8 +139,9 @@ impl Store {
                 let mut delivery: Delivery =
                     decode(&current).map_err(ConflictableTransactionError::Abort)?;
                 if let Some(due) = change(&mut delivery) {
+                    // Encoded only here: most attempts succeed and drop it.
                     tx.queue
-                        .insert(queue_key(due, &delivery.id), entry_value.as_slice())?;
+                        .insert(queue_key(due, &delivery.id), encode(&entry))?;
                 }
                 tx.deliveries.insert(dkey.as_slice(), encode(&delivery))?;
                 Ok(Some(delivery))

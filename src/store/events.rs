@@ -100,6 +100,8 @@ impl Store {
             deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
         let list_value = encode(&list);
         let chunked = deliveries.len() > FANOUT_CHUNK;
+        // Only an event with a delivery to attempt is worth keeping decoded.
+        let attempted = deliveries.iter().any(|d| d.next_retry.is_some());
         let _budget = match chunked {
             true => Some(
                 self.fanout_budget
@@ -163,7 +165,9 @@ impl Store {
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         }
         self.flush().await?;
-        self.recent_events.insert(event_key, event.clone());
+        if attempted {
+            self.recent_events.insert(event_key, event.clone());
+        }
         Ok(PublishOutcome::Created(event))
     }
 
