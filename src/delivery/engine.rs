@@ -9,7 +9,10 @@
 //! is held in memory (bounded per endpoint and in all) and started the moment
 //! one of that endpoint's attempts finishes, without touching the queue; past
 //! those bounds it is left queued and found again when the cursor wraps to the
-//! front. So a slow or dead endpoint holds at most its cap of workers and
+//! front. An entry whose due time was set before another, later one's
+//! commit lands behind the cursor; the store notes the earliest due time
+//! written, and the next pass steps back to it. So a slow or dead endpoint
+//! holds at most its cap of workers and
 //! never delays other endpoints' deliveries, and a backlog costs bounded
 //! memory. Workers report back on a channel; the dispatcher sleeps until the
 //! next entry falls due, a publish wakes it, or a worker finishes.
@@ -301,6 +304,14 @@ impl Dispatcher {
             self.passed_over = false;
             self.last_wrap = now;
         }
+        if let (Some(queued), Some(cursor)) = (self.inner.store.take_queued_since(), &self.cursor)
+            && queued <= Store::due_at(cursor)
+        {
+            // Written behind the cursor (its due time was set before a
+            // later one's commit): step back to it. Entries re-read on the
+            // way are skipped as taken or held.
+            self.cursor = Some(Store::queue_position(queued));
+        }
         let now_ms = now_ms();
         let scan = self
             .inner
@@ -364,5 +375,88 @@ async fn retention(inner: Arc<Inner>) {
             _ = inner.stop.cancelled() => return,
             _ = tokio::time::sleep(PRUNE_EVERY) => {},
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::{Dispatcher, EngineSettings, Inner};
+    use crate::delivery::sender::Sender;
+    use crate::delivery::{Delivery, RetrySchedule};
+    use crate::event::Event;
+    use crate::ids::EndpointId;
+    use crate::plugins::{Limits, PluginHost, Plugins};
+    use crate::store::Store;
+    use crate::store::test_support::temp_store;
+    use crate::target_guard::TargetGuard;
+
+    fn dispatcher(store: Store) -> Dispatcher {
+        let sender = Sender::new(TargetGuard::default(), Duration::from_secs(1), None).unwrap();
+        let plugins = Plugins::new(PluginHost::new(Limits::default()).unwrap(), store.clone());
+        Dispatcher::new(Arc::new(Inner {
+            store,
+            sender,
+            plugins,
+            settings: EngineSettings {
+                schedule: RetrySchedule::default(),
+                jitter: 0.0,
+                workers: 8,
+                endpoint_concurrency: 1,
+                retention_days: 30,
+            },
+            wake: Default::default(),
+            queued: Default::default(),
+            tasks: Default::default(),
+            stop: Default::default(),
+        }))
+    }
+
+    /// Publishes one event with one delivery to `endpoint`, due `ago_ms`
+    /// before now; returns its queue key.
+    async fn publish(store: &Store, endpoint: EndpointId, ago_ms: i64) -> Vec<u8> {
+        let event = Event::new(
+            crate::ids::TenantId::generate(),
+            None,
+            "probe.ping",
+            serde_json::json!({}),
+        );
+        let due = Utc::now() - chrono::Duration::milliseconds(ago_ms);
+        let mut delivery = Delivery::new(endpoint, &event.id, "probe.ping", due);
+        delivery.next_retry = Some(due);
+        let id = delivery.id;
+        store.publish(event, vec![delivery], None).await.unwrap();
+        let mut key = (due.timestamp_millis() as u64).to_be_bytes().to_vec();
+        key.extend_from_slice(&id.ulid().to_bytes());
+        key
+    }
+
+    /// An entry whose commit lands behind the cursor (due earlier than one
+    /// already read) is found by the next pass, not at the next wrap.
+    #[tokio::test]
+    async fn an_entry_written_behind_the_cursor_is_found_at_once() {
+        let (store, _dir) = temp_store();
+        let mut d = dispatcher(store.clone());
+        // The endpoint is at its cap, so what the passes find is held, and
+        // nothing is sent.
+        let endpoint = EndpointId::generate();
+        d.in_flight.insert(endpoint, 1);
+
+        let later = publish(&store, endpoint, 5).await;
+        d.pass().unwrap();
+        assert!(d.held.keys.contains(later.as_slice()));
+        assert_eq!(d.cursor.as_deref(), Some(later.as_slice()));
+
+        let earlier = publish(&store, endpoint, 1000).await;
+        d.pass().unwrap();
+        assert!(
+            d.held.keys.contains(earlier.as_slice()),
+            "the entry behind the cursor was not read"
+        );
+        assert_eq!(d.held.len(), 2);
     }
 }

@@ -13,6 +13,7 @@
 //! change to a delivery's schedule moves its entry in the same transaction.
 
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,29 @@ pub(super) fn queue_key(due_ms: i64, id: &DeliveryId) -> Vec<u8> {
     key.extend_from_slice(&(due_ms.max(0) as u64).to_be_bytes());
     key.extend_from_slice(&id.ulid().to_bytes());
     key
+}
+
+/// The earliest due time among queue entries written since the dispatcher
+/// last asked ([`Store::take_queued_since`]).
+///
+/// A delivery's due time is fixed before its transaction commits, so under
+/// concurrent writes an entry can land behind keys the dispatcher's cursor
+/// has already passed; without this it would wait for the cursor's next
+/// wrap. Noted after the commit, so that whoever takes the mark can see the
+/// entry.
+#[derive(Debug)]
+pub(super) struct QueuedSince(AtomicU64);
+
+impl Default for QueuedSince {
+    fn default() -> Self {
+        Self(AtomicU64::new(u64::MAX))
+    }
+}
+
+impl QueuedSince {
+    pub(super) fn note(&self, due_ms: i64) {
+        self.0.fetch_min(due_ms.max(0) as u64, Ordering::AcqRel);
+    }
 }
 
 fn due_of(key: &[u8]) -> u64 {
@@ -109,6 +133,24 @@ impl Store {
         })
     }
 
+    /// The earliest due time (ms) of the entries queued since the last call,
+    /// if any were.
+    pub fn take_queued_since(&self) -> Option<u64> {
+        let due = self.queued_since.0.swap(u64::MAX, Ordering::AcqRel);
+        (due != u64::MAX).then_some(due)
+    }
+
+    /// A position just before every queue entry due at or after `due_ms`:
+    /// the scan [`Store::due`] makes after it starts with them.
+    pub fn queue_position(due_ms: u64) -> QueueKey {
+        QueueKey::from(&due_ms.to_be_bytes()[..])
+    }
+
+    /// When the entry at `key` is due (ms).
+    pub fn due_at(key: &[u8]) -> u64 {
+        due_of(key)
+    }
+
     /// Entries waiting in the queue (counted by a scan: for start-up).
     pub fn queue_len(&self) -> usize {
         self.queue.len()
@@ -130,7 +172,8 @@ impl Store {
     ) -> Result<Option<Delivery>> {
         let dkey = delivery_key(&entry.tenant, &entry.endpoint, &entry.delivery);
         let (key, entry) = (key.clone(), entry.clone());
-        self.writer
+        let updated = self
+            .writer
             .write(3, move |tx| {
                 tx.queue.remove(&key)?;
                 let Some(current) = tx.deliveries.get(dkey.as_slice())? else {
@@ -146,7 +189,11 @@ impl Store {
                 tx.deliveries.insert(dkey.as_slice(), encode(&delivery))?;
                 Ok(Some(delivery))
             })
-            .await
+            .await?;
+        if let Some(due) = updated.as_ref().and_then(|d| d.next_retry) {
+            self.queued_since.note(due.timestamp_millis());
+        }
+        Ok(updated)
     }
 
     pub fn get_delivery(

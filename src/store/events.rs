@@ -60,6 +60,15 @@ impl Row {
     }
 }
 
+/// When the first of `deliveries` to be queued is due (ms), if any is.
+fn earliest_due(deliveries: &[Delivery]) -> Option<i64> {
+    deliveries
+        .iter()
+        .filter_map(|d| d.next_retry)
+        .map(|due| due.timestamp_millis())
+        .min()
+}
+
 fn row(tenant: TenantId, d: &Delivery) -> Row {
     Row {
         key: delivery_key(&tenant, &d.endpoint_id, &d.id),
@@ -100,8 +109,9 @@ impl Store {
             deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
         let list_value = encode(&list);
         let chunked = deliveries.len() > FANOUT_CHUNK;
+        let earliest_due = earliest_due(&deliveries);
         // Only an event with a delivery to attempt is worth keeping decoded.
-        let attempted = deliveries.iter().any(|d| d.next_retry.is_some());
+        let attempted = earliest_due.is_some();
         let _budget = match chunked {
             true => Some(
                 self.fanout_budget
@@ -156,6 +166,9 @@ impl Store {
         if let Some(bytes) = existing {
             return Ok(PublishOutcome::Duplicate(decode(&bytes)?));
         }
+        if let (Some(due), false) = (earliest_due, chunked) {
+            self.queued_since.note(due);
+        }
         if chunked {
             // Thousands of rows: off the async workers, so the API keeps
             // answering while they are written.
@@ -185,6 +198,9 @@ impl Store {
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })?;
+            if let Some(due) = earliest_due(chunk) {
+                self.queued_since.note(due);
+            }
         }
         self.fanouts.remove(event_key)?;
         Ok(())

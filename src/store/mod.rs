@@ -80,6 +80,7 @@ pub struct Store {
     event_types: sled::Tree,
     events: sled::Tree,
     recent_events: Arc<recent_events::RecentEvents>,
+    queued_since: Arc<deliveries::QueuedSince>,
     /// `{tenant}/{event id}` → the event's `(endpoint, delivery)` pairs. Kept
     /// apart from the event, which every attempt reads: with thousands of
     /// endpoints the list is far larger than the event itself.
@@ -134,6 +135,7 @@ impl Store {
             event_types: db.open_tree("event_types")?,
             events,
             recent_events: Arc::default(),
+            queued_since: Arc::default(),
             event_deliveries,
             fanouts,
             fanout_budget: Arc::new(tokio::sync::Semaphore::new(events::FANOUT_BUDGET)),
