@@ -264,15 +264,9 @@ async fn test_plugin(
         .unwrap_or_else(|| serde_json::json!({}))
         .to_string();
     let endpoint_id = body.endpoint_id.unwrap_or_default();
-    let plugins = state.plugins.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        let input = Prepared::of(&event).to_wit(&event, &endpoint_id);
-        let report = plugins.call(&plugin, &input, &config);
-        dry_run_output(input.payload, report)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    ok(output)
+    let input = Prepared::of(&event).to_wit(&event, &endpoint_id);
+    let report = state.plugins.call(&plugin, &input, &config).await;
+    ok(dry_run_output(input.payload, report))
 }
 
 fn dry_run_output(input: String, report: crate::plugins::host::CallReport) -> TestOutput {

@@ -15,7 +15,7 @@ use crate::signing;
 use crate::store::{QueueEntry, QueueKey, Store, StoreError};
 use crate::tenant::Tenant;
 
-/// Runs the endpoint's plugin chain, if it has one, on the blocking pool.
+/// Runs the endpoint's plugin chain, if it has one.
 async fn prepare(
     inner: &Inner,
     tenant: &Tenant,
@@ -25,12 +25,11 @@ async fn prepare(
     if endpoint.plugins.is_empty() {
         return ChainOutcome::Deliver(Prepared::of(event));
     }
-    let plugins = inner.plugins.clone();
-    let (tenant, chain, event) = (tenant.clone(), endpoint.plugins.clone(), event.clone());
     let endpoint_id = endpoint.id.to_string();
-    tokio::task::spawn_blocking(move || plugins.run_chain(&tenant, &endpoint_id, &chain, &event))
+    inner
+        .plugins
+        .run_chain(tenant, &endpoint_id, &endpoint.plugins, event)
         .await
-        .unwrap_or_else(|e| ChainOutcome::Failed(format!("the plugin chain crashed: {e}")))
 }
 
 /// Signs the prepared body for `endpoint` and sends it.

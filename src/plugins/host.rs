@@ -1,8 +1,14 @@
 //! The WebAssembly sandbox (SPEC §3): one wasmtime `Engine` and `Linker` for
 //! the process, a fresh `Store` and instance per call.
 //!
-//! Limits per call: CPU time through epoch interruption (a ticker thread
-//! advances the epoch every millisecond), linear memory through a resource
+//! Calls run on the async executor itself, on a fiber stack: a ticker thread
+//! advances the epoch every millisecond, and at each tick a running call
+//! yields to the executor, so a plugin never holds an executor thread for
+//! longer than a tick and no call pays a hand-off to another thread.
+//!
+//! Limits per call: CPU time, counted as the time the call ran between its
+//! resumptions (time spent waiting for the executor is not charged), checked
+//! at every tick; linear memory through a resource
 //! limiter, output size and header count checked on return. WASI p2 is linked
 //! with an empty context: no files, network, environment or arguments, and
 //! stdout/stderr go to bounded in-memory pipes that end up in the call's log.
@@ -11,12 +17,13 @@
 //! the pagemap scan that makes resetting it cheap.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
-    Store, Trap,
+    Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -27,6 +34,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         world: "transformer",
         path: "wit",
+        exports: { default: async },
     });
 }
 
@@ -65,7 +73,8 @@ pub const MAX_LOG_LINES: usize = 20;
 pub const MAX_LOG_LINE: usize = 1024;
 /// Bytes of stdout and of stderr kept per call.
 const PIPE_CAPACITY: usize = 4096;
-/// Instances that may exist at once (pool slots).
+/// Instances that may exist at once (pool slots, and their fiber stacks);
+/// calls beyond it wait for a slot.
 const POOL_SLOTS: u32 = 256;
 /// How often the epoch advances: the granularity of the time limit.
 const TICK: Duration = Duration::from_millis(1);
@@ -199,6 +208,9 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<CallState>,
     limits: Limits,
+    /// One permit per pool slot, so a burst of calls waits for a slot
+    /// instead of failing to instantiate.
+    slots: tokio::sync::Semaphore,
 }
 
 impl PluginHost {
@@ -208,6 +220,7 @@ impl PluginHost {
             .total_core_instances(POOL_SLOTS * 2)
             .total_memories(POOL_SLOTS * 2)
             .total_tables(POOL_SLOTS * 2)
+            .total_stacks(POOL_SLOTS)
             .max_memory_size(limits.memory);
         // Keeping pages resident only pays when resetting them is a pagemap
         // scan away; without it, it would memset the kept bytes every call.
@@ -229,7 +242,7 @@ impl PluginHost {
         }
         let engine = Engine::new(&config).map_err(|e| PluginError::Host(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|_| Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .map_err(|e| PluginError::Host(format!("{e:#}")))?;
         start_ticker(&engine);
@@ -237,6 +250,7 @@ impl PluginHost {
             engine,
             linker,
             limits,
+            slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
         }))
     }
 
@@ -290,9 +304,14 @@ impl PluginHost {
         Ok(Compiled { pre })
     }
 
-    /// Runs one transform in a fresh instance. Blocking: call it off the
-    /// async executor's core threads.
-    pub fn call(&self, compiled: &Compiled, event: &WitEvent, config: &str) -> CallReport {
+    /// Runs one transform in a fresh instance, on the current task: the call
+    /// yields at every epoch tick.
+    pub async fn call(&self, compiled: &Compiled, event: &WitEvent, config: &str) -> CallReport {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slots are never closed");
         let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
         let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
         let wasi = WasiCtxBuilder::new()
@@ -310,15 +329,14 @@ impl PluginHost {
             },
         );
         store.limiter(|s| s as &mut dyn ResourceLimiter);
-        let ticks = (self.limits.time.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-
         let started = Instant::now();
-        let called = compiled
-            .pre
-            .instantiate(&mut store)
-            .and_then(|t| t.call_transform(&mut store, event, config));
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(charge(self.limits.time, started));
+
+        let called = match compiled.pre.instantiate_async(&mut store).await {
+            Ok(t) => t.call_transform(&mut store, event, config).await,
+            Err(e) => Err(e),
+        };
         let elapsed = started.elapsed();
 
         let result = match called {
@@ -422,6 +440,40 @@ fn root_cause(e: &wasmtime::Error) -> String {
         text.truncate(500);
     }
     text
+}
+
+/// The epoch callback of one call: charges the time the call ran since it
+/// last got the thread, traps once `budget` is spent, and otherwise yields
+/// to the executor until the next tick.
+///
+/// Charging running time rather than ticks matters under load: a call
+/// resumed after waiting several ticks finds its deadline already passed,
+/// and counting that as a tick would time it out without letting it run.
+fn charge(
+    budget: Duration,
+    started: Instant,
+) -> impl FnMut(wasmtime::StoreContextMut<'_, CallState>) -> wasmtime::Result<UpdateDeadline>
++ Send
++ Sync
++ 'static {
+    // Nanoseconds from `started` to the call's last resumption.
+    let resumed = Arc::new(AtomicU64::new(0));
+    let mut used = Duration::ZERO;
+    move |_| {
+        let ran_since = Duration::from_nanos(resumed.load(Ordering::Relaxed));
+        used += started.elapsed().saturating_sub(ran_since);
+        if used >= budget {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        let resumed = resumed.clone();
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                resumed.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }),
+        ))
+    }
 }
 
 /// Advances the engine's epoch every [`TICK`] while the engine lives.

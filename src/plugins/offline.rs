@@ -80,7 +80,11 @@ pub fn run(args: &PluginRunArgs) -> Result<(Value, bool), OfflineError> {
     })?;
     let (compiled, _) = host.compile(&wasm)?;
     let input = Prepared::of(&event).to_wit(&event, &args.endpoint_id);
-    let report = host.call(&compiled, &input, &config.to_string());
+    // The call yields at each epoch tick, so it needs an executor.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| super::PluginError::Host(e.to_string()))?;
+    let report = runtime.block_on(host.call(&compiled, &input, &config.to_string()));
     let mut out = json!({
         "duration_us": report.elapsed.as_micros() as u64,
         "logs": report.logs,

@@ -128,10 +128,26 @@ impl Plugins {
         Ok(compiled)
     }
 
-    /// Runs one plugin on an event, as a dry run or a chain step. Blocking.
-    pub fn call(&self, plugin: &Plugin, event: &WitEvent, config: &str) -> CallReport {
-        match self.compiled(plugin) {
-            Ok(compiled) => self.host.call(&compiled, event, config),
+    /// Runs one plugin on an event, as a dry run or a chain step. A plugin
+    /// not yet in memory is loaded (or compiled) on the blocking pool.
+    pub async fn call(
+        self: &Arc<Self>,
+        plugin: &Plugin,
+        event: &WitEvent,
+        config: &str,
+    ) -> CallReport {
+        let cached = self.cache().get(&plugin.sha256).cloned();
+        let compiled = match cached {
+            Some(compiled) => Ok(compiled),
+            None => {
+                let (this, plugin) = (self.clone(), plugin.clone());
+                tokio::task::spawn_blocking(move || this.compiled(&plugin))
+                    .await
+                    .unwrap_or_else(|e| Err(PluginError::Host(e.to_string())))
+            }
+        };
+        match compiled {
+            Ok(compiled) => self.host.call(&compiled, event, config).await,
             Err(e) => CallReport {
                 result: Err(e),
                 logs: Vec::new(),
@@ -140,9 +156,9 @@ impl Plugins {
         }
     }
 
-    /// Runs an endpoint's chain on an event. Blocking.
-    pub fn run_chain(
-        &self,
+    /// Runs an endpoint's chain on an event.
+    pub async fn run_chain(
+        self: &Arc<Self>,
         tenant: &Tenant,
         endpoint_id: &str,
         chain: &[PluginRef],
@@ -161,7 +177,7 @@ impl Plugins {
                 Err(e) => return ChainOutcome::Failed(format!("plugin store: {e}")),
             };
             let input = prepared.to_wit(event, endpoint_id);
-            let report = self.call(&plugin, &input, &step.config.to_string());
+            let report = self.call(&plugin, &input, &step.config.to_string()).await;
             for line in &report.logs {
                 tracing::info!(plugin = %plugin.id, endpoint = endpoint_id, level = %line.level, "plugin log: {}", line.message);
             }

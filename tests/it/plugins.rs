@@ -422,3 +422,100 @@ fn cli_plugin_run_works_offline() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
 }
+
+/// The sandbox run directly on a one-thread executor, with the `spin` plugin.
+mod on_the_executor {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    use hookgate::event::Event;
+    use hookgate::ids::TenantId;
+    use hookgate::plugins::Prepared;
+    use hookgate::plugins::host::{Limits, PluginError, PluginHost};
+
+    use crate::utils::wasm::plugin;
+
+    const BUDGET: Duration = Duration::from_millis(100);
+
+    fn spin_call() -> (
+        Arc<PluginHost>,
+        hookgate::plugins::host::Compiled,
+        hookgate::plugins::host::WitEvent,
+    ) {
+        let host = PluginHost::new(Limits {
+            time: BUDGET,
+            ..Limits::default()
+        })
+        .unwrap();
+        let (compiled, _) = host.compile(&plugin("hostile-spin")).unwrap();
+        let event = Event::new(
+            TenantId::generate(),
+            None,
+            "probe.ping",
+            serde_json::json!({}),
+        );
+        let input = Prepared::of(&event).to_wit(&event, "wh_test");
+        (host, compiled, input)
+    }
+
+    fn one_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    /// A plugin that never returns does not hold the thread: a task beside
+    /// it keeps running, and the call still ends at its time budget.
+    #[test]
+    fn a_spinning_plugin_yields_and_still_times_out() {
+        let (host, compiled, input) = spin_call();
+        one_thread().block_on(async {
+            let beats = Arc::new(AtomicU32::new(0));
+            let counter = beats.clone();
+            let beside = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let report = host.call(&compiled, &input, "{}").await;
+            beside.abort();
+            assert!(
+                matches!(report.result, Err(PluginError::Timeout(BUDGET))),
+                "{:?}",
+                report.result
+            );
+            // About 50 at 2 ms over 100 ms; none if the call held the thread.
+            let beats = beats.load(Ordering::Relaxed);
+            assert!(beats >= 10, "the task beside ran {beats} times");
+        });
+    }
+
+    /// Time spent waiting for a busy executor is not charged to the plugin:
+    /// with a task hogging the thread 5 ms at a time, the spin gets its full
+    /// 100 ms of running, so its call lasts several times the budget.
+    #[test]
+    fn waiting_for_the_executor_is_not_charged() {
+        let (host, compiled, input) = spin_call();
+        one_thread().block_on(async {
+            let hog = tokio::spawn(async {
+                loop {
+                    std::thread::sleep(Duration::from_millis(5));
+                    tokio::task::yield_now().await;
+                }
+            });
+            let started = Instant::now();
+            let report = host.call(&compiled, &input, "{}").await;
+            let took = started.elapsed();
+            hog.abort();
+            assert!(
+                matches!(report.result, Err(PluginError::Timeout(BUDGET))),
+                "{:?}",
+                report.result
+            );
+            assert!(took >= BUDGET * 3, "timed out after {took:?} of wall time");
+        });
+    }
+}
