@@ -140,6 +140,8 @@ async fn publish(
         None => None,
     };
     let event = Event::new(auth.tenant, body.id, &body.event_type, body.data);
+    let endpoints = state.store.with_endpoints(&auth.tenant, |e| e.len())?;
+    let reserved = state.store.reserve_fan_out(endpoints).await;
     let deliveries = state.store.with_endpoints(&auth.tenant, |endpoints| {
         let endpoints = endpoints.values().map(|e| e.as_ref());
         fanout::deliveries_for(&event, endpoints, &state.config.retry_schedule)
@@ -157,7 +159,7 @@ async fn publish(
         .collect();
     let outcome = state
         .store
-        .publish(event, deliveries, idempotency_key.as_deref())
+        .publish_reserved(event, deliveries, idempotency_key.as_deref(), reserved)
         .await?;
     let (status, event, duplicate) = match outcome {
         PublishOutcome::Created(event) => {

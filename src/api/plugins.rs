@@ -145,6 +145,7 @@ fn find(state: &AppState, auth: &Auth, raw: &str) -> Result<Plugin, ApiError> {
     state
         .store
         .get_plugin(&auth.tenant, &id)?
+        .map(std::sync::Arc::unwrap_or_clone)
         .ok_or_else(|| ApiError::not_found("plugin"))
 }
 

@@ -38,6 +38,12 @@ pub(super) const FANOUT_CHUNK: usize = 1000;
 /// this waits for the others and then runs alone.
 pub(super) const FANOUT_BUDGET: usize = 16_384;
 
+/// A share of [`FANOUT_BUDGET`] held by one publish to many endpoints, from
+/// before its deliveries are built until they are written.
+pub struct FanOutPermit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// A delivery's rows: log key and value, and its queue entry if it is due.
 struct Row {
     key: Vec<u8>,
@@ -101,6 +107,37 @@ impl Store {
         deliveries: Vec<Delivery>,
         idempotency_key: Option<&str>,
     ) -> Result<PublishOutcome> {
+        let reserved = self.reserve_fan_out(deliveries.len()).await;
+        self.publish_reserved(event, deliveries, idempotency_key, reserved)
+            .await
+    }
+
+    /// Takes the share of the fan-out budget a publish to `endpoints`
+    /// endpoints needs (none up to [`FANOUT_CHUNK`]). Taken before the
+    /// deliveries are built, so publishes waiting for the budget do not each
+    /// hold thousands of them.
+    pub async fn reserve_fan_out(&self, endpoints: usize) -> Option<FanOutPermit> {
+        if endpoints <= FANOUT_CHUNK {
+            return None;
+        }
+        let permit = self
+            .fanout_budget
+            .clone()
+            .acquire_many_owned(endpoints.min(FANOUT_BUDGET) as u32)
+            .await
+            .expect("the fan-out budget is never closed");
+        Some(FanOutPermit { _permit: permit })
+    }
+
+    /// [`Store::publish`] with the budget already reserved for at least as
+    /// many endpoints as there are deliveries (if not, it is taken here).
+    pub async fn publish_reserved(
+        &self,
+        event: Event,
+        deliveries: Vec<Delivery>,
+        idempotency_key: Option<&str>,
+        reserved: Option<FanOutPermit>,
+    ) -> Result<PublishOutcome> {
         let tenant = event.tenant_id;
         let event_key = scoped_key(&tenant, &event.id);
         let idem_key = idempotency_key.map(|k| scoped_key(&tenant, k));
@@ -112,14 +149,11 @@ impl Store {
         let earliest_due = earliest_due(&deliveries);
         // Only an event with a delivery to attempt is worth keeping decoded.
         let attempted = earliest_due.is_some();
-        let _budget = match chunked {
-            true => Some(
-                self.fanout_budget
-                    .acquire_many(deliveries.len().min(FANOUT_BUDGET) as u32)
-                    .await
-                    .expect("the fan-out budget is never closed"),
-            ),
-            false => None,
+        let _budget = match (reserved, chunked) {
+            (Some(permit), _) => Some(permit),
+            // Endpoints added since the reservation made it a fan-out.
+            (None, true) => self.reserve_fan_out(deliveries.len()).await,
+            (None, false) => None,
         };
         let (rows, marker): (Vec<Row>, _) = if chunked {
             (Vec::new(), Some(encode(&(tenant, &deliveries))))
@@ -344,6 +378,26 @@ mod tests {
             deliveries.len()
         );
         assert!(store.fanouts.is_empty(), "the marker is gone once done");
+    }
+
+    /// A publish whose reservation holds the whole budget writes its
+    /// fan-out on that reservation (taking it again would wait forever),
+    /// and gives the budget back.
+    #[tokio::test]
+    async fn a_reserved_fan_out_runs_on_its_reservation() {
+        let (store, _dir) = temp_store();
+        assert!(store.reserve_fan_out(FANOUT_CHUNK).await.is_none());
+        let tenant = TenantId::generate();
+        let (event, deliveries) = fan_out_of(tenant, FANOUT_CHUNK + 1);
+        let reserved = store.reserve_fan_out(FANOUT_BUDGET * 2).await;
+        assert_eq!(store.fanout_budget.available_permits(), 0);
+        let publish = store.publish_reserved(event, deliveries.clone(), None, reserved);
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), publish)
+            .await
+            .expect("the publish waited for the budget it holds");
+        assert!(matches!(outcome, Ok(PublishOutcome::Created(_))));
+        assert_all_stored(&store, tenant, &deliveries);
+        assert_eq!(store.fanout_budget.available_permits(), FANOUT_BUDGET);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ mod writer;
 
 pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
 pub use endpoints::TenantEndpoints;
-pub use events::PublishOutcome;
+pub use events::{FanOutPermit, PublishOutcome};
 
 use std::ops::Bound;
 use std::path::Path;
@@ -80,6 +80,7 @@ pub struct Store {
     event_types: sled::Tree,
     events: sled::Tree,
     recent_events: Arc<recent_events::RecentEvents>,
+    plugin_records: Arc<plugins::PluginRecords>,
     queued_since: Arc<deliveries::QueuedSince>,
     /// `{tenant}/{event id}` → the event's `(endpoint, delivery)` pairs. Kept
     /// apart from the event, which every attempt reads: with thousands of
@@ -135,6 +136,7 @@ impl Store {
             event_types: db.open_tree("event_types")?,
             events,
             recent_events: Arc::default(),
+            plugin_records: Arc::default(),
             queued_since: Arc::default(),
             event_deliveries,
             fanouts,

@@ -7,6 +7,9 @@
 //! - `plugin_artifacts`: `{sha256}/{engine fingerprint}` → serialised machine
 //!   code, so a restart loads instead of recompiling
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use sled::Transactional;
 use sled::transaction::abort;
 
@@ -15,6 +18,25 @@ use super::{
 };
 use crate::ids::{PluginId, TenantId};
 use crate::plugins::Plugin;
+
+/// Plugin records read by deliveries, kept decoded: every call of a chain
+/// step reads its record. Records never change once stored; the two paths
+/// that remove them (plugin and tenant deletion) clear their copies.
+#[derive(Default)]
+pub(super) struct PluginRecords(Mutex<HashMap<Vec<u8>, Arc<Plugin>>>);
+
+/// Records kept at most; past it the copies are dropped and read again.
+const RECORDS_KEPT: usize = 4096;
+
+impl PluginRecords {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Arc<Plugin>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn clear(&self) {
+        self.lock().clear();
+    }
+}
 
 fn artifact_key(sha256: &str, engine: &str) -> Vec<u8> {
     format!("{sha256}/{engine}").into_bytes()
@@ -55,11 +77,27 @@ impl Store {
         self.flush().await
     }
 
-    pub fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Plugin>> {
-        self.plugins
-            .get(scoped_key(tenant, id))?
-            .map(|v| decode(&v))
-            .transpose()
+    pub fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>> {
+        let key = scoped_key(tenant, id);
+        if let Some(plugin) = self.plugin_records.lock().get(&key) {
+            return Ok(Some(plugin.clone()));
+        }
+        let Some(plugin): Option<Plugin> =
+            self.plugins.get(&key)?.map(|v| decode(&v)).transpose()?
+        else {
+            return Ok(None);
+        };
+        let plugin = Arc::new(plugin);
+        let mut records = self.plugin_records.lock();
+        if records.len() >= RECORDS_KEPT {
+            records.clear();
+        }
+        // Under the lock, so a deletion that cleared the copy in between
+        // cannot be undone: it removed the record from the tree first.
+        if self.plugins.contains_key(&key)? {
+            records.insert(key, plugin.clone());
+        }
+        Ok(Some(plugin))
     }
 
     pub fn list_plugins(
@@ -89,10 +127,13 @@ impl Store {
     /// Deletes a plugin record, and its bytes and artifacts when no other
     /// record (of any tenant) has the same content.
     pub async fn delete_plugin(&self, plugin: &Plugin) -> Result<bool> {
-        let existed = self
-            .plugins
-            .remove(scoped_key(&plugin.tenant_id, plugin.id))?
-            .is_some();
+        let key = scoped_key(&plugin.tenant_id, plugin.id);
+        let existed = {
+            let mut records = self.plugin_records.lock();
+            let existed = self.plugins.remove(&key)?.is_some();
+            records.remove(&key);
+            existed
+        };
         let shared = self.plugins.iter().values().any(|v| {
             v.ok()
                 .and_then(|v| decode::<Plugin>(&v).ok())
@@ -128,5 +169,51 @@ impl Store {
         self.plugin_artifacts
             .insert(artifact_key(sha256, engine), artifact)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::PluginId;
+    use crate::plugins::Plugin;
+    use crate::store::test_support::{temp_store, tenant};
+
+    fn plugin(tenant: crate::ids::TenantId, name: &str) -> Plugin {
+        Plugin {
+            id: PluginId::generate(),
+            tenant_id: tenant,
+            name: name.into(),
+            version: 1,
+            sha256: format!("{:064}", name.len()),
+            size: 4,
+            created_at: crate::time::now(),
+        }
+    }
+
+    /// A record read (so kept decoded) and then removed, by plugin or by
+    /// tenant deletion, is not served from memory.
+    #[tokio::test]
+    async fn removed_plugins_are_not_served_from_memory() {
+        let (store, _dir) = temp_store();
+        let owner = tenant("acme");
+        store.create_tenant(&owner).await.unwrap();
+        let (one, two) = (plugin(owner.id, "one"), plugin(owner.id, "two"));
+        for p in [&one, &two] {
+            store
+                .create_plugin(p, b"wasm", "engine", b"code")
+                .await
+                .unwrap();
+            assert_eq!(
+                store.get_plugin(&owner.id, &p.id).unwrap().unwrap().id,
+                p.id
+            );
+        }
+
+        assert!(store.delete_plugin(&one).await.unwrap());
+        assert!(store.get_plugin(&owner.id, &one.id).unwrap().is_none());
+        assert!(store.get_plugin(&owner.id, &two.id).unwrap().is_some());
+
+        assert!(store.delete_tenant(&owner.id).await.unwrap());
+        assert!(store.get_plugin(&owner.id, &two.id).unwrap().is_none());
     }
 }

@@ -112,6 +112,7 @@ impl Store {
             tree.apply_batch(batch)?;
         }
         self.recent_events.clear();
+        self.plugin_records.clear();
         self.flush().await?;
         Ok(existed)
     }
