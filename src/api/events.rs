@@ -16,7 +16,7 @@ use crate::delivery::{DeliveryStatus, fanout};
 use crate::event::{Event, validate_external_id};
 use crate::event_type::validate_name;
 use crate::ids::{DeliveryId, EndpointId};
-use crate::store::PublishOutcome;
+use crate::store::{FANOUT_CHUNK, PublishOutcome};
 use crate::validation::FieldError;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -140,8 +140,16 @@ async fn publish(
         None => None,
     };
     let event = Event::new(auth.tenant, body.id, &body.event_type, body.data);
-    let endpoints = state.store.with_endpoints(&auth.tenant, |e| e.len())?;
-    let reserved = state.store.reserve_fan_out(endpoints).await;
+    // A publish to thousands of endpoints waits for its share of the
+    // fan-out budget before building its deliveries; one to no subscriber
+    // (or few) never waits.
+    let subscribers = state.store.with_endpoints(&auth.tenant, |endpoints| {
+        match endpoints.len() > FANOUT_CHUNK {
+            true => fanout::count(&event.event_type, endpoints.values().map(|e| e.as_ref())),
+            false => endpoints.len(),
+        }
+    })?;
+    let reserved = state.store.reserve_fan_out(subscribers).await;
     let deliveries = state.store.with_endpoints(&auth.tenant, |endpoints| {
         let endpoints = endpoints.values().map(|e| e.as_ref());
         fanout::deliveries_for(&event, endpoints, &state.config.retry_schedule)

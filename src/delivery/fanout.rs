@@ -5,6 +5,14 @@ use crate::endpoint::{Endpoint, EndpointStatus};
 use crate::event::Event;
 use crate::event_type::subscribed;
 
+/// How many of `endpoints` get a delivery of an event of type `event_type`.
+pub fn count<'a>(event_type: &str, endpoints: impl IntoIterator<Item = &'a Endpoint>) -> usize {
+    endpoints
+        .into_iter()
+        .filter(|e| subscribed(&e.events, event_type))
+        .count()
+}
+
 /// One delivery per endpoint subscribed to the event's type. Active endpoints'
 /// deliveries are scheduled for the first attempt; paused and disabled ones
 /// get a `skipped` log entry and are never sent, not even after they resume

@@ -31,7 +31,7 @@ pub enum PublishOutcome {
 /// deliveries in transactions of this size: one transaction of 10,000
 /// deliveries held hundreds of MB in sled's write set and node deltas
 /// (BENCHMARKS.md, backlog memory).
-pub(super) const FANOUT_CHUNK: usize = 1000;
+pub const FANOUT_CHUNK: usize = 1000;
 
 /// Deliveries of chunked fan-outs being written at once, in all: bounds the
 /// memory concurrent publishes to many endpoints take. A fan-out larger than

@@ -21,7 +21,7 @@ mod writer;
 
 pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
 pub use endpoints::TenantEndpoints;
-pub use events::{FanOutPermit, PublishOutcome};
+pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
 
 use std::ops::Bound;
 use std::path::Path;
