@@ -34,6 +34,38 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// The delivery engine's own runtime (see [`Engine::start`]), one worker per
+/// core like the API's. Shut down without waiting when dropped: by then the
+/// engine has had its grace period, and a runtime cannot be dropped
+/// blocking inside the API's.
+struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
+
+impl DeliveryRuntime {
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("hookgate-delivery")
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("running until dropped")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for DeliveryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Runs the gateway until ctrl-c or SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -60,6 +92,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     )?;
     let host = PluginHost::new(config.plugin_limits())?;
     let plugins = Plugins::new(host, store.clone());
+    let delivery = DeliveryRuntime::start()?;
     let engine = Engine::start(
         store.clone(),
         sender,
@@ -71,6 +104,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             endpoint_concurrency: config.endpoint_concurrency,
             retention_days: config.retention_days,
         },
+        delivery.handle(),
     )?;
     let state = AppState {
         guard,
@@ -93,6 +127,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tracing::info!("shutting down: letting attempts in flight finish");
     engine.shutdown(grace).await;
     store.flush().await?;
+    drop(delivery);
     tracing::info!("store flushed; bye");
     Ok(())
 }

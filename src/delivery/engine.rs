@@ -70,6 +70,8 @@ pub(super) struct Inner {
     pub sender: Sender,
     pub plugins: Arc<Plugins>,
     pub settings: EngineSettings,
+    /// Where the dispatcher and the attempts run (see [`Engine::start`]).
+    runtime: tokio::runtime::Handle,
     wake: Notify,
     queued: AtomicI64,
     tasks: TaskTracker,
@@ -77,13 +79,20 @@ pub(super) struct Inner {
 }
 
 impl Engine {
-    /// Starts the dispatcher and the retention task. Attempts a previous run
-    /// left unfinished are still due in the queue and are made again.
+    /// Starts the dispatcher and the retention task on `runtime`, where the
+    /// attempts will run too. Attempts a previous run left unfinished are
+    /// still due in the queue and are made again.
+    ///
+    /// The gateway gives the engine a runtime of its own: draining a backlog
+    /// readies thousands of attempt tasks a second, and on the API's workers
+    /// every request would queue behind them; on threads of their own, the
+    /// kernel shares the cores between the two.
     pub fn start(
         store: Store,
         sender: Sender,
         plugins: Arc<Plugins>,
         settings: EngineSettings,
+        runtime: tokio::runtime::Handle,
     ) -> Result<Self, crate::store::StoreError> {
         let queued = store.queue_len() as i64;
         let inner = Arc::new(Inner {
@@ -91,14 +100,15 @@ impl Engine {
             sender,
             plugins,
             settings,
+            runtime,
             wake: Notify::new(),
             queued: AtomicI64::new(queued),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         });
         metrics::gauge!("hookgate_queue_depth").set(queued as f64);
-        tokio::spawn(Dispatcher::new(inner.clone()).run());
-        tokio::spawn(retention(inner.clone()));
+        inner.runtime.spawn(Dispatcher::new(inner.clone()).run());
+        inner.runtime.spawn(retention(inner.clone()));
         Ok(Self { inner })
     }
 
@@ -273,14 +283,14 @@ impl Dispatcher {
         *self.in_flight.entry(entry.endpoint).or_insert(0) += 1;
         self.taken.insert(key.clone());
         let (inner, done) = (self.inner.clone(), self.done_tx.clone());
-        self.inner.tasks.spawn(async move {
+        self.inner.tasks.spawn_on(async move {
             if let Err(e) = super::attempt::scheduled(&inner, &key, &entry).await {
                 // The entry stays due: the attempt is made again, at the
                 // latest on the next start.
                 tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
             }
             let _ = done.send((entry.endpoint, key));
-        });
+        }, &self.inner.runtime);
     }
 
     /// Reads due work from the cursor on and starts what has room; returns
@@ -409,6 +419,7 @@ mod tests {
                 endpoint_concurrency: 1,
                 retention_days: 30,
             },
+            runtime: tokio::runtime::Handle::current(),
             wake: Default::default(),
             queued: Default::default(),
             tasks: Default::default(),
