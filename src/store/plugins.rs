@@ -7,7 +7,7 @@
 //! - `plugin_artifacts`: `{sha256}/{engine fingerprint}` → serialised machine
 //!   code, so a restart loads instead of recompiling
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sled::Transactional;
@@ -134,25 +134,36 @@ impl Store {
             records.remove(&key);
             existed
         };
-        let shared = self.plugins.iter().values().any(|v| {
-            v.ok()
-                .and_then(|v| decode::<Plugin>(&v).ok())
-                .is_some_and(|p| p.sha256 == plugin.sha256)
-        });
-        if existed && !shared {
-            self.plugin_blobs.remove(plugin.sha256.as_bytes())?;
+        if existed {
+            self.drop_unreferenced(std::slice::from_ref(&plugin.sha256))?;
+        }
+        self.flush().await?;
+        Ok(existed)
+    }
+
+    /// Removes the bytes and compiled artifacts of each of `contents` (SHA-256
+    /// hex) that no plugin record, of any tenant, refers to any more.
+    pub(super) fn drop_unreferenced(&self, contents: &[String]) -> Result<()> {
+        let referenced: HashSet<String> = self
+            .plugins
+            .iter()
+            .values()
+            .filter_map(|v| v.ok().and_then(|v| decode::<Plugin>(&v).ok()))
+            .map(|p| p.sha256)
+            .collect();
+        for sha256 in contents.iter().filter(|c| !referenced.contains(*c)) {
+            self.plugin_blobs.remove(sha256.as_bytes())?;
             let mut batch = sled::Batch::default();
             for key in self
                 .plugin_artifacts
-                .scan_prefix(format!("{}/", plugin.sha256))
+                .scan_prefix(format!("{sha256}/"))
                 .keys()
             {
                 batch.remove(key?);
             }
             self.plugin_artifacts.apply_batch(batch)?;
         }
-        self.flush().await?;
-        Ok(existed)
+        Ok(())
     }
 
     pub fn plugin_blob(&self, sha256: &str) -> Result<Option<sled::IVec>> {
@@ -215,5 +226,44 @@ mod tests {
 
         assert!(store.delete_tenant(&owner.id).await.unwrap());
         assert!(store.get_plugin(&owner.id, &two.id).unwrap().is_none());
+    }
+
+    /// Deleting a tenant removes its plugins' bytes and artifacts, except
+    /// content another tenant's plugin still refers to.
+    #[tokio::test]
+    async fn a_deleted_tenants_plugin_content_goes_unless_shared() {
+        let (store, _dir) = temp_store();
+        let (gone, stays) = (tenant("gone"), tenant("stays"));
+        store.create_tenant(&gone).await.unwrap();
+        store.create_tenant(&stays).await.unwrap();
+        let own = plugin(gone.id, "own");
+        let shared = plugin(gone.id, "shared-content");
+        let copy = Plugin {
+            id: PluginId::generate(),
+            tenant_id: stays.id,
+            ..shared.clone()
+        };
+        for p in [&own, &shared, &copy] {
+            store
+                .create_plugin(p, b"wasm", "engine", b"code")
+                .await
+                .unwrap();
+        }
+
+        assert!(store.delete_tenant(&gone.id).await.unwrap());
+        assert!(store.plugin_blob(&own.sha256).unwrap().is_none());
+        assert!(
+            store
+                .plugin_artifact(&own.sha256, "engine")
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.plugin_blob(&shared.sha256).unwrap().is_some());
+        assert!(
+            store
+                .plugin_artifact(&shared.sha256, "engine")
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -98,6 +98,11 @@ impl Store {
         // With the tenant and its keys gone nothing new can arrive; now the
         // bulk of its history.
         self.purge_deliveries(&prefix)?;
+        let plugin_contents: Vec<String> = self
+            .all_plugins(id)?
+            .into_iter()
+            .map(|p| p.sha256)
+            .collect();
         for tree in [
             &self.events,
             &self.event_deliveries,
@@ -111,6 +116,7 @@ impl Store {
             }
             tree.apply_batch(batch)?;
         }
+        self.drop_unreferenced(&plugin_contents)?;
         self.recent_events.clear();
         self.plugin_records.clear();
         self.flush().await?;
