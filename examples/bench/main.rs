@@ -137,6 +137,20 @@ struct Rig {
     past: Vec<Usage>,
 }
 
+impl Drop for Rig {
+    /// Stops the gateway, then removes its data dir: kept across the fault
+    /// mode's restarts, a backlog run leaves gigabytes in it.
+    fn drop(&mut self) {
+        drop(self.gateway.take());
+        if let Err(e) = std::fs::remove_dir_all(&self.launch.data_dir) {
+            eprintln!(
+                "could not remove the gateway's data dir {}: {e}",
+                self.launch.data_dir.display()
+            );
+        }
+    }
+}
+
 impl Rig {
     async fn start(
         args: &Args,
