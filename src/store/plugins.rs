@@ -251,19 +251,14 @@ mod tests {
         }
 
         assert!(store.delete_tenant(&gone.id).await.unwrap());
-        assert!(store.plugin_blob(&own.sha256).unwrap().is_none());
-        assert!(
-            store
-                .plugin_artifact(&own.sha256, "engine")
-                .unwrap()
-                .is_none()
-        );
-        assert!(store.plugin_blob(&shared.sha256).unwrap().is_some());
-        assert!(
-            store
-                .plugin_artifact(&shared.sha256, "engine")
-                .unwrap()
-                .is_some()
-        );
+        // (bytes kept, artifact kept)
+        let kept = |sha256: &str| {
+            (
+                store.plugin_blob(sha256).unwrap().is_some(),
+                store.plugin_artifact(sha256, "engine").unwrap().is_some(),
+            )
+        };
+        assert_eq!(kept(&own.sha256), (false, false));
+        assert_eq!(kept(&shared.sha256), (true, true));
     }
 }
