@@ -441,9 +441,12 @@ mod tests {
         delivery.next_retry = Some(due);
         let id = delivery.id;
         store.publish(event, vec![delivery], None).await.unwrap();
-        let mut key = (due.timestamp_millis() as u64).to_be_bytes().to_vec();
-        key.extend_from_slice(&id.ulid().to_bytes());
-        key
+        let queued = store.due(None, u64::MAX, usize::MAX).unwrap().entries;
+        let (key, _) = queued
+            .into_iter()
+            .find(|(_, entry)| entry.delivery == id)
+            .expect("the delivery is queued");
+        key.to_vec()
     }
 
     /// An entry whose commit lands behind the cursor (due earlier than one

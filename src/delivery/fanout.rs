@@ -5,12 +5,20 @@ use crate::endpoint::{Endpoint, EndpointStatus};
 use crate::event::Event;
 use crate::event_type::subscribed;
 
-/// How many of `endpoints` get a delivery of an event of type `event_type`.
-pub fn count<'a>(event_type: &str, endpoints: impl IntoIterator<Item = &'a Endpoint>) -> usize {
+/// The endpoints among `endpoints` that get a delivery of an event of type
+/// `event_type`.
+fn subscribers<'a, 'e>(
+    event_type: &'e str,
+    endpoints: impl IntoIterator<Item = &'a Endpoint> + 'e,
+) -> impl Iterator<Item = &'a Endpoint> + 'e {
     endpoints
         .into_iter()
-        .filter(|e| subscribed(&e.events, event_type))
-        .count()
+        .filter(move |e| subscribed(&e.events, event_type))
+}
+
+/// How many of `endpoints` get a delivery of an event of type `event_type`.
+pub fn count<'a>(event_type: &str, endpoints: impl IntoIterator<Item = &'a Endpoint>) -> usize {
+    subscribers(event_type, endpoints).count()
 }
 
 /// One delivery per endpoint subscribed to the event's type. Active endpoints'
@@ -25,9 +33,7 @@ pub fn deliveries_for<'a>(
     let first_delay = schedule.delay_before(0).unwrap_or_default();
     let first_attempt =
         event.created_at + chrono::Duration::from_std(first_delay).unwrap_or(chrono::Duration::MAX);
-    endpoints
-        .into_iter()
-        .filter(|e| subscribed(&e.events, &event.event_type))
+    subscribers(&event.event_type, endpoints)
         .map(|e| {
             let mut d = Delivery::new(e.id, &event.id, &event.event_type, event.created_at);
             match e.status {

@@ -97,11 +97,16 @@ impl Plugins {
         self.compiled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The linked form of a plugin, if this process has it in memory.
+    fn cached(&self, plugin: &Plugin) -> Option<Compiled> {
+        self.cache().get(&plugin.sha256).cloned()
+    }
+
     /// The linked form of a plugin: from memory, else from the stored
     /// artifact, else compiled again from its bytes (after an upgrade).
     pub fn compiled(&self, plugin: &Plugin) -> Result<Compiled, PluginError> {
-        if let Some(c) = self.cache().get(&plugin.sha256) {
-            return Ok(c.clone());
+        if let Some(c) = self.cached(plugin) {
+            return Ok(c);
         }
         let engine = self.host.engine_fingerprint();
         let store_err = |e: StoreError| PluginError::Host(e.to_string());
@@ -136,8 +141,7 @@ impl Plugins {
         event: &WitEvent,
         config: &str,
     ) -> CallReport {
-        let cached = self.cache().get(&plugin.sha256).cloned();
-        let compiled = match cached {
+        let compiled = match self.cached(plugin) {
             Some(compiled) => Ok(compiled),
             None => {
                 let (this, plugin) = (self.clone(), plugin.clone());

@@ -107,8 +107,7 @@ impl Store {
         deliveries: Vec<Delivery>,
         idempotency_key: Option<&str>,
     ) -> Result<PublishOutcome> {
-        let reserved = self.reserve_fan_out(deliveries.len()).await;
-        self.publish_reserved(event, deliveries, idempotency_key, reserved)
+        self.publish_reserved(event, deliveries, idempotency_key, None)
             .await
     }
 
@@ -151,7 +150,8 @@ impl Store {
         let attempted = earliest_due.is_some();
         let _budget = match (reserved, chunked) {
             (Some(permit), _) => Some(permit),
-            // Endpoints added since the reservation made it a fan-out.
+            // Nothing reserved, or endpoints added since the reservation
+            // made it a fan-out.
             (None, true) => self.reserve_fan_out(deliveries.len()).await,
             (None, false) => None,
         };
