@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::sink::Tally;
+use super::sink::Tally;
 
 /// The `data` of every bench event: a booking padded to about `size` bytes
 /// of envelope.

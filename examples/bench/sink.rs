@@ -47,6 +47,9 @@ pub struct Tally {
     pub duplicates: AtomicU64,
     pub ceiling: AtomicU64,
     pub bad_signatures: AtomicU64,
+    /// Requests the sink answered 500 or left hanging on purpose.
+    pub failed: AtomicU64,
+    pub hung: AtomicU64,
     /// Publish-to-receipt latency of first receipts, µs.
     latencies: Mutex<Vec<u32>>,
     /// Time of the latest first receipt, ns since `epoch`.
@@ -64,6 +67,8 @@ impl Tally {
             duplicates: AtomicU64::new(0),
             ceiling: AtomicU64::new(0),
             bad_signatures: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            hung: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
             last_receipt: AtomicU64::new(0),
         })
@@ -236,14 +241,16 @@ async fn receive(
     if k < b.failing + b.slow {
         tokio::time::sleep(b.slow_delay).await;
     }
+    let tally = &shared.tally;
     if b.fail_share > 0.0 && rand::random::<f64>() < b.fail_share {
+        tally.failed.fetch_add(1, Ordering::Relaxed);
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
     if b.hang_share > 0.0 && rand::random::<f64>() < b.hang_share {
+        tally.hung.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(b.hang_for).await;
         return StatusCode::OK;
     }
-    let tally = &shared.tally;
     match key_of(&shared, k) {
         Some(key) if verify(key, &headers, &body) => {}
         _ => {

@@ -5,6 +5,7 @@
 mod utils;
 
 mod auth;
+mod bench;
 mod crash;
 mod delivery;
 mod event_types;

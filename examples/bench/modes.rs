@@ -1,0 +1,861 @@
+//! The harness's three modes and what they share: the command line, the rig
+//! (gateway, sink, tenant) and one report per mode.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+
+use super::gateway::{self, ADMIN_TOKEN, Gateway, Launch, Usage};
+use super::load::{self, Publisher};
+use super::sink::{Behaviour, Sink, Tally};
+use super::{receiver, wasm};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Throughput,
+    Fault,
+    Backlog,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginChoice {
+    None,
+    FieldFilter,
+    CrmBooking,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Load, fault and backlog harness for hookgate")]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "throughput")]
+    mode: Mode,
+    /// Events to publish (backlog mode: per endpoint).
+    #[arg(short = 'n', long, default_value_t = 20_000)]
+    events: usize,
+    /// Concurrent publishing clients.
+    #[arg(short = 'c', long, default_value_t = 64)]
+    clients: usize,
+    /// Endpoints, each subscribed to every event (backlog mode: 10,000 unless set).
+    #[arg(short = 'e', long)]
+    endpoints: Option<usize>,
+    /// Size of each event's envelope in bytes.
+    #[arg(long, default_value_t = 1024)]
+    payload: usize,
+    /// A plugin on every endpoint.
+    #[arg(long, value_enum, default_value = "none")]
+    plugin: PluginChoice,
+    /// Plain HTTP to the sink (the gateway runs with HOOKGATE_ALLOW_HTTP).
+    #[arg(long)]
+    http: bool,
+    /// Publish at this many events per second instead of as fast as possible.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Share of endpoints whose receiver answers late.
+    #[arg(long, default_value_t = 0.0)]
+    slow_share: f64,
+    /// How late slow endpoints answer.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    slow_delay: Duration,
+    /// Share of endpoints whose receiver always answers 500 (their events are
+    /// not waited for).
+    #[arg(long, default_value_t = 0.0)]
+    failing_share: f64,
+    /// The gateway's delivery workers (HOOKGATE_WORKERS); default: its own.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Fault mode: share of requests the sink answers 500.
+    #[arg(long, default_value_t = 0.1)]
+    fail_share: f64,
+    /// Fault mode: share of requests the sink leaves hanging past the
+    /// gateway's 1 s delivery timeout.
+    #[arg(long, default_value_t = 0.02)]
+    hang_share: f64,
+    /// Fault mode: SIGKILL and restart the gateway this many times.
+    #[arg(long, default_value_t = 3)]
+    kills: usize,
+    /// Fault mode: time between kills.
+    #[arg(long, default_value = "1500ms", value_parser = humantime::parse_duration)]
+    kill_every: Duration,
+    /// Backlog mode: how long the sink stays down once everything is queued.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    down_for: Duration,
+    /// Skip the plain-reqwest ceiling run.
+    #[arg(long)]
+    no_ceiling: bool,
+    /// Run this gateway binary instead of building `target/release/hookgate`
+    /// (another build to compare, or the tests' debug build).
+    #[arg(long)]
+    gateway_binary: Option<std::path::PathBuf>,
+}
+
+/// A running scenario: the gateway, the sink, and the tenant's setup.
+struct Rig {
+    launch: Launch,
+    gateway: Option<Gateway>,
+    base: Arc<RwLock<String>>,
+    sink: Sink,
+    tally: Arc<Tally>,
+    token: String,
+    keys: Vec<Vec<u8>>,
+    api: reqwest::Client,
+    /// CPU and RSS of gateway processes already killed.
+    past: Vec<Usage>,
+}
+
+impl Drop for Rig {
+    /// Stops the gateway, then removes its data dir: kept across the fault
+    /// mode's restarts, a backlog run leaves gigabytes in it.
+    fn drop(&mut self) {
+        drop(self.gateway.take());
+        if let Err(e) = std::fs::remove_dir_all(&self.launch.data_dir) {
+            eprintln!(
+                "could not remove the gateway's data dir {}: {e}",
+                self.launch.data_dir.display()
+            );
+        }
+    }
+}
+
+impl Rig {
+    async fn start(
+        args: &Args,
+        events: usize,
+        endpoints: usize,
+        behaviour: Behaviour,
+        extra_env: &[(&str, &str)],
+        sink_up: bool,
+    ) -> Rig {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let binary = args
+            .gateway_binary
+            .clone()
+            .unwrap_or_else(gateway::build_release_binary);
+        let tally = Tally::new(events, endpoints);
+        let keys_cell = Arc::new(OnceLock::new());
+        let sink_port = gateway::free_port();
+        let https = !args.http;
+        let sink = Sink::start(
+            sink_port,
+            https,
+            behaviour,
+            tally.clone(),
+            keys_cell.clone(),
+        )
+        .await;
+        if !sink_up {
+            sink.stop();
+        }
+        let data_dir = tempfile::tempdir().unwrap().keep();
+        let ca = receiver::test_ca().ca_file.to_str().unwrap().to_string();
+        let mut env: Vec<(String, String)> = vec![
+            ("HOOKGATE_CA_FILE".into(), ca),
+            ("HOOKGATE_ALLOW_TARGETS".into(), "127.0.0.0/8".into()),
+            ("HOOKGATE_ALLOW_HTTP".into(), args.http.to_string()),
+            ("HOOKGATE_MAX_BODY_BYTES".into(), (4 << 20).to_string()),
+        ];
+        if let Some(w) = args.workers {
+            env.push(("HOOKGATE_WORKERS".into(), w.to_string()));
+        }
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let launch = Launch {
+            binary,
+            data_dir,
+            port: gateway::free_port(),
+            env,
+        };
+        let gw = Gateway::start(&launch);
+        let base = Arc::new(RwLock::new(gw.base.clone()));
+        let api = reqwest::Client::new();
+        let mut rig = Rig {
+            launch,
+            gateway: Some(gw),
+            base,
+            sink,
+            tally,
+            token: String::new(),
+            keys: Vec::new(),
+            api,
+            past: Vec::new(),
+        };
+        rig.setup(args, endpoints).await;
+        keys_cell.set(rig.keys.clone()).unwrap();
+        rig
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.read().unwrap())
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> Value {
+        let resp = self
+            .api
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("API request");
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    /// A tenant, its key, the event type, the endpoints and their plugin.
+    async fn setup(&mut self, args: &Args, endpoints: usize) {
+        let post = reqwest::Method::POST;
+        let tenant = self
+            .call(
+                post.clone(),
+                "/v1/tenants",
+                ADMIN_TOKEN,
+                json!({"name": "bench"}),
+            )
+            .await["data"]["tenant"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.token = self
+            .call(
+                post.clone(),
+                &format!("/v1/tenants/{tenant}/keys"),
+                ADMIN_TOKEN,
+                json!({"scopes": ["publish", "endpoints", "plugins"]}),
+            )
+            .await["data"]["key"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for name in ["booking.created", "probe.ping"] {
+            self.call(
+                post.clone(),
+                "/v1/event-types",
+                &self.token.clone(),
+                json!({"name": name}),
+            )
+            .await;
+        }
+        let chain = match args.plugin {
+            PluginChoice::None => json!([]),
+            choice => {
+                let (name, config) = match choice {
+                    PluginChoice::FieldFilter => (
+                        "field-filter",
+                        json!({"pointer": "/data/booking/status", "values": ["confirmed"]}),
+                    ),
+                    _ => ("crm-booking", json!({"pipeline": "b2c"})),
+                };
+                let resp = self
+                    .api
+                    .post(self.url(&format!("/v1/plugins?name={name}")))
+                    .bearer_auth(&self.token)
+                    .body(wasm::plugin(name))
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = resp.json().await.unwrap();
+                let id = body["data"]["plugin"]["id"]
+                    .as_str()
+                    .expect("plugin uploaded");
+                json!([{"plugin_id": id, "config": config}])
+            }
+        };
+        // Created concurrently: the backlog mode makes 10,000.
+        let mut keys = vec![Vec::new(); endpoints];
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let created = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..32.min(endpoints))
+            .map(|_| {
+                let (api, next, created) = (self.api.clone(), next.clone(), created.clone());
+                let (token, chain) = (self.token.clone(), chain.clone());
+                let sink_base = self.sink.url("");
+                let gw = self.url("/v1/webhooks");
+                tokio::spawn(async move {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= endpoints {
+                            break;
+                        }
+                        let body = json!({
+                            "name": format!("bench {k}"),
+                            "url": format!("{sink_base}/e/{k}"),
+                            "events": ["booking.created"],
+                            "plugins": chain,
+                        });
+                        let resp = api
+                            .post(&gw)
+                            .bearer_auth(&token)
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap();
+                        let status = resp.status();
+                        let body: Value = resp.json().await.unwrap();
+                        assert!(status.is_success(), "create endpoint: {status} {body}");
+                        let secret = body["data"]["webhook"]["secret"]
+                            .as_str()
+                            .unwrap()
+                            .to_string();
+                        created.lock().unwrap().push((k, secret));
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for (k, secret) in created.lock().unwrap().drain(..) {
+            keys[k] = base64::engine::general_purpose::STANDARD
+                .decode(secret.strip_prefix("whsec_").unwrap())
+                .unwrap();
+        }
+        self.keys = keys;
+    }
+
+    fn publisher(&self, clients: usize, rate: Option<f64>) -> Publisher {
+        Publisher {
+            base: self.base.clone(),
+            token: self.token.clone(),
+            clients,
+            rate,
+        }
+    }
+
+    fn gateway_pid(&self) -> u32 {
+        self.gateway.as_ref().unwrap().pid()
+    }
+
+    /// SIGKILL the gateway and start it again on the same port and data.
+    fn restart(&mut self) {
+        let usage = self.gateway.take().unwrap().kill();
+        self.past.push(usage);
+        let gw = Gateway::start(&self.launch);
+        *self.base.write().unwrap() = gw.base.clone();
+        self.gateway = Some(gw);
+    }
+
+    /// CPU seconds of every gateway process so far, and the highest peak RSS.
+    fn usage(&self) -> Usage {
+        let now = self
+            .gateway
+            .as_ref()
+            .map(Gateway::usage)
+            .unwrap_or_default();
+        self.past.iter().fold(now, |acc, u| Usage {
+            cpu_seconds: acc.cpu_seconds + u.cpu_seconds,
+            peak_rss_mib: acc.peak_rss_mib.max(u.peak_rss_mib),
+        })
+    }
+
+    /// Waits until `expected` first receipts arrived, or nothing arrived for
+    /// `stall`. Returns the unique receipts.
+    async fn wait_for(&self, expected: u64, stall: Duration) -> u64 {
+        let mut last = (0, Instant::now());
+        loop {
+            let got = self.tally.unique.load(Ordering::Relaxed);
+            if got >= expected {
+                return got;
+            }
+            if got != last.0 {
+                last = (got, Instant::now());
+            } else if last.1.elapsed() > stall {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+}
+
+fn row(name: &str, value: String) {
+    println!("| {name} | {value} |");
+}
+
+fn header(args: &Args) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    println!();
+    println!(
+        "`cargo run --release --example bench -- {}`",
+        argv.join(" ")
+    );
+    println!();
+    println!(
+        "mode {:?}, {} events, {} clients, {} B payload, plugin {:?}, {}",
+        args.mode,
+        args.events,
+        args.clients,
+        args.payload,
+        args.plugin,
+        if args.http { "HTTP" } else { "HTTPS" }
+    );
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+}
+
+pub async fn run(args: Args) -> u64 {
+    match args.mode {
+        Mode::Throughput => throughput(&args).await,
+        Mode::Fault => {
+            let report = fault(&args).await;
+            report.print(&args);
+            report.lost
+        }
+        Mode::Backlog => {
+            let report = backlog(&args).await;
+            report.print(&args);
+            report.lost
+        }
+    }
+}
+
+async fn throughput(args: &Args) -> u64 {
+    let endpoints = args.endpoints.unwrap_or(4);
+    let failing = (endpoints as f64 * args.failing_share).round() as usize;
+    let slow = (endpoints as f64 * args.slow_share).round() as usize;
+    let behaviour = Behaviour {
+        failing,
+        slow,
+        slow_delay: args.slow_delay,
+        ..Behaviour::default()
+    };
+    let rig = Rig::start(
+        args,
+        args.events,
+        endpoints,
+        behaviour,
+        &[("HOOKGATE_RETRY_SCHEDULE", "0s,1s,5s,30s,5m")],
+        true,
+    )
+    .await;
+    let data = load::event_data(args.payload);
+    let published = rig
+        .publisher(args.clients, args.rate)
+        .run(0..args.events, &data, &rig.tally)
+        .await;
+    let expected = (published.accepted * (endpoints - failing)) as u64;
+    let delivered = rig.wait_for(expected, Duration::from_secs(30)).await;
+    let usage = rig.usage();
+    let tally = &rig.tally;
+    let first_publish = tally
+        .published_at
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .filter(|&t| t > 0)
+        .min()
+        .unwrap_or(0);
+    let span = Duration::from_nanos(tally.last_receipt.load(Ordering::Relaxed) - first_publish);
+    let delivery_rate = delivered as f64 / span.as_secs_f64();
+    let receipt = tally.latencies();
+
+    let ceiling = if args.no_ceiling {
+        None
+    } else {
+        // The gateway's own delivery concurrency, on the same transport.
+        let workers = args.workers.unwrap_or(256);
+        let concurrency = workers.min((endpoints - failing) * 8).max(1);
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if !args.http {
+            let pem = std::fs::read(&receiver::test_ca().ca_file).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        let keys: Vec<Vec<u8>> = rig.keys[failing..].to_vec();
+        let count = delivered as usize;
+        let sink = &rig.sink;
+        let took = load::ceiling(
+            client.build().unwrap(),
+            |p| sink.url(p),
+            &keys,
+            count,
+            concurrency,
+            &data,
+        )
+        .await;
+        Some((count as f64 / took.as_secs_f64(), concurrency))
+    };
+
+    header(args);
+    row(
+        "endpoints (failing, slow)",
+        format!("{endpoints} ({failing}, {slow})"),
+    );
+    row("events accepted", published.accepted.to_string());
+    row(
+        "publish throughput",
+        format!(
+            "{:.0} events/s",
+            published.accepted as f64 / published.elapsed.as_secs_f64()
+        ),
+    );
+    row(
+        "accept latency p50 / p99",
+        format!(
+            "{:.2} ms / {:.2} ms",
+            pct(&published.latencies, 0.5),
+            pct(&published.latencies, 0.99)
+        ),
+    );
+    row(
+        "deliveries received / expected",
+        format!("{delivered} / {expected}"),
+    );
+    row(
+        "end-to-end delivery rate",
+        format!("{delivery_rate:.0} deliveries/s"),
+    );
+    row(
+        "publish->receipt p50 / p99",
+        format!(
+            "{:.2} ms / {:.2} ms",
+            pct(&receipt, 0.5),
+            pct(&receipt, 0.99)
+        ),
+    );
+    row("gateway peak RSS", format!("{:.0} MiB", usage.peak_rss_mib));
+    row("gateway CPU", format!("{:.1} s", usage.cpu_seconds));
+    if let Some((rate, concurrency)) = ceiling {
+        row(
+            "ceiling: reqwest -> sink",
+            format!("{rate:.0} requests/s ({concurrency} in flight)"),
+        );
+        row(
+            "gateway / ceiling",
+            format!("{:.0}%", 100.0 * delivery_rate / rate),
+        );
+    }
+    row(
+        "bad signatures / duplicates",
+        format!(
+            "{} / {}",
+            tally.bad_signatures.load(Ordering::Relaxed),
+            tally.duplicates.load(Ordering::Relaxed)
+        ),
+    );
+    assert_eq!(
+        tally.bad_signatures.load(Ordering::Relaxed),
+        0,
+        "bad signatures"
+    );
+    expected.saturating_sub(delivered)
+}
+
+/// What the fault mode counted.
+pub struct FaultReport {
+    pub endpoints: usize,
+    /// Gateway SIGKILLs, and how many of them came while events were still
+    /// being published.
+    pub kills: usize,
+    pub kills_while_publishing: usize,
+    pub accepted: usize,
+    pub publish_retries: usize,
+    pub expected: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub lost: u64,
+    /// Requests the sink answered 500, and requests it left hanging.
+    pub sink_failed: u64,
+    pub sink_hung: u64,
+    pub bad_signatures: u64,
+    pub usage: Usage,
+}
+
+pub async fn fault(args: &Args) -> FaultReport {
+    let endpoints = args.endpoints.unwrap_or(4);
+    let behaviour = Behaviour {
+        fail_share: args.fail_share,
+        hang_share: args.hang_share,
+        hang_for: Duration::from_secs(2),
+        ..Behaviour::default()
+    };
+    let mut rig = Rig::start(
+        args,
+        args.events,
+        endpoints,
+        behaviour,
+        &[
+            (
+                "HOOKGATE_RETRY_SCHEDULE",
+                "0s,100ms,250ms,500ms,1s,1s,2s,2s,3s,3s,5s,5s,5s,5s",
+            ),
+            ("HOOKGATE_DELIVERY_TIMEOUT", "1s"),
+        ],
+        true,
+    )
+    .await;
+    let data = load::event_data(args.payload);
+    let publisher = rig.publisher(args.clients, args.rate);
+    let tally = rig.tally.clone();
+    let events = args.events;
+    let publishing = tokio::spawn(async move { publisher.run(0..events, &data, &tally).await });
+    let mut kills_while_publishing = 0;
+    for _ in 0..args.kills {
+        tokio::time::sleep(args.kill_every).await;
+        if !publishing.is_finished() {
+            kills_while_publishing += 1;
+        }
+        rig.restart();
+    }
+    let published = publishing.await.unwrap();
+    let expected = (published.accepted * endpoints) as u64;
+    let delivered = rig.wait_for(expected, Duration::from_secs(60)).await;
+    let tally = &rig.tally;
+    FaultReport {
+        endpoints,
+        kills: rig.past.len(),
+        kills_while_publishing,
+        accepted: published.accepted,
+        publish_retries: published.retried,
+        expected,
+        delivered,
+        duplicates: tally.duplicates.load(Ordering::Relaxed),
+        lost: expected.saturating_sub(delivered),
+        sink_failed: tally.failed.load(Ordering::Relaxed),
+        sink_hung: tally.hung.load(Ordering::Relaxed),
+        bad_signatures: tally.bad_signatures.load(Ordering::Relaxed),
+        usage: rig.usage(),
+    }
+}
+
+impl FaultReport {
+    fn print(&self, args: &Args) {
+        header(args);
+        row("endpoints", self.endpoints.to_string());
+        row(
+            "sink failures / hangs",
+            format!(
+                "{} / {} requests ({:.0}% / {:.0}% asked)",
+                self.sink_failed,
+                self.sink_hung,
+                args.fail_share * 100.0,
+                args.hang_share * 100.0
+            ),
+        );
+        row(
+            "gateway SIGKILLs (while publishing)",
+            format!("{} ({})", self.kills, self.kills_while_publishing),
+        );
+        row("events accepted", self.accepted.to_string());
+        row("publish attempts retried", self.publish_retries.to_string());
+        row("deliveries expected", self.expected.to_string());
+        row("delivered (unique)", self.delivered.to_string());
+        row("duplicates", self.duplicates.to_string());
+        row("lost", self.lost.to_string());
+        row(
+            "gateway CPU (all processes)",
+            format!("{:.1} s", self.usage.cpu_seconds),
+        );
+        row("bad signatures", self.bad_signatures.to_string());
+        assert_eq!(self.bad_signatures, 0, "bad signatures");
+    }
+}
+
+/// What the backlog mode measured.
+pub struct BacklogReport {
+    pub endpoints: usize,
+    pub accepted: usize,
+    pub expected: u64,
+    pub fill: Duration,
+    pub drain: Duration,
+    pub delivered: u64,
+    pub lost: u64,
+    /// Probe latencies while the backlog built and drained, µs, sorted.
+    pub probe_publish: Vec<u32>,
+    pub probe_read: Vec<u32>,
+    /// Probe requests that failed or got an error status.
+    pub probe_failures: u64,
+    /// The highest RSS sampled by the probe, MiB.
+    pub sampled_rss_mib: f64,
+    pub bad_signatures: u64,
+    pub usage: Usage,
+}
+
+/// Latencies of the backlog mode's probes, µs, and how many failed.
+#[derive(Default)]
+struct Probes {
+    publish: Vec<u32>,
+    read: Vec<u32>,
+    failures: u64,
+    rss_mib: f64,
+}
+
+pub async fn backlog(args: &Args) -> BacklogReport {
+    let endpoints = args.endpoints.unwrap_or(10_000);
+    let events = args.events.min(100_000);
+    let mut rig = Rig::start(
+        args,
+        events,
+        endpoints,
+        Behaviour::default(),
+        &[(
+            "HOOKGATE_RETRY_SCHEDULE",
+            "0s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s",
+        )],
+        false,
+    )
+    .await;
+    let expected = (events * endpoints) as u64;
+    let data = load::event_data(args.payload);
+    let pid = rig.gateway_pid();
+
+    // Probes: a publish nobody subscribes to and an API read, every 100 ms,
+    // plus the gateway's RSS, while the backlog builds and drains.
+    let probing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let probe = {
+        let (api, token, base, probing) = (
+            rig.api.clone(),
+            rig.token.clone(),
+            rig.base.clone(),
+            probing.clone(),
+        );
+        tokio::spawn(async move {
+            let mut probes = Probes::default();
+            let mut i = 0u64;
+            while probing.load(Ordering::Relaxed) {
+                let base = base.read().unwrap().clone();
+                let t = Instant::now();
+                let r = api
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(&token)
+                    .json(&json!({"type": "probe.ping", "id": format!("probe_{i}"), "data": {}}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        probes.publish.push(t.elapsed().as_micros() as u32)
+                    }
+                    _ => probes.failures += 1,
+                }
+                let t = Instant::now();
+                let r = api
+                    .get(format!("{base}/v1/webhooks?limit=20"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        probes.read.push(t.elapsed().as_micros() as u32)
+                    }
+                    _ => probes.failures += 1,
+                }
+                probes.rss_mib = probes.rss_mib.max(gateway::rss_mib(pid));
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            probes.publish.sort_unstable();
+            probes.read.sort_unstable();
+            probes
+        })
+    };
+
+    let fill_start = Instant::now();
+    let published = rig
+        .publisher(args.clients.min(8), None)
+        .run(0..events, &data, &rig.tally)
+        .await;
+    let fill = fill_start.elapsed();
+    tokio::time::sleep(args.down_for).await;
+    // The sink comes back on the same port.
+    let behaviour = Behaviour::default();
+    let keys = Arc::new(OnceLock::new());
+    keys.set(rig.keys.clone()).unwrap();
+    let port = rig.sink.addr.port();
+    rig.sink = Sink::start(port, !args.http, behaviour, rig.tally.clone(), keys).await;
+    let up = Instant::now();
+    let delivered = rig.wait_for(expected, Duration::from_secs(120)).await;
+    let drain = up.elapsed();
+    probing.store(false, Ordering::Relaxed);
+    let probes = probe.await.unwrap();
+    BacklogReport {
+        endpoints,
+        accepted: published.accepted,
+        expected,
+        fill,
+        drain,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        probe_publish: probes.publish,
+        probe_read: probes.read,
+        probe_failures: probes.failures,
+        sampled_rss_mib: probes.rss_mib,
+        bad_signatures: rig.tally.bad_signatures.load(Ordering::Relaxed),
+        usage: rig.usage(),
+    }
+}
+
+impl BacklogReport {
+    fn print(&self, args: &Args) {
+        let (publish, read) = (&self.probe_publish, &self.probe_read);
+        header(args);
+        row(
+            "endpoints x events",
+            format!("{} x {}", self.endpoints, self.accepted),
+        );
+        row("deliveries queued", self.expected.to_string());
+        row(
+            "fill (publish + fan-out) time",
+            format!("{:.1} s", self.fill.as_secs_f64()),
+        );
+        row(
+            "sink down for",
+            format!("{:?} after the fill", args.down_for),
+        );
+        row(
+            "drain time after the sink came up",
+            format!("{:.1} s", self.drain.as_secs_f64()),
+        );
+        row(
+            "drain rate",
+            format!(
+                "{:.0} deliveries/s",
+                self.delivered as f64 / self.drain.as_secs_f64()
+            ),
+        );
+        row(
+            "delivered / expected",
+            format!("{} / {}", self.delivered, self.expected),
+        );
+        row(
+            "probe publish p50 / p99 / max",
+            format!(
+                "{:.1} / {:.1} / {:.1} ms",
+                pct(publish, 0.5),
+                pct(publish, 0.99),
+                pct(publish, 1.0)
+            ),
+        );
+        row(
+            "probe API read p50 / p99 / max",
+            format!(
+                "{:.1} / {:.1} / {:.1} ms",
+                pct(read, 0.5),
+                pct(read, 0.99),
+                pct(read, 1.0)
+            ),
+        );
+        row("probes failed", self.probe_failures.to_string());
+        row(
+            "gateway RSS max (sampled) / peak",
+            format!(
+                "{:.0} MiB / {:.0} MiB",
+                self.sampled_rss_mib, self.usage.peak_rss_mib
+            ),
+        );
+        row("gateway CPU", format!("{:.1} s", self.usage.cpu_seconds));
+        row("bad signatures", self.bad_signatures.to_string());
+        assert_eq!(self.bad_signatures, 0, "bad signatures");
+    }
+}
