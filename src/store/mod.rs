@@ -81,6 +81,8 @@ pub struct Store {
     events: sled::Tree,
     recent_events: Arc<recent_events::RecentEvents>,
     plugin_records: Arc<plugins::PluginRecords>,
+    /// Held while a plugin's content is stored or checked for removal.
+    plugin_contents: Arc<plugins::ContentLock>,
     queued_since: Arc<deliveries::QueuedSince>,
     /// `{tenant}/{event id}` → the event's `(endpoint, delivery)` pairs. Kept
     /// apart from the event, which every attempt reads: with thousands of
@@ -137,6 +139,7 @@ impl Store {
             events,
             recent_events: Arc::default(),
             plugin_records: Arc::default(),
+            plugin_contents: Arc::default(),
             queued_since: Arc::default(),
             event_deliveries,
             fanouts,

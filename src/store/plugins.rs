@@ -38,6 +38,20 @@ impl PluginRecords {
     }
 }
 
+/// Serialises storing plugin content with deciding that content is no
+/// longer used. Without it a deletion could find no record referring to some
+/// bytes, an upload of the same bytes could then commit (finding them
+/// present, so not writing them), and the deletion would remove them from
+/// under the new record.
+#[derive(Default)]
+pub(super) struct ContentLock(Mutex<()>);
+
+impl ContentLock {
+    fn hold(&self) -> MutexGuard<'_, ()> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 fn artifact_key(sha256: &str, engine: &str) -> Vec<u8> {
     format!("{sha256}/{engine}").into_bytes()
 }
@@ -54,6 +68,7 @@ impl Store {
         let key = scoped_key(&plugin.tenant_id, plugin.id);
         let value = encode(plugin);
         let akey = artifact_key(&plugin.sha256, engine);
+        let contents = self.plugin_contents.hold();
         (
             &self.tenants,
             &self.plugins,
@@ -74,6 +89,7 @@ impl Store {
                 artifacts.insert(akey.as_slice(), artifact)?;
                 Ok(())
             })?;
+        drop(contents);
         self.flush().await
     }
 
@@ -144,6 +160,7 @@ impl Store {
     /// Removes the bytes and compiled artifacts of each of `contents` (SHA-256
     /// hex) that no plugin record, of any tenant, refers to any more.
     pub(super) fn drop_unreferenced(&self, contents: &[String]) -> Result<()> {
+        let _held = self.plugin_contents.hold();
         let referenced: HashSet<String> = self
             .plugins
             .iter()
@@ -260,5 +277,59 @@ mod tests {
         };
         assert_eq!(kept(&own.sha256), (false, false));
         assert_eq!(kept(&shared.sha256), (true, true));
+    }
+
+    /// A plugin uploaded with the same content as one being deleted keeps
+    /// its bytes: the deletion's "is this content still used?" check and
+    /// its removal of the bytes cannot straddle the upload.
+    #[test]
+    fn an_upload_racing_a_deletion_of_the_same_content_keeps_its_bytes() {
+        let (store, _dir) = temp_store();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let owner = tenant("acme");
+        runtime.block_on(store.create_tenant(&owner)).unwrap();
+        let content = plugin(owner.id, "same-content").sha256;
+        let deleter = {
+            let store = store.clone();
+            let content = content.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                for _ in 0..500 {
+                    let p = Plugin {
+                        sha256: content.clone(),
+                        ..plugin(owner.id, "deleted")
+                    };
+                    runtime
+                        .block_on(store.create_plugin(&p, b"wasm", "engine", b"code"))
+                        .unwrap();
+                    runtime.block_on(store.delete_plugin(&p)).unwrap();
+                }
+            })
+        };
+        let mut lost = 0;
+        for _ in 0..500 {
+            let p = Plugin {
+                sha256: content.clone(),
+                ..plugin(owner.id, "kept")
+            };
+            runtime
+                .block_on(store.create_plugin(&p, b"wasm", "engine", b"code"))
+                .unwrap();
+            // Give a deletion that already checked the content time to
+            // remove the bytes under this record.
+            std::thread::yield_now();
+            if store.plugin_blob(&content).unwrap().is_none() {
+                lost += 1;
+            }
+            runtime.block_on(store.delete_plugin(&p)).unwrap();
+        }
+        deleter.join().unwrap();
+        assert_eq!(lost, 0, "uploads whose bytes a racing deletion removed");
     }
 }

@@ -21,6 +21,31 @@ pub struct TestCa {
 }
 
 /// One CA per test process, written to a file the gateway can read.
+const CA_DIR_PREFIX: &str = "hookgate-test-ca-";
+
+/// Removes the CA dirs of test processes that have exited. Each process
+/// writes its own (its gateways read the file while it runs) and a static
+/// is never dropped, so this is where the dirs of past runs go.
+fn remove_stale_ca_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(CA_DIR_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // Another process may be removing it too.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 pub fn test_ca() -> &'static TestCa {
     static CA: OnceLock<TestCa> = OnceLock::new();
     CA.get_or_init(|| {
@@ -36,7 +61,8 @@ pub fn test_ca() -> &'static TestCa {
         let leaf_params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-        let dir = std::env::temp_dir().join(format!("hookgate-test-ca-{}", std::process::id()));
+        remove_stale_ca_dirs();
+        let dir = std::env::temp_dir().join(format!("{CA_DIR_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca_file = dir.join("ca.pem");
         std::fs::write(&ca_file, ca_cert.pem()).unwrap();
