@@ -106,7 +106,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         },
         delivery.handle(),
     )?;
-    let state = AppState {
+    let state = AppState::new(api::Parts {
         guard,
         store: store.clone(),
         engine: engine.clone(),
@@ -114,7 +114,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         metrics: install_metrics(),
         config: Arc::new(config),
         admin_token_hash,
-    };
+    });
     let grace = state.config.shutdown_grace;
     // A stable line on stdout, so scripts and tests can find the port when
     // listening on port 0.

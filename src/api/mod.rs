@@ -44,9 +44,27 @@ use crate::target_guard::TargetGuard;
 use error::ApiError;
 use extract::BodyLimit;
 
-/// Everything a handler may use; one clone per request.
+/// Everything a handler may use. axum clones it for every request (and for
+/// every extractor that takes part of it), so it is one shared allocation.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+impl AppState {
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Parts {
     pub store: Store,
     pub engine: Engine,
     pub plugins: Arc<Plugins>,

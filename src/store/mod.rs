@@ -68,9 +68,13 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Handle to the open store; cheap to clone.
+/// Handle to the open store; cheap to clone: one reference count, as the
+/// API clones it with its state for every request.
 #[derive(Clone)]
-pub struct Store {
+pub struct Store(Arc<Shared>);
+
+/// The trees and in-memory state every handle of one store shares.
+pub struct Shared {
     meta: sled::Tree,
     tenants: sled::Tree,
     keys: sled::Tree,
@@ -102,6 +106,14 @@ pub struct Store {
     writer: Arc<writer::Writer>,
 }
 
+impl std::ops::Deref for Store {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
 
 impl Store {
@@ -128,7 +140,7 @@ impl Store {
             queue: queue.clone(),
             fanouts: fanouts.clone(),
         });
-        let store = Self {
+        let store = Self(Arc::new(Shared {
             meta: db.open_tree("meta")?,
             tenants: db.open_tree("tenants")?,
             keys: db.open_tree("api_keys")?,
@@ -152,7 +164,7 @@ impl Store {
             plugin_artifacts: db.open_tree("plugin_artifacts")?,
             committer: Arc::new(commit::GroupCommit::start(db.clone())),
             writer: Arc::new(writer),
-        };
+        }));
         let requeued = store.requeue_old_leases(&db)?;
         if requeued + store.resume_fan_outs()? > 0 {
             db.flush()?;
