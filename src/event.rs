@@ -10,7 +10,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ids::{EventId, TenantId};
 use crate::validation::FieldError;
@@ -45,50 +46,61 @@ impl Event {
         created_at: DateTime<Utc>,
     ) -> Event {
         let id = id.unwrap_or_else(|| EventId::generate().to_string());
-        let mut envelope = Map::new();
-        envelope.insert("id".into(), Value::String(id.clone()));
-        envelope.insert("type".into(), Value::String(event_type.into()));
-        envelope.insert(
-            "created_at".into(),
-            Value::String(created_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-        envelope.insert("data".into(), normalise_numbers(data));
+        let mut data = data;
+        normalise_numbers(&mut data);
+        /// The envelope's members, in the order receivers get them.
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            id: &'a str,
+            #[serde(rename = "type")]
+            event_type: &'a str,
+            created_at: String,
+            data: &'a Value,
+        }
+        let body = serde_json::to_string(&Envelope {
+            id: &id,
+            event_type,
+            created_at: created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            data: &data,
+        })
+        .expect("a JSON value always serialises");
         Event {
             id,
             tenant_id,
             event_type: event_type.into(),
             created_at,
-            body: Value::Object(envelope).to_string(),
+            body,
         }
     }
 
-    /// The `data` member of the envelope.
-    pub fn data(&self) -> Value {
-        serde_json::from_str::<Value>(&self.body)
+    /// The `data` member of the envelope, as the body has it: the API shows
+    /// it without parsing it into a tree and printing it again.
+    pub fn data(&self) -> Box<RawValue> {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            data: Option<&'a RawValue>,
+        }
+        serde_json::from_str::<Envelope>(&self.body)
             .ok()
-            .and_then(|mut v| v.get_mut("data").map(Value::take))
-            .unwrap_or(Value::Null)
+            .and_then(|e| e.data)
+            .map(RawValue::to_owned)
+            .unwrap_or_else(|| RawValue::NULL.to_owned())
     }
 }
 
 /// Whole-valued floats become integers, as JavaScript prints them.
-fn normalise_numbers(value: Value) -> Value {
+fn normalise_numbers(value: &mut Value) {
     match value {
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or_default();
             if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
-                Value::from(f as i64)
-            } else {
-                Value::Number(n)
+                *value = Value::from(f as i64);
             }
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(normalise_numbers).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, normalise_numbers(v)))
-                .collect(),
-        ),
-        other => other,
+        Value::Array(items) => items.iter_mut().for_each(normalise_numbers),
+        Value::Object(map) => map.values_mut().for_each(normalise_numbers),
+        _ => {}
     }
 }
 
@@ -135,7 +147,8 @@ mod tests {
         // Parse and print again, as a receiver would: same bytes.
         let again = serde_json::from_str::<Value>(&e.body).unwrap().to_string();
         assert_eq!(again, e.body);
-        assert_eq!(e.data()["alpha"]["b"], 2.5);
+        let data: Value = serde_json::from_str(e.data().get()).unwrap();
+        assert_eq!(data["alpha"]["b"], 2.5);
     }
 
     #[test]

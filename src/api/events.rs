@@ -59,7 +59,7 @@ pub struct EventView {
     pub event_type: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: Box<serde_json::value::RawValue>,
     /// One per subscribed endpoint, with its current status.
     pub deliveries: Vec<EventDelivery>,
 }
