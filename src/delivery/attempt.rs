@@ -125,7 +125,7 @@ pub(super) async fn scheduled(
     let store = &inner.store;
     let endpoint = store.get_endpoint(&entry.tenant, &entry.endpoint)?;
     let delivery = store.get_delivery(&entry.tenant, &entry.endpoint, &entry.delivery)?;
-    let tenant = store.get_tenant(&entry.tenant)?;
+    let tenant = store.tenant_record(&entry.tenant)?;
     let (Some(endpoint), Some(delivery), Some(tenant)) = (endpoint, delivery, tenant) else {
         // Deleted meanwhile: nothing more is sent.
         store.finish_attempt(key, entry, |_| None).await?;

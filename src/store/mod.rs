@@ -85,6 +85,7 @@ pub struct Shared {
     events: sled::Tree,
     recent_events: Arc<recent_events::RecentEvents>,
     plugin_records: Arc<plugins::PluginRecords>,
+    tenant_records: tenants::TenantRecords,
     /// Held while a plugin's content is stored or checked for removal.
     plugin_contents: Arc<plugins::ContentLock>,
     queued_since: Arc<deliveries::QueuedSince>,
@@ -151,6 +152,7 @@ impl Store {
             events,
             recent_events: Arc::default(),
             plugin_records: Arc::default(),
+            tenant_records: Default::default(),
             plugin_contents: Arc::default(),
             queued_since: Arc::default(),
             event_deliveries,

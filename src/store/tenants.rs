@@ -1,5 +1,8 @@
 //! Tenants: the root of every other record.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
@@ -9,6 +12,26 @@ use super::{
 use crate::event_type::EventType;
 use crate::ids::TenantId;
 use crate::tenant::Tenant;
+
+/// Tenant records read by deliveries, kept decoded: every attempt needs its
+/// tenant's header names. A miss reads the tree under the lock, and every
+/// write of a record drops its copy after writing the tree, so a copy is
+/// never older than the tree once the write has returned.
+#[derive(Default)]
+pub(super) struct TenantRecords(Mutex<HashMap<TenantId, Arc<Tenant>>>);
+
+/// Records kept at most; past it the copies are dropped and read again.
+const RECORDS_KEPT: usize = 4096;
+
+impl TenantRecords {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, Arc<Tenant>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn forget(&self, id: &TenantId) {
+        self.lock().remove(id);
+    }
+}
 
 impl Store {
     /// Stores a new tenant together with the built-in `webhook.test` type
@@ -32,6 +55,23 @@ impl Store {
             .transpose()
     }
 
+    /// The tenant as deliveries see it: kept decoded after the first read.
+    pub fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
+        let mut records = self.tenant_records.lock();
+        if let Some(tenant) = records.get(id) {
+            return Ok(Some(tenant.clone()));
+        }
+        let Some(tenant) = self.get_tenant(id)? else {
+            return Ok(None);
+        };
+        if records.len() >= RECORDS_KEPT {
+            records.clear();
+        }
+        let tenant = Arc::new(tenant);
+        records.insert(*id, tenant.clone());
+        Ok(Some(tenant))
+    }
+
     /// Replaces a stored tenant's record; `NotFound` if it is gone.
     pub async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
         let key = tenant.id.to_string();
@@ -43,6 +83,7 @@ impl Store {
             tenants.insert(key.as_bytes(), value.as_slice())?;
             Ok(())
         })?;
+        self.tenant_records.forget(&tenant.id);
         self.flush().await
     }
 
@@ -95,6 +136,7 @@ impl Store {
             cache.remove(id);
             existed
         };
+        self.tenant_records.forget(id);
         // With the tenant and its keys gone nothing new can arrive; now the
         // bulk of its history.
         self.purge_deliveries(&prefix)?;
@@ -128,6 +170,26 @@ impl Store {
 mod tests {
     use crate::store::test_support::{temp_store, tenant};
     use crate::tenant::Tenant;
+
+    /// Attempts read their tenant from memory; an update or a deletion is
+    /// seen by the next read.
+    #[tokio::test]
+    async fn kept_tenant_records_follow_updates_and_deletion() {
+        let (store, _dir) = temp_store();
+        let mut acme = tenant("acme");
+        store.create_tenant(&acme).await.unwrap();
+        assert_eq!(store.tenant_record(&acme.id).unwrap().unwrap().name, "acme");
+
+        acme.name = "acme corp".into();
+        store.update_tenant(&acme).await.unwrap();
+        assert_eq!(
+            store.tenant_record(&acme.id).unwrap().unwrap().name,
+            "acme corp"
+        );
+
+        assert!(store.delete_tenant(&acme.id).await.unwrap());
+        assert!(store.tenant_record(&acme.id).unwrap().is_none());
+    }
 
     #[tokio::test]
     async fn tenants_list_in_creation_order_with_cursor() {
