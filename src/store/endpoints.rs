@@ -26,6 +26,10 @@ pub type TenantEndpoints = BTreeMap<EndpointId, Arc<Endpoint>>;
 #[derive(Default)]
 pub(super) struct EndpointCache(RwLock<HashMap<TenantId, TenantEndpoints>>);
 
+/// Endpoints kept decoded at most, counted when a tenant is loaded: about
+/// 1 KiB each, so some 50 MiB.
+const ENDPOINTS_KEPT: usize = 50_000;
+
 impl EndpointCache {
     pub(super) fn write(&self) -> RwLockWriteGuard<'_, HashMap<TenantId, TenantEndpoints>> {
         self.0.write().unwrap_or_else(|poisoned| {
@@ -36,6 +40,20 @@ impl EndpointCache {
             self.0.clear_poison();
             cache
         })
+    }
+
+    /// Makes room for `incoming` more endpoints by forgetting other tenants
+    /// (they reload on their next read), so the copies stay near `kept`
+    /// endpoints however many tenants are read. A tenant larger than that
+    /// is still kept, alone.
+    fn make_room(cache: &mut HashMap<TenantId, TenantEndpoints>, incoming: usize, kept: usize) {
+        let mut total: usize = cache.values().map(BTreeMap::len).sum();
+        while total + incoming > kept {
+            let Some(victim) = cache.keys().next().copied() else {
+                break;
+            };
+            total -= cache.remove(&victim).map_or(0, |e| e.len());
+        }
     }
 
     /// Puts `endpoint` in place of its cached copy, if its tenant is cached
@@ -125,6 +143,7 @@ impl Store {
                     Ok((endpoint.id, Arc::new(endpoint)))
                 })
                 .collect::<Result<TenantEndpoints>>()?;
+            EndpointCache::make_room(&mut cache, loaded.len(), ENDPOINTS_KEPT);
             cache.insert(*tenant, loaded);
         }
         Ok(read(&cache[tenant]))
@@ -197,6 +216,30 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::test_support::{temp_store, tenant};
+
+    /// Loading a tenant past the bound forgets others until it fits; one
+    /// larger than the bound is kept alone.
+    #[test]
+    fn loading_past_the_bound_forgets_other_tenants() {
+        let endpoints = |n: usize| -> TenantEndpoints {
+            (0..n)
+                .map(|_| {
+                    let e = Endpoint::sample(TenantId::generate(), "kept");
+                    (e.id, Arc::new(e))
+                })
+                .collect()
+        };
+        let mut cache = HashMap::new();
+        for _ in 0..3 {
+            cache.insert(TenantId::generate(), endpoints(4));
+        }
+        EndpointCache::make_room(&mut cache, 4, 16);
+        assert_eq!(cache.len(), 3, "room enough: nobody forgotten");
+        EndpointCache::make_room(&mut cache, 5, 16);
+        assert_eq!(cache.len(), 2);
+        EndpointCache::make_room(&mut cache, 40, 16);
+        assert!(cache.is_empty());
+    }
 
     fn names(store: &Store, tenant: &TenantId) -> Vec<String> {
         store
