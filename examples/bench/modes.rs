@@ -78,7 +78,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     kills: usize,
     /// Fault mode: time between kills.
-    #[arg(long, default_value = "1500ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "800ms", value_parser = humantime::parse_duration)]
     kill_every: Duration,
     /// Backlog mode: how long the sink stays down once everything is queued.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
@@ -560,6 +560,8 @@ pub struct FaultReport {
     /// being published.
     pub kills: usize,
     pub kills_while_publishing: usize,
+    /// Kills that came before every delivery had arrived.
+    pub kills_while_delivering: usize,
     pub accepted: usize,
     pub publish_retries: usize,
     pub expected: u64,
@@ -602,11 +604,15 @@ pub async fn fault(args: &Args) -> FaultReport {
     let events = args.events;
     let publishing = tokio::spawn(async move { publisher.run(0..events, &data, &tally).await });
     let mut kills_while_publishing = 0;
+    // Unique receipts at each kill, to tell after the run which kills came
+    // while deliveries were still outstanding.
+    let mut received_at_kill = Vec::new();
     for _ in 0..args.kills {
         tokio::time::sleep(args.kill_every).await;
         if !publishing.is_finished() {
             kills_while_publishing += 1;
         }
+        received_at_kill.push(rig.tally.unique.load(Ordering::Relaxed));
         rig.restart();
     }
     let published = publishing.await.unwrap();
@@ -617,6 +623,7 @@ pub async fn fault(args: &Args) -> FaultReport {
         endpoints,
         kills: rig.past.len(),
         kills_while_publishing,
+        kills_while_delivering: received_at_kill.iter().filter(|&&r| r < expected).count(),
         accepted: published.accepted,
         publish_retries: published.retried,
         expected,
@@ -645,8 +652,11 @@ impl FaultReport {
             ),
         );
         row(
-            "gateway SIGKILLs (while publishing)",
-            format!("{} ({})", self.kills, self.kills_while_publishing),
+            "gateway SIGKILLs (while publishing, while delivering)",
+            format!(
+                "{} ({}, {})",
+                self.kills, self.kills_while_publishing, self.kills_while_delivering
+            ),
         );
         row("events accepted", self.accepted.to_string());
         row("publish attempts retried", self.publish_retries.to_string());

@@ -54,6 +54,7 @@ async fn fault_mode_loses_nothing_across_sigkills_and_a_failing_sink() {
     let report = modes::fault(&args).await;
     assert_eq!(report.kills, 2);
     assert_eq!(report.kills_while_publishing, 2, "kills after publishing");
+    assert_eq!(report.kills_while_delivering, 2);
     assert!(report.sink_failed > 0, "the sink failed no request");
     assert!(report.sink_hung > 0, "the sink left no request hanging");
     assert_eq!(report.accepted, 400);
