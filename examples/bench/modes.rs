@@ -702,6 +702,15 @@ struct Probes {
     rss_mib: f64,
 }
 
+/// Sends one probe request: its latency in µs if it got a 2xx.
+async fn probe(request: reqwest::RequestBuilder) -> Option<u32> {
+    let started = Instant::now();
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Some(started.elapsed().as_micros() as u32),
+        _ => None,
+    }
+}
+
 pub async fn backlog(args: &Args) -> BacklogReport {
     let endpoints = args.endpoints.unwrap_or(10_000);
     let events = args.events.min(100_000);
@@ -736,30 +745,26 @@ pub async fn backlog(args: &Args) -> BacklogReport {
             let mut i = 0u64;
             while probing.load(Ordering::Relaxed) {
                 let base = base.read().unwrap().clone();
-                let t = Instant::now();
-                let r = api
-                    .post(format!("{base}/v1/events"))
-                    .bearer_auth(&token)
-                    .json(&json!({"type": "probe.ping", "id": format!("probe_{i}"), "data": {}}))
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        probes.publish.push(t.elapsed().as_micros() as u32)
+                let publish = probe(
+                    api.post(format!("{base}/v1/events"))
+                        .bearer_auth(&token)
+                        .json(
+                            &json!({"type": "probe.ping", "id": format!("probe_{i}"), "data": {}}),
+                        ),
+                )
+                .await;
+                let read = probe(
+                    api.get(format!("{base}/v1/webhooks?limit=20"))
+                        .bearer_auth(&token),
+                )
+                .await;
+                for (latencies, result) in
+                    [(&mut probes.publish, publish), (&mut probes.read, read)]
+                {
+                    match result {
+                        Some(us) => latencies.push(us),
+                        None => probes.failures += 1,
                     }
-                    _ => probes.failures += 1,
-                }
-                let t = Instant::now();
-                let r = api
-                    .get(format!("{base}/v1/webhooks?limit=20"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        probes.read.push(t.elapsed().as_micros() as u32)
-                    }
-                    _ => probes.failures += 1,
                 }
                 probes.rss_mib = probes.rss_mib.max(gateway::rss_mib(pid));
                 i += 1;

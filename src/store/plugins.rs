@@ -204,6 +204,7 @@ impl Store {
 mod tests {
     use crate::ids::PluginId;
     use crate::plugins::Plugin;
+    use crate::store::Store;
     use crate::store::test_support::{temp_store, tenant};
 
     fn plugin(tenant: crate::ids::TenantId, name: &str) -> Plugin {
@@ -284,52 +285,51 @@ mod tests {
     /// its removal of the bytes cannot straddle the upload.
     #[test]
     fn an_upload_racing_a_deletion_of_the_same_content_keeps_its_bytes() {
-        let (store, _dir) = temp_store();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let owner = tenant("acme");
-        runtime.block_on(store.create_tenant(&owner)).unwrap();
-        let content = plugin(owner.id, "same-content").sha256;
-        let deleter = {
-            let store = store.clone();
-            let content = content.clone();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                for _ in 0..500 {
-                    let p = Plugin {
-                        sha256: content.clone(),
-                        ..plugin(owner.id, "deleted")
-                    };
-                    runtime
-                        .block_on(store.create_plugin(&p, b"wasm", "engine", b"code"))
-                        .unwrap();
-                    runtime.block_on(store.delete_plugin(&p)).unwrap();
-                }
-            })
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
         };
-        let mut lost = 0;
-        for _ in 0..500 {
-            let p = Plugin {
-                sha256: content.clone(),
-                ..plugin(owner.id, "kept")
-            };
-            runtime
-                .block_on(store.create_plugin(&p, b"wasm", "engine", b"code"))
-                .unwrap();
+        let (store, _dir) = temp_store();
+        let owner = tenant("acme");
+        runtime().block_on(store.create_tenant(&owner)).unwrap();
+        let content = plugin(owner.id, "same-content").sha256;
+        let sha256 = content.clone();
+        // Uploads `name` with the shared content, runs `meanwhile`, deletes
+        // it again; 500 times.
+        let cycle = move |store: Store, name: &'static str, meanwhile: &dyn Fn()| {
+            let runtime = runtime();
+            for _ in 0..500 {
+                let p = Plugin {
+                    sha256: content.clone(),
+                    ..plugin(owner.id, name)
+                };
+                runtime
+                    .block_on(store.create_plugin(&p, b"wasm", "engine", b"code"))
+                    .unwrap();
+                meanwhile();
+                runtime.block_on(store.delete_plugin(&p)).unwrap();
+            }
+        };
+        let deleter = {
+            let (store, cycle) = (store.clone(), cycle.clone());
+            std::thread::spawn(move || cycle(store, "deleted", &|| {}))
+        };
+        let lost = std::sync::atomic::AtomicUsize::new(0);
+        cycle(store.clone(), "kept", &|| {
             // Give a deletion that already checked the content time to
             // remove the bytes under this record.
             std::thread::yield_now();
-            if store.plugin_blob(&content).unwrap().is_none() {
-                lost += 1;
+            if store.plugin_blob(&sha256).unwrap().is_none() {
+                lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            runtime.block_on(store.delete_plugin(&p)).unwrap();
-        }
+        });
         deleter.join().unwrap();
-        assert_eq!(lost, 0, "uploads whose bytes a racing deletion removed");
+        assert_eq!(
+            lost.into_inner(),
+            0,
+            "uploads whose bytes a racing deletion removed"
+        );
     }
 }
