@@ -2,6 +2,7 @@
 //! them that publishes and attempts read.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sled::Transactional;
@@ -24,51 +25,81 @@ pub type TenantEndpoints = BTreeMap<EndpointId, Arc<Endpoint>>;
 /// holds the write lock across its sled write and the matching change here,
 /// so a reader never sees an endpoint older than the tree's.
 #[derive(Default)]
-pub(super) struct EndpointCache(RwLock<HashMap<TenantId, TenantEndpoints>>);
+pub(super) struct EndpointCache {
+    tenants: RwLock<Tenants>,
+    /// Counts reads, to stamp each tenant with its last one.
+    reads: AtomicU64,
+}
+
+type Tenants = HashMap<TenantId, Cached>;
+
+/// One tenant's endpoints, and when they were last read (a value of
+/// [`EndpointCache::reads`]), so the least recently read go first.
+pub(super) struct Cached {
+    endpoints: TenantEndpoints,
+    read_at: AtomicU64,
+}
 
 /// Endpoints kept decoded at most, counted when a tenant is loaded: about
 /// 1 KiB each, so some 50 MiB.
 const ENDPOINTS_KEPT: usize = 50_000;
 
 impl EndpointCache {
-    pub(super) fn write(&self) -> RwLockWriteGuard<'_, HashMap<TenantId, TenantEndpoints>> {
-        self.0.write().unwrap_or_else(|poisoned| {
+    pub(super) fn write(&self) -> RwLockWriteGuard<'_, Tenants> {
+        self.tenants.write().unwrap_or_else(|poisoned| {
             // A panic between a sled write and its change here may have left
             // a tenant behind the tree: forget every tenant, they reload.
             let mut cache = poisoned.into_inner();
             cache.clear();
-            self.0.clear_poison();
+            self.tenants.clear_poison();
             cache
         })
     }
 
-    /// Makes room for `incoming` more endpoints by forgetting other tenants
-    /// (they reload on their next read), so the copies stay near `kept`
-    /// endpoints however many tenants are read. A tenant larger than that
-    /// is still kept, alone.
-    fn make_room(cache: &mut HashMap<TenantId, TenantEndpoints>, incoming: usize, kept: usize) {
-        let mut total: usize = cache.values().map(BTreeMap::len).sum();
-        while total + incoming > kept {
-            let Some(victim) = cache.keys().next().copied() else {
+    /// Marks `cached` as just read and returns its endpoints.
+    fn stamp<'a>(&self, cached: &'a Cached) -> &'a TenantEndpoints {
+        let now = self.reads.fetch_add(1, Ordering::Relaxed);
+        cached.read_at.store(now, Ordering::Relaxed);
+        &cached.endpoints
+    }
+
+    /// Makes room for `incoming` more endpoints by forgetting the tenants
+    /// read longest ago (they reload on their next read), so the copies stay
+    /// near `kept` endpoints however many tenants are read. A tenant larger
+    /// than that is still kept, alone.
+    fn make_room(cache: &mut Tenants, incoming: usize, kept: usize) {
+        let mut total: usize = cache.values().map(|c| c.endpoints.len()).sum();
+        if total + incoming <= kept {
+            return;
+        }
+        let mut by_age: Vec<(u64, TenantId)> = cache
+            .iter()
+            .map(|(id, c)| (c.read_at.load(Ordering::Relaxed), *id))
+            .collect();
+        by_age.sort_unstable();
+        for (_, victim) in by_age {
+            if total + incoming <= kept {
                 break;
-            };
-            total -= cache.remove(&victim).map_or(0, |e| e.len());
+            }
+            total -= cache.remove(&victim).map_or(0, |c| c.endpoints.len());
         }
     }
 
     /// Puts `endpoint` in place of its cached copy, if its tenant is cached
     /// (a tenant not cached loads it from the tree when first read).
-    fn put(cache: &mut HashMap<TenantId, TenantEndpoints>, endpoint: &Endpoint) {
+    fn put(cache: &mut Tenants, endpoint: &Endpoint) {
         if let Some(tenant) = cache.get_mut(&endpoint.tenant_id) {
-            tenant.insert(endpoint.id, Arc::new(endpoint.clone()));
+            tenant
+                .endpoints
+                .insert(endpoint.id, Arc::new(endpoint.clone()));
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<TenantId, TenantEndpoints>> {
-        if self.0.is_poisoned() {
+    fn read(&self) -> RwLockReadGuard<'_, Tenants> {
+        if self.tenants.is_poisoned() {
             drop(self.write());
         }
-        self.0
+        self.tenants
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -127,8 +158,8 @@ impl Store {
         tenant: &TenantId,
         read: impl FnOnce(&TenantEndpoints) -> R,
     ) -> Result<R> {
-        if let Some(endpoints) = self.endpoint_cache.read().get(tenant) {
-            return Ok(read(endpoints));
+        if let Some(cached) = self.endpoint_cache.read().get(tenant) {
+            return Ok(read(self.endpoint_cache.stamp(cached)));
         }
         // Loaded under the write lock, so no write slips in between the
         // scan and the insert.
@@ -144,9 +175,13 @@ impl Store {
                 })
                 .collect::<Result<TenantEndpoints>>()?;
             EndpointCache::make_room(&mut cache, loaded.len(), ENDPOINTS_KEPT);
-            cache.insert(*tenant, loaded);
+            let cached = Cached {
+                endpoints: loaded,
+                read_at: AtomicU64::new(0),
+            };
+            cache.insert(*tenant, cached);
         }
-        Ok(read(&cache[tenant]))
+        Ok(read(self.endpoint_cache.stamp(&cache[tenant])))
     }
 
     /// Applies `change` to the stored endpoint atomically (compare-and-swap,
@@ -200,7 +235,7 @@ impl Store {
             let mut cache = self.endpoint_cache.write();
             let existed = self.endpoints.remove(scoped_key(tenant, id))?.is_some();
             if let Some(cached) = cache.get_mut(tenant) {
-                cached.remove(id);
+                cached.endpoints.remove(id);
             }
             existed
         };
@@ -217,28 +252,40 @@ mod tests {
     use super::*;
     use crate::store::test_support::{temp_store, tenant};
 
-    /// Loading a tenant past the bound forgets others until it fits; one
-    /// larger than the bound is kept alone.
+    /// Loading a tenant past the bound forgets the tenants read longest ago
+    /// until it fits; one larger than the bound is kept alone.
     #[test]
-    fn loading_past_the_bound_forgets_other_tenants() {
-        let endpoints = |n: usize| -> TenantEndpoints {
-            (0..n)
-                .map(|_| {
-                    let e = Endpoint::sample(TenantId::generate(), "kept");
-                    (e.id, Arc::new(e))
-                })
-                .collect()
-        };
-        let mut cache = HashMap::new();
-        for _ in 0..3 {
-            cache.insert(TenantId::generate(), endpoints(4));
+    fn loading_past_the_bound_forgets_the_tenants_read_longest_ago() {
+        let cache = EndpointCache::default();
+        let tenants: Vec<TenantId> = (0..3).map(|_| TenantId::generate()).collect();
+        {
+            let mut all = cache.write();
+            for id in &tenants {
+                let endpoints = (0..4)
+                    .map(|_| {
+                        let e = Endpoint::sample(*id, "kept");
+                        (e.id, Arc::new(e))
+                    })
+                    .collect();
+                let read_at = AtomicU64::new(0);
+                all.insert(*id, Cached { endpoints, read_at });
+            }
         }
-        EndpointCache::make_room(&mut cache, 4, 16);
-        assert_eq!(cache.len(), 3, "room enough: nobody forgotten");
-        EndpointCache::make_room(&mut cache, 5, 16);
-        assert_eq!(cache.len(), 2);
-        EndpointCache::make_room(&mut cache, 40, 16);
-        assert!(cache.is_empty());
+        // Read order: 1, 2, then 0 again.
+        for i in [1, 2, 0] {
+            cache.stamp(&cache.read()[&tenants[i]]);
+        }
+        let mut all = cache.write();
+        EndpointCache::make_room(&mut all, 4, 16);
+        assert_eq!(all.len(), 3, "room enough: nobody forgotten");
+        EndpointCache::make_room(&mut all, 5, 16);
+        assert!(!all.contains_key(&tenants[1]), "read longest ago");
+        assert_eq!(all.len(), 2);
+        EndpointCache::make_room(&mut all, 9, 16);
+        assert!(all.contains_key(&tenants[0]), "read last");
+        assert_eq!(all.len(), 1);
+        EndpointCache::make_room(&mut all, 40, 16);
+        assert!(all.is_empty());
     }
 
     fn names(store: &Store, tenant: &TenantId) -> Vec<String> {

@@ -192,10 +192,14 @@ impl Store {
     }
 
     /// Caches a compiled artifact (after an engine change); not flushed, as
-    /// it can always be made again.
+    /// it can always be made again. Skipped when the content was dropped
+    /// meanwhile, which would leave the artifact behind for good.
     pub fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()> {
-        self.plugin_artifacts
-            .insert(artifact_key(sha256, engine), artifact)?;
+        let _held = self.plugin_contents.hold();
+        if self.plugin_blobs.contains_key(sha256.as_bytes())? {
+            self.plugin_artifacts
+                .insert(artifact_key(sha256, engine), artifact)?;
+        }
         Ok(())
     }
 }

@@ -20,12 +20,14 @@ pub struct TestCa {
     pub key_pem: String,
 }
 
-/// One CA per test process, written to a file the gateway can read.
+/// The temp dir of a test process's CA is this and its pid.
 const CA_DIR_PREFIX: &str = "hookgate-test-ca-";
 
 /// Removes the CA dirs of test processes that have exited. Each process
 /// writes its own (its gateways read the file while it runs) and a static
-/// is never dropped, so this is where the dirs of past runs go.
+/// is never dropped, so this is where the dirs of past runs go. Linux only:
+/// a process is known to be gone by its /proc entry.
+#[cfg(target_os = "linux")]
 fn remove_stale_ca_dirs() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
@@ -46,6 +48,10 @@ fn remove_stale_ca_dirs() {
     }
 }
 
+#[cfg(not(target_os = "linux"))]
+fn remove_stale_ca_dirs() {}
+
+/// One CA per test process, written to a file the gateway can read.
 pub fn test_ca() -> &'static TestCa {
     static CA: OnceLock<TestCa> = OnceLock::new();
     CA.get_or_init(|| {
