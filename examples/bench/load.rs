@@ -138,23 +138,26 @@ impl Publisher {
 }
 
 /// Sends `count` signed envelopes straight to the sink's `/ceiling/{k}`
-/// paths with `concurrency` requests in flight: what the same transport can
-/// do with no gateway in between. Returns the time taken.
+/// paths of endpoints `targets` (signed with `keys[k]`, as the sink checks)
+/// with `concurrency` requests in flight: what the same transport can do
+/// with no gateway in between. Returns the time taken.
 pub async fn ceiling(
     client: reqwest::Client,
     sink_url: impl Fn(&str) -> String,
     keys: &[Vec<u8>],
+    targets: std::ops::Range<usize>,
     count: usize,
     concurrency: usize,
     data: &str,
 ) -> Duration {
-    let endpoints = keys.len();
+    let endpoints = targets.len();
     let urls: Arc<Vec<String>> = Arc::new(
-        (0..endpoints)
+        targets
+            .clone()
             .map(|k| sink_url(&format!("/ceiling/{k}")))
             .collect(),
     );
-    let keys = Arc::new(keys.to_vec());
+    let keys = Arc::new(keys[targets].to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)

@@ -409,7 +409,11 @@ fn header(args: &Args) {
 
 pub async fn run(args: Args) -> u64 {
     match args.mode {
-        Mode::Throughput => throughput(&args).await,
+        Mode::Throughput => {
+            let report = throughput(&args).await;
+            report.print(&args);
+            report.expected.saturating_sub(report.delivered)
+        }
         Mode::Fault => {
             let report = fault(&args).await;
             report.print(&args);
@@ -423,7 +427,29 @@ pub async fn run(args: Args) -> u64 {
     }
 }
 
-async fn throughput(args: &Args) -> u64 {
+/// What the throughput mode measured.
+pub struct ThroughputReport {
+    pub endpoints: usize,
+    pub failing: usize,
+    pub slow: usize,
+    pub accepted: usize,
+    pub publish_elapsed: Duration,
+    /// Accept latency of each publish, µs, sorted.
+    pub accept: Vec<u32>,
+    pub expected: u64,
+    pub delivered: u64,
+    pub delivery_rate: f64,
+    /// Publish-to-receipt latency of first receipts, µs, sorted.
+    pub receipt: Vec<u32>,
+    /// The plain reqwest client's rate against the same sink, and its
+    /// concurrency; `None` with `--no-ceiling`.
+    pub ceiling: Option<(f64, usize)>,
+    pub bad_signatures: u64,
+    pub duplicates: u64,
+    pub usage: Usage,
+}
+
+pub async fn throughput(args: &Args) -> ThroughputReport {
     let endpoints = args.endpoints.unwrap_or(4);
     let failing = (endpoints as f64 * args.failing_share).round() as usize;
     let slow = (endpoints as f64 * args.slow_share).round() as usize;
@@ -473,13 +499,14 @@ async fn throughput(args: &Args) -> u64 {
             let pem = std::fs::read(&receiver::test_ca().ca_file).unwrap();
             client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
         }
-        let keys: Vec<Vec<u8>> = rig.keys[failing..].to_vec();
         let count = delivered as usize;
         let sink = &rig.sink;
+        // The endpoints the gateway delivered to: all but the failing ones.
         let took = load::ceiling(
             client.build().unwrap(),
             |p| sink.url(p),
-            &keys,
+            &rig.keys,
+            failing..endpoints,
             count,
             concurrency,
             &data,
@@ -487,70 +514,84 @@ async fn throughput(args: &Args) -> u64 {
         .await;
         Some((count as f64 / took.as_secs_f64(), concurrency))
     };
-
-    header(args);
-    row(
-        "endpoints (failing, slow)",
-        format!("{endpoints} ({failing}, {slow})"),
-    );
-    row("events accepted", published.accepted.to_string());
-    row(
-        "publish throughput",
-        format!(
-            "{:.0} events/s",
-            published.accepted as f64 / published.elapsed.as_secs_f64()
-        ),
-    );
-    row(
-        "accept latency p50 / p99",
-        format!(
-            "{:.2} ms / {:.2} ms",
-            pct(&published.latencies, 0.5),
-            pct(&published.latencies, 0.99)
-        ),
-    );
-    row(
-        "deliveries received / expected",
-        format!("{delivered} / {expected}"),
-    );
-    row(
-        "end-to-end delivery rate",
-        format!("{delivery_rate:.0} deliveries/s"),
-    );
-    row(
-        "publish->receipt p50 / p99",
-        format!(
-            "{:.2} ms / {:.2} ms",
-            pct(&receipt, 0.5),
-            pct(&receipt, 0.99)
-        ),
-    );
-    row("gateway peak RSS", format!("{:.0} MiB", usage.peak_rss_mib));
-    row("gateway CPU", format!("{:.1} s", usage.cpu_seconds));
-    if let Some((rate, concurrency)) = ceiling {
-        row(
-            "ceiling: reqwest -> sink",
-            format!("{rate:.0} requests/s ({concurrency} in flight)"),
-        );
-        row(
-            "gateway / ceiling",
-            format!("{:.0}%", 100.0 * delivery_rate / rate),
-        );
+    ThroughputReport {
+        endpoints,
+        failing,
+        slow,
+        accepted: published.accepted,
+        publish_elapsed: published.elapsed,
+        accept: published.latencies,
+        expected,
+        delivered,
+        delivery_rate,
+        receipt,
+        ceiling,
+        bad_signatures: tally.bad_signatures.load(Ordering::Relaxed),
+        duplicates: tally.duplicates.load(Ordering::Relaxed),
+        usage,
     }
-    row(
-        "bad signatures / duplicates",
-        format!(
-            "{} / {}",
-            tally.bad_signatures.load(Ordering::Relaxed),
-            tally.duplicates.load(Ordering::Relaxed)
-        ),
-    );
-    assert_eq!(
-        tally.bad_signatures.load(Ordering::Relaxed),
-        0,
-        "bad signatures"
-    );
-    expected.saturating_sub(delivered)
+}
+
+impl ThroughputReport {
+    fn print(&self, args: &Args) {
+        header(args);
+        row(
+            "endpoints (failing, slow)",
+            format!("{} ({}, {})", self.endpoints, self.failing, self.slow),
+        );
+        row("events accepted", self.accepted.to_string());
+        row(
+            "publish throughput",
+            format!(
+                "{:.0} events/s",
+                self.accepted as f64 / self.publish_elapsed.as_secs_f64()
+            ),
+        );
+        row(
+            "accept latency p50 / p99",
+            format!(
+                "{:.2} ms / {:.2} ms",
+                pct(&self.accept, 0.5),
+                pct(&self.accept, 0.99)
+            ),
+        );
+        row(
+            "deliveries received / expected",
+            format!("{} / {}", self.delivered, self.expected),
+        );
+        row(
+            "end-to-end delivery rate",
+            format!("{:.0} deliveries/s", self.delivery_rate),
+        );
+        row(
+            "publish->receipt p50 / p99",
+            format!(
+                "{:.2} ms / {:.2} ms",
+                pct(&self.receipt, 0.5),
+                pct(&self.receipt, 0.99)
+            ),
+        );
+        row(
+            "gateway peak RSS",
+            format!("{:.0} MiB", self.usage.peak_rss_mib),
+        );
+        row("gateway CPU", format!("{:.1} s", self.usage.cpu_seconds));
+        if let Some((rate, concurrency)) = self.ceiling {
+            row(
+                "ceiling: reqwest -> sink",
+                format!("{rate:.0} requests/s ({concurrency} in flight)"),
+            );
+            row(
+                "gateway / ceiling",
+                format!("{:.0}%", 100.0 * self.delivery_rate / rate),
+            );
+        }
+        row(
+            "bad signatures / duplicates",
+            format!("{} / {}", self.bad_signatures, self.duplicates),
+        );
+        assert_eq!(self.bad_signatures, 0, "bad signatures");
+    }
 }
 
 /// What the fault mode counted.

@@ -1,7 +1,8 @@
-//! The bench harness's fault and backlog modes (issue 6), run small against
-//! the tests' gateway binary with the operator's own command line. A lost
-//! delivery, or a harness that stops injecting the faults it reports, fails
-//! here rather than only in a hand-run benchmark.
+//! The bench harness's three modes (issue 6), run small against the tests'
+//! gateway binary with the operator's own command line. A lost delivery, or
+//! a harness that stops doing what an option asks (faults, plugin, slow and
+//! failing endpoints, rate, plain HTTP, the ceiling), fails here rather than
+//! only in a hand-run benchmark.
 
 #[path = "../../examples/bench/gateway.rs"]
 #[allow(dead_code)]
@@ -26,6 +27,68 @@ fn args(mode_args: &[&str]) -> modes::Args {
     let mut argv = vec!["bench", "--gateway-binary", binary];
     argv.extend_from_slice(mode_args);
     modes::Args::parse_from(argv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_mode_with_every_option_delivers_and_measures() {
+    // 4 endpoints: one always failing, one answering 50 ms late; 200 events
+    // of 2 KiB at 400/s through the field-filter plugin; then the ceiling.
+    let args = args(&[
+        "-n",
+        "200",
+        "-c",
+        "8",
+        "-e",
+        "4",
+        "--payload",
+        "2048",
+        "--plugin",
+        "field-filter",
+        "--failing-share",
+        "0.25",
+        "--slow-share",
+        "0.25",
+        "--slow-delay",
+        "50ms",
+        "--rate",
+        "400",
+    ]);
+    let report = modes::throughput(&args).await;
+    assert_eq!((report.failing, report.slow), (1, 1));
+    assert_eq!(report.accepted, 200);
+    assert_eq!(report.accept.len(), 200);
+    // At 400/s, 200 publishes take at least half a second.
+    assert!(
+        report.publish_elapsed >= std::time::Duration::from_millis(450),
+        "{:?}",
+        report.publish_elapsed
+    );
+    assert_eq!(
+        report.expected, 600,
+        "the failing endpoint is not waited for"
+    );
+    assert_eq!(report.delivered, 600);
+    assert_eq!(report.bad_signatures, 0);
+    assert_eq!(report.receipt.len(), 600);
+    // A third of the receipts come from the late endpoint.
+    let p99 = report.receipt[report.receipt.len() * 99 / 100];
+    assert!(p99 >= 50_000, "publish->receipt p99 {p99} µs");
+    assert!(report.delivery_rate > 0.0);
+    let (ceiling, in_flight) = report.ceiling.expect("the ceiling ran");
+    assert!(ceiling > 0.0 && in_flight > 0);
+    assert!(report.usage.cpu_seconds > 0.0 && report.usage.peak_rss_mib > 0.0);
+}
+
+/// `--http` runs the gateway with `HOOKGATE_ALLOW_HTTP`, and the sink on
+/// plain HTTP: without the setting the endpoints could not be created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_mode_over_plain_http() {
+    let args = args(&["--http", "-n", "100", "-c", "4", "-e", "2", "--no-ceiling"]);
+    let report = modes::throughput(&args).await;
+    assert_eq!(report.expected, 200);
+    assert_eq!(report.delivered, 200);
+    assert_eq!(report.bad_signatures, 0);
+    assert!(report.ceiling.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
