@@ -13,6 +13,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod events;
+mod kept;
 mod keys;
 mod plugins;
 mod recent_events;
@@ -80,15 +81,15 @@ pub struct Shared {
     keys: sled::Tree,
     key_hashes: sled::Tree,
     endpoints: sled::Tree,
-    endpoint_cache: Arc<endpoints::EndpointCache>,
+    endpoint_cache: endpoints::EndpointCache,
     event_types: sled::Tree,
     events: sled::Tree,
-    recent_events: Arc<recent_events::RecentEvents>,
-    plugin_records: Arc<plugins::PluginRecords>,
+    recent_events: recent_events::RecentEvents,
+    plugin_records: plugins::PluginRecords,
     tenant_records: tenants::TenantRecords,
     /// Held while a plugin's content is stored or checked for removal.
-    plugin_contents: Arc<plugins::ContentLock>,
-    queued_since: Arc<deliveries::QueuedSince>,
+    plugin_contents: plugins::ContentLock,
+    queued_since: deliveries::QueuedSince,
     /// `{tenant}/{event id}` → the event's `(endpoint, delivery)` pairs. Kept
     /// apart from the event, which every attempt reads: with thousands of
     /// endpoints the list is far larger than the event itself.
@@ -103,8 +104,8 @@ pub struct Shared {
     plugins: sled::Tree,
     plugin_blobs: sled::Tree,
     plugin_artifacts: sled::Tree,
-    committer: Arc<commit::GroupCommit>,
-    writer: Arc<writer::Writer>,
+    committer: commit::GroupCommit,
+    writer: writer::Writer,
 }
 
 impl std::ops::Deref for Store {
@@ -147,14 +148,14 @@ impl Store {
             keys: db.open_tree("api_keys")?,
             key_hashes: db.open_tree("api_key_hashes")?,
             endpoints: db.open_tree("endpoints")?,
-            endpoint_cache: Arc::default(),
+            endpoint_cache: Default::default(),
             event_types: db.open_tree("event_types")?,
             events,
-            recent_events: Arc::default(),
-            plugin_records: Arc::default(),
+            recent_events: Default::default(),
+            plugin_records: Default::default(),
             tenant_records: Default::default(),
-            plugin_contents: Arc::default(),
-            queued_since: Arc::default(),
+            plugin_contents: Default::default(),
+            queued_since: Default::default(),
             event_deliveries,
             fanouts,
             fanout_budget: Arc::new(tokio::sync::Semaphore::new(events::FANOUT_BUDGET)),
@@ -164,8 +165,8 @@ impl Store {
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
             plugin_artifacts: db.open_tree("plugin_artifacts")?,
-            committer: Arc::new(commit::GroupCommit::start(db.clone())),
-            writer: Arc::new(writer),
+            committer: commit::GroupCommit::start(db.clone()),
+            writer,
         }));
         let requeued = store.requeue_old_leases(&db)?;
         if requeued + store.resume_fan_outs()? > 0 {

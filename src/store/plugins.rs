@@ -7,12 +7,13 @@
 //! - `plugin_artifacts`: `{sha256}/{engine fingerprint}` → serialised machine
 //!   code, so a restart loads instead of recompiling
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sled::Transactional;
 use sled::transaction::abort;
 
+use super::kept::Kept;
 use super::{
     Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
@@ -22,21 +23,7 @@ use crate::plugins::Plugin;
 /// Plugin records read by deliveries, kept decoded: every call of a chain
 /// step reads its record. Records never change once stored; the two paths
 /// that remove them (plugin and tenant deletion) clear their copies.
-#[derive(Default)]
-pub(super) struct PluginRecords(Mutex<HashMap<Vec<u8>, Arc<Plugin>>>);
-
-/// Records kept at most; past it the copies are dropped and read again.
-const RECORDS_KEPT: usize = 4096;
-
-impl PluginRecords {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Arc<Plugin>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(super) fn clear(&self) {
-        self.lock().clear();
-    }
-}
+pub(super) type PluginRecords = Kept<Vec<u8>, Plugin>;
 
 /// Serialises storing plugin content with deciding that content is no
 /// longer used. Without it a deletion could find no record referring to some
@@ -96,7 +83,7 @@ impl Store {
     pub fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>> {
         let key = scoped_key(tenant, id);
         if let Some(plugin) = self.plugin_records.lock().get(&key) {
-            return Ok(Some(plugin.clone()));
+            return Ok(Some(plugin));
         }
         let Some(plugin): Option<Plugin> =
             self.plugins.get(&key)?.map(|v| decode(&v)).transpose()?
@@ -105,13 +92,10 @@ impl Store {
         };
         let plugin = Arc::new(plugin);
         let mut records = self.plugin_records.lock();
-        if records.len() >= RECORDS_KEPT {
-            records.clear();
-        }
         // Under the lock, so a deletion that cleared the copy in between
         // cannot be undone: it removed the record from the tree first.
         if self.plugins.contains_key(&key)? {
-            records.insert(key, plugin.clone());
+            records.keep(key, plugin.clone());
         }
         Ok(Some(plugin))
     }
@@ -147,7 +131,7 @@ impl Store {
         let existed = {
             let mut records = self.plugin_records.lock();
             let existed = self.plugins.remove(&key)?.is_some();
-            records.remove(&key);
+            records.forget(&key);
             existed
         };
         if existed {

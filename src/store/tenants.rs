@@ -1,11 +1,11 @@
 //! Tenants: the root of every other record.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::kept::Kept;
 use super::{
     Page, Result, Store, decode, encode, keys_with_prefix, list_page, scoped_key, tenant_prefix,
 };
@@ -17,21 +17,7 @@ use crate::tenant::Tenant;
 /// tenant's header names. A miss reads the tree under the lock, and every
 /// write of a record drops its copy after writing the tree, so a copy is
 /// never older than the tree once the write has returned.
-#[derive(Default)]
-pub(super) struct TenantRecords(Mutex<HashMap<TenantId, Arc<Tenant>>>);
-
-/// Records kept at most; past it the copies are dropped and read again.
-const RECORDS_KEPT: usize = 4096;
-
-impl TenantRecords {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, Arc<Tenant>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn forget(&self, id: &TenantId) {
-        self.lock().remove(id);
-    }
-}
+pub(super) type TenantRecords = Kept<TenantId, Tenant>;
 
 impl Store {
     /// Stores a new tenant together with the built-in `webhook.test` type
@@ -59,16 +45,13 @@ impl Store {
     pub fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
         let mut records = self.tenant_records.lock();
         if let Some(tenant) = records.get(id) {
-            return Ok(Some(tenant.clone()));
+            return Ok(Some(tenant));
         }
         let Some(tenant) = self.get_tenant(id)? else {
             return Ok(None);
         };
-        if records.len() >= RECORDS_KEPT {
-            records.clear();
-        }
         let tenant = Arc::new(tenant);
-        records.insert(*id, tenant.clone());
+        records.keep(*id, tenant.clone());
         Ok(Some(tenant))
     }
 

@@ -230,7 +230,6 @@ fn commit_group(trees: &Trees, mut group: Vec<Box<dyn Job>>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::store::test_support::temp_store;
@@ -238,12 +237,12 @@ mod tests {
     #[tokio::test]
     async fn an_aborting_job_leaves_nothing_and_spares_its_group() {
         let (store, _dir) = temp_store();
-        let writer = Arc::clone(&store.writer);
         let mut jobs = Vec::new();
         for i in 0..200u32 {
-            let writer = Arc::clone(&writer);
+            let store = store.clone();
             jobs.push(tokio::spawn(async move {
-                writer
+                store
+                    .writer
                     .write(2, move |tx| {
                         tx.events.insert(format!("a{i}").as_bytes(), &b"x"[..])?;
                         if i % 7 == 3 {
@@ -279,9 +278,10 @@ mod tests {
         // Two jobs claiming the same key: whichever runs second sees the
         // first's write, grouped or not.
         let claim = |store: &crate::store::Store| {
-            let writer = Arc::clone(&store.writer);
+            let store = store.clone();
             async move {
-                writer
+                store
+                    .writer
                     .write(1, |tx| {
                         if tx.idempotency.get(b"k")?.is_some() {
                             return Ok(false);
