@@ -16,6 +16,7 @@ use hookgate::event::Event;
 use hookgate::ids::TenantId;
 use hookgate::plugins::Prepared;
 use hookgate::plugins::host::{Limits, Outcome, PluginHost};
+use hookgate::signing::HeaderNames;
 use serde_json::{Value, json};
 
 #[path = "../tests/it/utils/wasm.rs"]
@@ -114,9 +115,11 @@ fn main() {
         },
     ];
     let host = PluginHost::new(Limits::default()).expect("plugin host");
+    let (names, deadline) = (HeaderNames::default(), Limits::default().deadline);
     // Calls yield to an executor at each epoch tick; a current-thread runtime
     // is the cheapest one to enter per call.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("runtime");
     println!(
@@ -143,7 +146,7 @@ fn main() {
             let event = event(size);
             let input = Prepared::of(&event).to_wit(&event, "wh_bench");
             // Both sides must really deliver, or the numbers mean nothing.
-            let report = runtime.block_on(host.call(&compiled, &input, &config));
+            let report = runtime.block_on(host.call(&compiled, &input, &config, &names, deadline));
             assert!(
                 matches!(report.result, Ok(Outcome::Deliver(_))),
                 "{}: {:?}",
@@ -152,7 +155,13 @@ fn main() {
             );
             assert!((case.native)(&event.body, &config));
             let (w50, w99) = measure(iterations, || {
-                black_box(runtime.block_on(host.call(&compiled, black_box(&input), &config)));
+                black_box(runtime.block_on(host.call(
+                    &compiled,
+                    black_box(&input),
+                    &config,
+                    &names,
+                    deadline,
+                )));
             });
             let (n50, n99) = measure(iterations, || {
                 black_box((case.native)(black_box(&event.body), &config));

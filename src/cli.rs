@@ -38,6 +38,10 @@ pub enum PluginCommand {
     /// ({"id","type","created_at","data"}) or just {"type","data"}. Exits 0
     /// when the plugin delivered or dropped the event, 1 when it failed.
     Run(PluginRunArgs),
+    /// Compile a component read on stdin to machine code on stdout: what the
+    /// gateway runs, under resource limits, for each upload.
+    #[command(hide = true)]
+    CompileWorker,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,10 @@ pub struct Config {
     pub workers: usize,
     /// Attempts in flight at once to one endpoint.
     pub endpoint_concurrency: usize,
+    /// Attempts in flight at once for one tenant, all its endpoints
+    /// together: what one tenant's slow receivers or plugins can hold of
+    /// the workers.
+    pub tenant_concurrency: usize,
     pub log_format: LogFormat,
     /// Largest request body the API accepts, in bytes.
     pub max_body_bytes: usize,
@@ -47,12 +51,24 @@ pub struct Config {
     /// CPU time one plugin call may use.
     #[serde(with = "duration_str")]
     pub plugin_timeout: Duration,
-    /// Linear memory one plugin instance may use, in MiB.
+    /// Wall-clock time a delivery's plugin chain, or one dry run, may take.
+    #[serde(with = "duration_str")]
+    pub plugin_deadline: Duration,
+    /// Linear memory one plugin call may use, all its memories together, in MiB.
     pub plugin_memory_mib: usize,
     /// Largest body a plugin may return, in bytes.
     pub plugin_output_bytes: usize,
     /// Largest plugin component that may be uploaded, in bytes.
     pub max_plugin_bytes: usize,
+    /// Plugin versions one tenant may keep.
+    pub plugin_max_count: usize,
+    /// Bytes of components one tenant's plugins may take in all, in MiB.
+    pub plugin_max_total_mib: usize,
+    /// Memory (heap) one plugin compile may use, in MiB.
+    pub plugin_compile_memory_mib: usize,
+    /// CPU time one plugin compile may use.
+    #[serde(with = "duration_str")]
+    pub plugin_compile_cpu: Duration,
     /// Delivery logs older than this many days are pruned.
     pub retention_days: u32,
     /// Memory the store may use to cache records, in MiB. sled's own default
@@ -80,14 +96,20 @@ impl Default for Config {
             retry_jitter: 0.0,
             workers: 256,
             endpoint_concurrency: 8,
+            tenant_concurrency: 128,
             log_format: LogFormat::Text,
             max_body_bytes: 1024 * 1024,
             delivery_timeout: Duration::from_secs(15),
             rotation_overlap: Duration::from_secs(24 * 3600),
             plugin_timeout: Duration::from_millis(100),
+            plugin_deadline: Duration::from_secs(1),
             plugin_memory_mib: 32,
             plugin_output_bytes: 1024 * 1024,
             max_plugin_bytes: 10 * 1024 * 1024,
+            plugin_max_count: 100,
+            plugin_max_total_mib: 100,
+            plugin_compile_memory_mib: 512,
+            plugin_compile_cpu: Duration::from_secs(10),
             retention_days: 30,
             store_cache_mib: 16,
             shutdown_grace: Duration::from_secs(30),
@@ -168,6 +190,9 @@ pub struct ServeArgs {
     /// Delivery attempts in flight at once to one endpoint [default: 8].
     #[arg(long, env = "HOOKGATE_ENDPOINT_CONCURRENCY", value_name = "N")]
     pub endpoint_concurrency: Option<usize>,
+    /// Delivery attempts in flight at once for one tenant, all its endpoints together [default: 128].
+    #[arg(long, env = "HOOKGATE_TENANT_CONCURRENCY", value_name = "N")]
+    pub tenant_concurrency: Option<usize>,
     /// Log output format [default: text].
     #[arg(long, env = "HOOKGATE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -183,7 +208,10 @@ pub struct ServeArgs {
     /// CPU time one plugin call may use [default: 100ms].
     #[arg(long, env = "HOOKGATE_PLUGIN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub plugin_timeout: Option<Duration>,
-    /// Memory one plugin instance may use, in MiB [default: 32].
+    /// Wall-clock time a delivery's plugin chain, or one dry run, may take [default: 1s].
+    #[arg(long, env = "HOOKGATE_PLUGIN_DEADLINE", value_name = "DURATION", value_parser = parse_duration)]
+    pub plugin_deadline: Option<Duration>,
+    /// Memory one plugin call may use, all its memories together, in MiB [default: 32].
     #[arg(long, env = "HOOKGATE_PLUGIN_MEMORY_MIB", value_name = "MIB")]
     pub plugin_memory_mib: Option<usize>,
     /// Largest body a plugin may return, in bytes [default: 1048576].
@@ -192,6 +220,18 @@ pub struct ServeArgs {
     /// Largest plugin upload, in bytes [default: 10485760].
     #[arg(long, env = "HOOKGATE_MAX_PLUGIN_BYTES", value_name = "BYTES")]
     pub max_plugin_bytes: Option<usize>,
+    /// Plugin versions one tenant may keep [default: 100].
+    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_COUNT", value_name = "N")]
+    pub plugin_max_count: Option<usize>,
+    /// Bytes of components one tenant's plugins may take in all, in MiB [default: 100].
+    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_TOTAL_MIB", value_name = "MIB")]
+    pub plugin_max_total_mib: Option<usize>,
+    /// Memory (heap) one plugin compile may use, in MiB [default: 512].
+    #[arg(long, env = "HOOKGATE_PLUGIN_COMPILE_MEMORY_MIB", value_name = "MIB")]
+    pub plugin_compile_memory_mib: Option<usize>,
+    /// CPU time one plugin compile may use [default: 10s].
+    #[arg(long, env = "HOOKGATE_PLUGIN_COMPILE_CPU", value_name = "DURATION", value_parser = parse_duration)]
+    pub plugin_compile_cpu: Option<Duration>,
     /// Days delivery logs are kept [default: 30].
     #[arg(long, env = "HOOKGATE_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
@@ -232,14 +272,20 @@ impl ServeArgs {
             retry_jitter,
             workers,
             endpoint_concurrency,
+            tenant_concurrency,
             log_format,
             max_body_bytes,
             delivery_timeout,
             rotation_overlap,
             plugin_timeout,
+            plugin_deadline,
             plugin_memory_mib,
             plugin_output_bytes,
             max_plugin_bytes,
+            plugin_max_count,
+            plugin_max_total_mib,
+            plugin_compile_memory_mib,
+            plugin_compile_cpu,
             retention_days,
             store_cache_mib,
             shutdown_grace
@@ -263,8 +309,25 @@ impl Config {
     pub fn plugin_limits(&self) -> crate::plugins::Limits {
         crate::plugins::Limits {
             time: self.plugin_timeout,
+            deadline: self.plugin_deadline,
             memory: self.plugin_memory_mib << 20,
             output: self.plugin_output_bytes,
+        }
+    }
+
+    /// The bounds of one plugin compile.
+    pub fn compile_limits(&self) -> crate::plugins::compile::CompileLimits {
+        crate::plugins::compile::CompileLimits {
+            memory: self.plugin_compile_memory_mib << 20,
+            cpu: self.plugin_compile_cpu,
+        }
+    }
+
+    /// How much plugin content one tenant may keep.
+    pub fn plugin_quota(&self) -> crate::store::PluginQuota {
+        crate::store::PluginQuota {
+            count: self.plugin_max_count,
+            bytes: self.plugin_max_total_mib << 20,
         }
     }
 
@@ -301,14 +364,25 @@ impl Config {
                 "retry_jitter must be between 0 and 1".into(),
             ));
         }
-        if self.workers == 0 || self.endpoint_concurrency == 0 {
+        if self.workers == 0 || self.endpoint_concurrency == 0 || self.tenant_concurrency == 0 {
             return Err(ConfigError::Invalid(
-                "workers and endpoint_concurrency must be at least 1".into(),
+                "workers, endpoint_concurrency and tenant_concurrency must be at least 1".into(),
             ));
         }
         if self.plugin_timeout.is_zero() || self.plugin_memory_mib == 0 {
             return Err(ConfigError::Invalid(
                 "plugin_timeout and plugin_memory_mib must be positive".into(),
+            ));
+        }
+        if self.plugin_deadline < self.plugin_timeout {
+            return Err(ConfigError::Invalid(
+                "plugin_deadline must be at least plugin_timeout".into(),
+            ));
+        }
+        if self.plugin_compile_memory_mib < 64 || self.plugin_compile_cpu < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "plugin_compile_memory_mib must be at least 64 and plugin_compile_cpu at least 1s"
+                    .into(),
             ));
         }
         if self.store_cache_mib == 0 {

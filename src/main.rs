@@ -59,6 +59,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Plugin(PluginCommand::CompileWorker) => hookgate::plugins::compile::worker_main(),
         Command::Plugin(PluginCommand::Run(args)) => match hookgate::plugins::offline::run(&args) {
             Ok((report, failed)) => {
                 println!(

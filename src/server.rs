@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::config::Config;
 use crate::delivery::sender::Sender;
 use crate::delivery::{Engine, EngineSettings};
+use crate::plugins::compile::Compiler;
 use crate::plugins::{PluginHost, Plugins};
 use crate::store::{Store, StoreError};
 use crate::target_guard::TargetGuard;
@@ -91,7 +92,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         config.ca_file.as_deref(),
     )?;
     let host = PluginHost::new(config.plugin_limits())?;
-    let plugins = Plugins::new(host, store.clone());
+    // Uploads compile in child processes of this very binary.
+    let compiler = Compiler::process(std::env::current_exe()?, config.compile_limits());
+    let plugins = Plugins::new(host, compiler, store.clone(), config.plugin_quota());
     let delivery = DeliveryRuntime::start()?;
     let engine = Engine::start(
         store.clone(),
@@ -102,6 +105,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             jitter: config.retry_jitter,
             workers: config.workers,
             endpoint_concurrency: config.endpoint_concurrency,
+            tenant_concurrency: config.tenant_concurrency,
             retention_days: config.retention_days,
         },
         delivery.handle(),

@@ -25,6 +25,40 @@ pub const WEBHOOK_ID: &str = "webhook-id";
 pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
+/// Headers no one but the gateway and the HTTP connection may set on a
+/// delivery: what the gateway writes itself (body framing, identity, the
+/// Standard Webhooks trio) and the hop-by-hop and proxy headers, which
+/// would change how the request travels rather than what it says. Tenant
+/// header names and plugin headers are both checked against this one list.
+pub const RESERVED_HEADERS: [&str; 19] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "host",
+    "user-agent",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "http2-settings",
+    WEBHOOK_ID,
+    WEBHOOK_TIMESTAMP,
+    WEBHOOK_SIGNATURE,
+];
+
+/// Whether `name` (any case) is one of [`RESERVED_HEADERS`].
+pub fn is_reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(name))
+}
+
 /// A fresh endpoint signing secret.
 pub fn generate_secret() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -61,16 +95,6 @@ impl HeaderNames {
     /// Checks each name is a valid HTTP header name that does not clash with
     /// a header the gateway sets itself.
     pub fn validate(&self) -> Result<(), crate::validation::FieldError> {
-        const RESERVED: [&str; 8] = [
-            "content-type",
-            "content-length",
-            "host",
-            "user-agent",
-            "transfer-encoding",
-            WEBHOOK_ID,
-            WEBHOOK_TIMESTAMP,
-            WEBHOOK_SIGNATURE,
-        ];
         let mut seen: Vec<String> = Vec::new();
         for (field, name) in [
             ("headers.event", &self.event),
@@ -82,8 +106,10 @@ impl HeaderNames {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(bad("is not a valid HTTP header name"));
             }
-            if RESERVED.contains(&lower.as_str()) {
-                return Err(bad("is a header the gateway sets itself"));
+            if is_reserved_header(name) {
+                return Err(bad(
+                    "is a header the gateway or the HTTP connection sets itself",
+                ));
             }
             if seen.contains(&lower) {
                 return Err(bad("repeats another header name"));

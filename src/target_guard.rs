@@ -1,10 +1,13 @@
-//! The private-address guard on endpoint URLs (SPEC §1, SSRF).
+//! The private-address guard on endpoint URLs (SSRF).
 //!
 //! A tenant must not be able to make the gateway call into the operator's own
 //! network. URLs are checked when an endpoint is saved (scheme, literal
 //! addresses, `localhost` names) and every resolved address is checked again
 //! at delivery time, so a hostname that later resolves to a private address
 //! (DNS rebinding) is refused too. Operators open holes with CIDRs.
+//!
+//! IPv6 addresses that carry an IPv4 address (mapped, translated, NAT64,
+//! 6to4, Teredo) are judged by the IPv4 address they carry; see [`is_public`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -110,8 +113,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// Whether an address is globally routable, i.e. not loopback, private,
 /// link-local, shared (CGNAT), unspecified, broadcast, multicast, reserved or
-/// documentation space, in either family. IPv6 forms that embed an IPv4
-/// address (mapped, NAT64, 6to4) are judged by that address.
+/// documentation space, in either family.
+///
+/// IPv6 forms that carry an IPv4 address reach (or may reach) that IPv4 host,
+/// so they are judged by it:
+/// - IPv4-mapped `::ffff:a.b.c.d` (`::ffff:0:0/96`);
+/// - IPv4-translated (SIIT) `::ffff:0:a.b.c.d` (`::ffff:0:0:0/96`);
+/// - IPv4-compatible `::a.b.c.d` (deprecated; always refused);
+/// - NAT64, well-known `64:ff9b::/96` and local-use `64:ff9b:1::/48`, the
+///   IPv4 address in the last 32 bits;
+/// - 6to4 `2002::/16`, the IPv4 address in bits 16 to 48;
+/// - Teredo `2001::/32`, which carries two: the server in bits 32 to 64 and
+///   the client, inverted, in the last 32 bits. Both must be public.
 pub fn is_public(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -141,16 +154,24 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
         return false;
     }
-    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 host.
-    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
-        let [a, b] = seg[6].to_be_bytes();
-        let [c, d] = seg[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    // IPv4-translated (SIIT) ::ffff:0:a.b.c.d.
+    if seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0 {
+        return is_public_v4(v4(seg[6], seg[7]));
     }
+    // NAT64: the well-known 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
+    if seg[0] == 0x64 && seg[1] == 0xff9b && (seg[2..6] == [0; 4] || seg[2] == 0x0001) {
+        return is_public_v4(v4(seg[6], seg[7]));
+    }
+    // 6to4 2002::/16.
     if seg[0] == 0x2002 {
-        let [a, b] = seg[1].to_be_bytes();
-        let [c, d] = seg[2].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+        return is_public_v4(v4(seg[1], seg[2]));
+    }
+    // Teredo 2001:0::/32: server in bits 32..64, client inverted in the last 32.
+    if seg[0] == 0x2001 && seg[1] == 0 {
+        let server = v4(seg[2], seg[3]);
+        let client = v4(!seg[6], !seg[7]);
+        return is_public_v4(server) && is_public_v4(client);
     }
     let non_public = (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
@@ -225,6 +246,16 @@ mod tests {
             "https://[::ffff:10.0.0.1]/",
             "https://[64:ff9b::a9fe:a9fe]/",
             "https://[2002:7f00:1::]/",
+            "https://[64:ff9b:1::7f00:1]/",
+            "https://[64:ff9b:1:ab::a00:1]/",
+            "https://[::ffff:0:7f00:1]/",
+            "https://[::ffff:0:a00:1]/",
+            "https://[::ffff:0:a9fe:a9fe]/",
+            // Teredo, client 127.0.0.1 / 10.0.0.1 behind a public server.
+            "https://[2001:0:5db8:d822:0:f227:80ff:fffe]/",
+            "https://[2001:0:5db8:d822:0:f227:f5ff:fffe]/",
+            // Teredo, public client behind a private server.
+            "https://[2001:0:a00:1:0:f227:a247:27dd]/",
             "https://2130706433/", // decimal form of 127.0.0.1
             "https://0x7f.1/",
         ] {
@@ -233,6 +264,112 @@ mod tests {
                 "{url}: {:?}",
                 guard().check_url(url)
             );
+        }
+    }
+
+    /// The IPv6 forms that carry an IPv4 address, each with `v4` in it.
+    fn embedding(v4: Ipv4Addr) -> Vec<Ipv6Addr> {
+        let bits = u32::from(v4);
+        let (hi, lo) = ((bits >> 16) as u16, bits as u16);
+        vec![
+            v4.to_ipv6_mapped(),
+            Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, hi, lo),
+            Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+            Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, hi, lo),
+            Ipv6Addr::new(0x64, 0xff9b, 1, 0x2a, 0, 0, hi, lo),
+            Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+            // Teredo with a public server and `v4` as the client...
+            Ipv6Addr::new(0x2001, 0, 0x5db8, 0xd822, 0x8000, 0xf227, !hi, !lo),
+            // ...and with `v4` as the server and a public client (93.184.216.34).
+            Ipv6Addr::new(0x2001, 0, hi, lo, 0, 0xf227, !0x5db8, !0xd822),
+        ]
+    }
+
+    #[test]
+    fn embedded_ipv4_addresses_are_judged_as_themselves() {
+        for v4 in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "192.168.7.7",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
+            let v4: Ipv4Addr = v4.parse().unwrap();
+            for v6 in embedding(v4) {
+                assert!(!is_public(IpAddr::V6(v6)), "{v6} (carrying {v4})");
+                assert!(
+                    matches!(
+                        guard().check_url(&format!("https://[{v6}]/")),
+                        Err(TargetError::PrivateAddress(_))
+                    ),
+                    "{v6}"
+                );
+            }
+        }
+        for v4 in ["93.184.216.34", "8.8.8.8", "1.1.1.1"] {
+            let v4: Ipv4Addr = v4.parse().unwrap();
+            for v6 in embedding(v4) {
+                assert!(is_public(IpAddr::V6(v6)), "{v6} (carrying {v4})");
+                assert!(
+                    guard().check_url(&format!("https://[{v6}]/")).is_ok(),
+                    "{v6}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn teredo_is_refused_when_either_end_is_private() {
+        let teredo = |server: [u8; 4], client: [u8; 4]| {
+            let s = u32::from(Ipv4Addr::from(server));
+            let c = !u32::from(Ipv4Addr::from(client));
+            Ipv6Addr::new(
+                0x2001,
+                0,
+                (s >> 16) as u16,
+                s as u16,
+                0,
+                0xf227,
+                (c >> 16) as u16,
+                c as u16,
+            )
+        };
+        let public = [93, 184, 216, 34];
+        let loopback = [127, 0, 0, 1];
+        let private = [10, 0, 0, 1];
+        assert_eq!(
+            teredo(public, loopback),
+            "2001:0:5db8:d822:0:f227:80ff:fffe"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
+        assert_eq!(
+            teredo(public, private),
+            "2001:0:5db8:d822:0:f227:f5ff:fffe"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
+        let judge = |server, client| is_public(IpAddr::V6(teredo(server, client)));
+        assert!(judge(public, [8, 8, 8, 8]));
+        assert!(!judge(public, loopback));
+        assert!(!judge(public, private));
+        assert!(!judge(private, [8, 8, 8, 8]));
+        assert!(!judge(loopback, loopback));
+    }
+
+    #[test]
+    fn other_ipv6_neighbours_of_the_decoded_forms_are_not_misread() {
+        // Outside the decoded prefixes, the embedded-looking bits mean nothing.
+        for v6 in [
+            "2001:4860::7f00:1", // not Teredo (2001:0::/32)
+            "2606:4700::7f00:1", // an ordinary public address
+        ] {
+            assert!(is_public(v6.parse().unwrap()), "{v6}");
+        }
+        // Still refused: IPv4-compatible and documentation space.
+        for v6 in ["::7f00:1", "::808:808", "2001:db8::1"] {
+            assert!(!is_public(v6.parse().unwrap()), "{v6}");
         }
     }
 

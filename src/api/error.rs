@@ -2,7 +2,9 @@
 //! and the JSON error envelope of SPEC §1.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -18,6 +20,12 @@ pub enum ApiError {
     /// The request cannot be read at all: malformed JSON, bad query (400).
     #[error("{0}")]
     BadRequest(String),
+    /// A query or path parameter that cannot be read (400, `bad_request`).
+    #[error("{message}")]
+    BadParameter {
+        field: Option<String>,
+        message: String,
+    },
     /// Well-formed JSON of the wrong shape: wrong type, unknown or missing field (422).
     #[error("{message}")]
     Unprocessable {
@@ -48,7 +56,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) | ApiError::BadRequest(_) | ApiError::BadParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -66,7 +76,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Validation(_) => "validation_failed",
-            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadRequest(_) | ApiError::BadParameter { .. } => "bad_request",
             ApiError::Unprocessable { .. } => "invalid_body",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
@@ -80,10 +90,12 @@ impl ApiError {
         }
     }
 
-    fn field(&self) -> Option<&str> {
+    pub(crate) fn field(&self) -> Option<&str> {
         match self {
             ApiError::Validation(e) => Some(&e.field),
-            ApiError::Unprocessable { field, .. } => field.as_deref(),
+            ApiError::Unprocessable { field, .. } | ApiError::BadParameter { field, .. } => {
+                field.as_deref()
+            }
             _ => None,
         }
     }
@@ -98,6 +110,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
+            StoreError::LimitReached(message) => ApiError::Unprocessable {
+                field: None,
+                message,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -127,15 +143,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error while serving a request");
         }
-        let body = ErrorEnvelope {
-            success: false,
-            error: ErrorBody {
-                code: self.code().into(),
-                message: self.to_string(),
-                field: self.field().map(String::from),
-            },
-        };
-        let mut response = (self.status(), Json(body)).into_response();
+        let mut response = envelope(
+            self.status(),
+            self.code(),
+            self.to_string(),
+            self.field().map(String::from),
+        );
         if matches!(self, ApiError::Unauthorized(_)) {
             // RFC 9110 §15.5.2 / RFC 6750: a 401 names the scheme it wants.
             response.headers_mut().insert(
@@ -144,5 +157,175 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+fn envelope(status: StatusCode, code: &str, message: String, field: Option<String>) -> Response {
+    let body = ErrorEnvelope {
+        success: false,
+        error: ErrorBody {
+            code: code.into(),
+            message,
+            field,
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Middleware that puts every error answer not already in the envelope
+/// (axum's own plain-text rejections, an empty 405, a dashboard 404) into
+/// it, keeping the status and headers and using the text as the message.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let message = text.unwrap_or_else(|| reason.to_string());
+    let fresh = envelope(status, &code_of(status), message, None);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, fresh.into_body())
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+}
+
+/// The `error.code` of a bare status: the one [`ApiError`] uses for it, or
+/// the status's reason in snake case (`length_required`).
+fn code_of(status: StatusCode) -> String {
+    let known = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::INTERNAL_SERVER_ERROR => "internal_error",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_string();
+    }
+    match status.canonical_reason() {
+        Some(reason) => reason
+            .chars()
+            .filter_map(|c| match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' => Some(c.to_ascii_lowercase()),
+                ' ' | '-' => Some('_'),
+                _ => None,
+            })
+            .collect(),
+        None if status.is_client_error() => "bad_request".into(),
+        None => "internal_error".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_statuses_get_the_api_codes() {
+        assert_eq!(code_of(StatusCode::BAD_REQUEST), "bad_request");
+        assert_eq!(code_of(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+        assert_eq!(code_of(StatusCode::LENGTH_REQUIRED), "length_required");
+        assert_eq!(
+            code_of(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            "request_header_fields_too_large"
+        );
+        assert_eq!(code_of(StatusCode::from_u16(499).unwrap()), "bad_request");
+        for e in [
+            ApiError::BadRequest(String::new()),
+            ApiError::MethodNotAllowed,
+            ApiError::PayloadTooLarge(1),
+            ApiError::UnsupportedMediaType(String::new()),
+            ApiError::Unprocessable {
+                field: None,
+                message: String::new(),
+            },
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ] {
+            assert_eq!(code_of(e.status()), e.code());
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_error_answers_are_put_in_the_envelope() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        let app = Router::new()
+            .route(
+                "/plain",
+                get(|| async { (StatusCode::BAD_REQUEST, "no good") }),
+            )
+            .route("/empty", get(|| async { StatusCode::LENGTH_REQUIRED }))
+            .route("/fine", get(|| async { "hello" }))
+            .route("/api", get(|| async { ApiError::Forbidden("nope".into()) }))
+            .layer(axum::middleware::from_fn(json_errors));
+        let call = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let resp = app
+                    .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
+                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (status, ct, bytes)
+            }
+        };
+        let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+
+        let (status, ct, body) = call("/plain").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(ct.unwrap(), "application/json");
+        let body = json(&body);
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert_eq!(body["error"]["message"], "no good");
+
+        let (status, _, body) = call("/empty").await;
+        assert_eq!(status, StatusCode::LENGTH_REQUIRED);
+        assert_eq!(json(&body)["error"]["code"], "length_required");
+        assert_eq!(json(&body)["error"]["message"], "Length Required");
+
+        let (_, _, body) = call("/api").await;
+        assert_eq!(json(&body)["error"]["message"], "nope");
+
+        let (status, _, body) = call("/fine").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], b"hello");
     }
 }

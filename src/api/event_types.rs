@@ -1,6 +1,6 @@
 //! The tenant's event type catalog (endpoints scope).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiJson, ApiQuery, PageParams};
+use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::event_type::{EventType, validate_name};
 use crate::validation::FieldError;
@@ -148,7 +148,7 @@ async fn list_event_types(
 async fn get_event_type(
     auth: Auth,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<EventTypeData> {
     ok(EventTypeData {
         event_type: find(&state, &auth, &name)?,
@@ -164,7 +164,7 @@ async fn get_event_type(
 async fn update_event_type(
     auth: Auth,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateEventType>,
 ) -> ApiResult<EventTypeData> {
     let mut event_type = find(&state, &auth, &name)?;
@@ -191,7 +191,7 @@ async fn update_event_type(
 async fn delete_event_type(
     auth: Auth,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Deleted, ApiError> {
     let event_type = find(&state, &auth, &name)?;
     refuse_builtin(&event_type)?;

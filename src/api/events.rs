@@ -1,7 +1,7 @@
 //! Publishing events (publish scope; SPEC §1).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::auth::{PublishScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::{ApiResult, AppState, Envelope, ok};
 use crate::delivery::{DeliveryStatus, fanout};
 use crate::event::{Event, validate_external_id};
@@ -193,7 +193,7 @@ async fn publish(
 async fn get_event(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<EventData> {
     let event = state
         .store

@@ -1,6 +1,6 @@
 //! Delivery logs per endpoint (endpoints scope; SPEC §1, seed 003).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiQuery, page_limit, path_id};
+use super::extract::{ApiPath, ApiQuery, page_limit, path_id};
 use super::{ApiResult, AppState, Envelope, ok};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::endpoint::Endpoint;
@@ -140,7 +140,7 @@ fn find_log(state: &AppState, endpoint: &Endpoint, raw: &str) -> Result<Delivery
 async fn list_logs(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> ApiResult<LogList> {
     let (_, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
@@ -172,7 +172,7 @@ async fn list_logs(
 async fn get_log(
     auth: Auth,
     State(state): State<AppState>,
-    Path((id, log_id)): Path<(String, String)>,
+    ApiPath((id, log_id)): ApiPath<(String, String)>,
 ) -> ApiResult<LogData> {
     let (_, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
     let delivery = find_log(&state, &endpoint, &log_id)?;
@@ -194,7 +194,7 @@ async fn get_log(
 async fn retry_log(
     auth: Auth,
     State(state): State<AppState>,
-    Path((id, log_id)): Path<(String, String)>,
+    ApiPath((id, log_id)): ApiPath<(String, String)>,
 ) -> ApiResult<LogData> {
     let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
     let delivery = find_log(&state, &endpoint, &log_id)?;

@@ -178,6 +178,8 @@ pub fn router(state: AppState) -> Router {
         req.extensions_mut().insert(BodyLimit(body_limit));
         next.run(req)
     }))
+    // Whatever still answers an error outside the envelope.
+    .layer(middleware::from_fn(error::json_errors))
     .layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUlid))

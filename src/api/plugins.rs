@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,13 +13,16 @@ use utoipa_axum::routes;
 use super::auth::{PluginsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::events::PublishEvent;
-use super::extract::{ApiJson, ApiQuery, BodyLimit, PageParams, path_id, read_body};
+use super::extract::{
+    ApiJson, ApiPath, ApiQuery, BodyLimit, PageParams, parse_query, path_id, read_body,
+};
 use super::{ApiResult, AppState, Deleted, Envelope, ok};
 use crate::event::{Event, validate_external_id};
 use crate::ids::PluginId;
 use crate::plugins::host::{LogLine, Outcome, PluginError};
-use crate::plugins::registry::{UploadError, Uploaded};
+use crate::plugins::registry::UploadError;
 use crate::plugins::{Plugin, Prepared, validate_name};
+use crate::store::Stored;
 use crate::validation::FieldError;
 
 /// Plugin routes; uploads may be up to `max_upload` bytes.
@@ -67,6 +70,7 @@ impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         match e {
             UploadError::Invalid(PluginError::Host(detail)) => ApiError::Internal(detail),
+            UploadError::Invalid(PluginError::Unavailable(detail)) => ApiError::Internal(detail),
             UploadError::Invalid(e) => ApiError::Unprocessable {
                 field: None,
                 message: format!("the upload is not a usable plugin: {e}"),
@@ -88,13 +92,14 @@ impl From<UploadError> for ApiError {
 async fn upload_plugin(
     auth: Auth,
     State(state): State<AppState>,
-    Query(params): Query<UploadParams>,
     req: Request,
 ) -> Result<(StatusCode, Json<Envelope<PluginData>>), ApiError> {
-    // The body is read before the name is judged: answering first would
+    // The body is read before the query is judged: answering first would
     // leave the rest of the upload unread on a connection the client then
     // reuses, and its next request fails with a broken pipe.
+    let uri = req.uri().clone();
     let wasm = read_body(req, &()).await?;
+    let params: UploadParams = parse_query(&uri)?;
     validate_name(&params.name)?;
     if wasm.is_empty() {
         return Err(ApiError::BadRequest(
@@ -106,8 +111,8 @@ async fn upload_plugin(
         .upload(&auth.tenant, &params.name, wasm)
         .await?
     {
-        Uploaded::Created(p) => (StatusCode::CREATED, p),
-        Uploaded::Existing(p) => (StatusCode::OK, p),
+        Stored::Created(p) => (StatusCode::CREATED, p),
+        Stored::Existing(p) => (StatusCode::OK, p),
     };
     tracing::info!(tenant = %auth.tenant, plugin = %plugin.id, name = %plugin.name, version = plugin.version, "plugin uploaded");
     Ok((
@@ -166,7 +171,7 @@ fn users(state: &AppState, plugin: &Plugin) -> Result<Vec<String>, ApiError> {
 async fn get_plugin(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<PluginData> {
     let plugin = find(&state, &auth, &id)?;
     let used_by = Some(users(&state, &plugin)?);
@@ -181,7 +186,7 @@ async fn get_plugin(
 async fn delete_plugin(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Deleted, ApiError> {
     let plugin = find(&state, &auth, &id)?;
     let users = users(&state, &plugin)?;
@@ -192,7 +197,7 @@ async fn delete_plugin(
             users.join(", ")
         )));
     }
-    state.store.delete_plugin(&plugin).await?;
+    state.plugins.delete(&plugin).await?;
     Ok(Deleted {
         id: plugin.id.to_string(),
         deleted: true,
@@ -245,7 +250,7 @@ pub struct TestOutput {
 async fn test_plugin(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> ApiResult<TestOutput> {
     let plugin = find(&state, &auth, &id)?;
@@ -266,7 +271,14 @@ async fn test_plugin(
         .to_string();
     let endpoint_id = body.endpoint_id.unwrap_or_default();
     let input = Prepared::of(&event).to_wit(&event, &endpoint_id);
-    let report = state.plugins.call(&plugin, &input, &config).await;
+    let tenant = state
+        .store
+        .tenant_record(&auth.tenant)?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let report = state
+        .plugins
+        .dry_run(&plugin, &input, &config, &tenant.headers)
+        .await;
     ok(dry_run_output(input.payload, report))
 }
 

@@ -1,6 +1,6 @@
 //! Operator routes: tenants and their API keys (admin token).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::auth::Admin;
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiJson, ApiQuery, PageParams, path_id};
+use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams, path_id};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::ids::{KeyId, TenantId};
 use crate::signing::HeaderNames;
@@ -114,7 +114,7 @@ fn find_tenant(state: &AppState, raw_id: &str) -> Result<Tenant, ApiError> {
 async fn get_tenant(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<TenantData> {
     ok(TenantData {
         tenant: find_tenant(&state, &id)?,
@@ -130,7 +130,7 @@ async fn get_tenant(
 async fn update_tenant(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateTenant>,
 ) -> ApiResult<TenantData> {
     let mut tenant = find_tenant(&state, &id)?;
@@ -153,12 +153,14 @@ async fn update_tenant(
 async fn delete_tenant(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Deleted, ApiError> {
     let id: TenantId = path_id("id", &id)?;
     if !state.store.delete_tenant(&id).await? {
         return Err(ApiError::not_found("tenant"));
     }
+    // Its plugins' compiled forms, unless another tenant has the content.
+    state.plugins.forget_unstored();
     tracing::info!(tenant = %id, "tenant deleted");
     Ok(Deleted {
         id: id.to_string(),
@@ -206,7 +208,7 @@ pub struct KeyList {
 async fn create_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Created<KeyData> {
     let tenant = find_tenant(&state, &id)?;
@@ -252,7 +254,7 @@ async fn create_key(
 async fn list_keys(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<KeyList> {
     let tenant = find_tenant(&state, &id)?;
@@ -273,7 +275,7 @@ async fn list_keys(
 async fn revoke_key(
     _: Admin,
     State(state): State<AppState>,
-    Path((id, key_id)): Path<(String, String)>,
+    ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Deleted, ApiError> {
     let tenant = find_tenant(&state, &id)?;
     let key_id: KeyId = path_id("key_id", &key_id)?;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiJson, ApiQuery, OptionalJson, PageParams, path_id};
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_id};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
 use crate::event_type::TEST_EVENT_TYPE;
@@ -264,7 +264,7 @@ async fn list_webhooks(
 async fn get_webhook(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     ok(WebhookData {
         webhook: WebhookView::of(find_endpoint(&state, &auth.tenant, &id)?),
@@ -349,7 +349,7 @@ fn set_status(e: &mut Endpoint, status: EndpointStatus) {
 async fn patch_webhook(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateWebhook>,
 ) -> ApiResult<WebhookData> {
     update(auth, state, &id, body).await
@@ -364,7 +364,7 @@ async fn patch_webhook(
 async fn put_webhook(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateWebhook>,
 ) -> ApiResult<WebhookData> {
     update(auth, state, &id, body).await
@@ -377,7 +377,7 @@ async fn put_webhook(
 async fn delete_webhook(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Deleted, ApiError> {
     let id: EndpointId = path_id("id", &id)?;
     if !state.store.delete_endpoint(&auth.tenant, &id).await? {
@@ -397,7 +397,7 @@ async fn delete_webhook(
 async fn pause_webhook(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     let body = UpdateWebhook {
         status: Some(EndpointStatus::Paused),
@@ -413,7 +413,7 @@ async fn pause_webhook(
 async fn resume_webhook(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     let body = UpdateWebhook {
         status: Some(EndpointStatus::Active),
@@ -430,7 +430,7 @@ async fn resume_webhook(
 async fn rotate_secret(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     let id: EndpointId = path_id("id", &id)?;
     let overlap = chrono::Duration::from_std(state.config.rotation_overlap)
@@ -485,7 +485,7 @@ pub struct TestData {
 async fn send_test(
     auth: Auth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<TestRequest>,
 ) -> ApiResult<TestData> {
     let (tenant, endpoint) = super::logs::endpoint_of(&state, &auth.tenant, &id)?;

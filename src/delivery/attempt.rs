@@ -61,12 +61,37 @@ async fn send_signed(
         .await
 }
 
-/// A chain that ended without a request, as a log status and reason.
-fn not_sent(outcome: &ChainOutcome) -> Option<(DeliveryStatus, String)> {
-    match outcome {
-        ChainOutcome::Deliver(_) => None,
-        ChainOutcome::Filtered(reason) => Some((DeliveryStatus::Filtered, reason.clone())),
-        ChainOutcome::Failed(reason) => Some((DeliveryStatus::PluginFailed, reason.clone())),
+/// What an attempt came to before any retry is decided.
+enum Made {
+    /// A request was sent, or the gateway could not send it now (counted as
+    /// a failed attempt, as a network error is).
+    Tried(Outcome),
+    /// The chain ended it without a request: this log status and reason.
+    NotSent(DeliveryStatus, String),
+}
+
+/// Runs the endpoint's chain and, unless it ended the delivery, signs and
+/// sends what it prepared.
+async fn make(
+    inner: &Inner,
+    tenant: &Tenant,
+    endpoint: &Endpoint,
+    delivery: &Delivery,
+    event: &Event,
+) -> Made {
+    match prepare(inner, tenant, endpoint, event).await {
+        ChainOutcome::Deliver(prepared) => {
+            Made::Tried(send_signed(inner, tenant, endpoint, delivery, prepared).await)
+        }
+        ChainOutcome::Unavailable(reason) => Made::Tried(Outcome {
+            success: false,
+            response_code: None,
+            response_time_ms: 0,
+            response_body: None,
+            error: Some(format!("not sent, the gateway was busy: {reason}")),
+        }),
+        ChainOutcome::Filtered(reason) => Made::NotSent(DeliveryStatus::Filtered, reason),
+        ChainOutcome::Failed(reason) => Made::NotSent(DeliveryStatus::PluginFailed, reason),
     }
 }
 
@@ -152,18 +177,12 @@ pub(super) async fn scheduled(
         let reason = "the event is no longer stored (retention)";
         return settle(store, key, entry, DeliveryStatus::Failed, reason).await;
     };
-    let prepared = match prepare(inner, &tenant, &endpoint, &event).await {
-        ChainOutcome::Deliver(prepared) => prepared,
-        other => {
-            let (status, reason) = not_sent(&other).expect("not a delivery");
+    let attempt = match make(inner, &tenant, &endpoint, &delivery, &event).await {
+        Made::Tried(outcome) => attempt_of(outcome, false),
+        Made::NotSent(status, reason) => {
             return settle(store, key, entry, status, &reason).await;
         }
     };
-
-    let attempt = attempt_of(
-        send_signed(inner, &tenant, &endpoint, &delivery, prepared).await,
-        false,
-    );
     let schedule = inner.settings.schedule.clone();
     let attempts = schedule.attempts();
     let spread = jitter_factor(inner.settings.jitter);
@@ -267,20 +286,13 @@ impl Engine {
         inner.store.put_event(&event)?;
         let mut delivery = Delivery::new(endpoint.id, &event.id, event_type, event.created_at);
         delivery.test = true;
-        let outcome = prepare(inner, tenant, endpoint, &event).await;
-        match not_sent(&outcome) {
-            Some((status, reason)) => {
+        match make(inner, tenant, endpoint, &delivery, &event).await {
+            Made::NotSent(status, reason) => {
                 delivery.status = status;
                 delivery.error = Some(reason);
             }
-            None => {
-                let ChainOutcome::Deliver(prepared) = outcome else {
-                    unreachable!("not_sent covers the other outcomes")
-                };
-                let attempt = attempt_of(
-                    send_signed(inner, tenant, endpoint, &delivery, prepared).await,
-                    true,
-                );
+            Made::Tried(outcome) => {
+                let attempt = attempt_of(outcome, true);
                 delivery.record(attempt.clone());
                 note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
             }
@@ -301,10 +313,9 @@ impl Engine {
             .store
             .get_event(&tenant.id, &delivery.event_id)?
             .ok_or(StoreError::NotFound("event (past retention)"))?;
-        let prepared = match prepare(inner, tenant, endpoint, &event).await {
-            ChainOutcome::Deliver(prepared) => prepared,
-            other => {
-                let (status, reason) = not_sent(&other).expect("not a delivery");
+        let attempt = match make(inner, tenant, endpoint, delivery, &event).await {
+            Made::Tried(outcome) => attempt_of(outcome, true),
+            Made::NotSent(status, reason) => {
                 return inner
                     .store
                     .settle_delivery(&tenant.id, &endpoint.id, &delivery.id, status, &reason)
@@ -312,10 +323,6 @@ impl Engine {
                     .ok_or(StoreError::NotFound("log"));
             }
         };
-        let attempt = attempt_of(
-            send_signed(inner, tenant, endpoint, delivery, prepared).await,
-            true,
-        );
         let (updated, unqueued) = inner
             .store
             .record_manual_attempt(&tenant.id, &endpoint.id, &delivery.id, &attempt)

@@ -4,17 +4,18 @@
 //! One dispatcher task owns the scheduling state. It scans the queue from a
 //! cursor, so each due entry is read about once rather than on every pass:
 //! an entry is marked taken (in memory; it stays in the queue until its
-//! attempt is recorded) and handed to a worker if both the global pool and
-//! its endpoint's in-flight cap have room. An entry whose endpoint is at its cap
-//! is held in memory (bounded per endpoint and in all) and started the moment
-//! one of that endpoint's attempts finishes, without touching the queue; past
+//! attempt is recorded) and handed to a worker if the global pool, its
+//! endpoint's in-flight cap and its tenant's have room. An entry whose
+//! endpoint or tenant is at its cap is held in memory (bounded per endpoint
+//! and in all) and started the moment one of that endpoint's (or tenant's)
+//! attempts finishes, without touching the queue; past
 //! those bounds it is left queued and found again when the cursor wraps to the
 //! front. An entry whose due time was set before another, later one's
 //! commit lands behind the cursor; the store notes the earliest due time
 //! written, and the next pass steps back to it. So a slow or dead endpoint
-//! holds at most its cap of workers and
-//! never delays other endpoints' deliveries, and a backlog costs bounded
-//! memory. Workers report back on a channel; the dispatcher sleeps until the
+//! holds at most its cap of workers, one tenant's endpoints (slow receivers,
+//! plugins up to their deadline) hold at most the tenant's cap, neither
+//! delays other tenants' deliveries, and a backlog costs bounded memory. Workers report back on a channel; the dispatcher sleeps until the
 //! next entry falls due, a publish wakes it, or a worker finishes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -28,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use super::RetrySchedule;
 use super::sender::Sender;
-use crate::ids::EndpointId;
+use crate::ids::{EndpointId, TenantId};
 use crate::plugins::Plugins;
 use crate::store::{QueueEntry, QueueKey, Store};
 
@@ -56,6 +57,7 @@ pub struct EngineSettings {
     pub jitter: f64,
     pub workers: usize,
     pub endpoint_concurrency: usize,
+    pub tenant_concurrency: usize,
     pub retention_days: u32,
 }
 
@@ -151,10 +153,14 @@ fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
 }
 
-/// Due entries waiting in memory for their endpoint's cap to free up.
+/// Due entries waiting in memory for their endpoint's or tenant's cap to
+/// free up.
 #[derive(Default)]
 struct Held {
     by_endpoint: HashMap<EndpointId, VecDeque<(QueueKey, QueueEntry)>>,
+    /// The endpoints with held entries, per tenant: where a tenant's freed
+    /// slot may go.
+    by_tenant: HashMap<TenantId, HashSet<EndpointId>>,
     keys: HashSet<QueueKey>,
 }
 
@@ -173,6 +179,10 @@ impl Held {
             return false;
         }
         self.keys.insert(key.clone());
+        self.by_tenant
+            .entry(entry.tenant)
+            .or_default()
+            .insert(entry.endpoint);
         queue.push_back((key, entry));
         true
     }
@@ -182,11 +192,27 @@ impl Held {
         let item = queue.pop_front();
         if queue.is_empty() {
             self.by_endpoint.remove(endpoint);
+            if let Some((_, entry)) = &item
+                && let Some(endpoints) = self.by_tenant.get_mut(&entry.tenant)
+            {
+                endpoints.remove(endpoint);
+                if endpoints.is_empty() {
+                    self.by_tenant.remove(&entry.tenant);
+                }
+            }
         }
         if let Some((key, _)) = &item {
             self.keys.remove(key);
         }
         item
+    }
+
+    /// The endpoints of `tenant` with held entries.
+    fn endpoints_of(&self, tenant: &TenantId) -> Vec<EndpointId> {
+        self.by_tenant
+            .get(tenant)
+            .map(|e| e.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -195,6 +221,8 @@ struct Dispatcher {
     inner: Arc<Inner>,
     /// Attempts running per endpoint.
     in_flight: HashMap<EndpointId, usize>,
+    /// Attempts running per tenant.
+    tenant_in_flight: HashMap<TenantId, usize>,
     held: Held,
     /// Entries whose attempt is running (so, in all, the attempts running):
     /// they stay in the queue until it ends, so a scan must not start them
@@ -211,8 +239,8 @@ struct Dispatcher {
     /// After a pass that had to pass entries over, the next scan waits until
     /// then: a publish wake-up must not re-read a saturated backlog.
     rest_until: Instant,
-    done_tx: mpsc::UnboundedSender<(EndpointId, QueueKey)>,
-    done_rx: mpsc::UnboundedReceiver<(EndpointId, QueueKey)>,
+    done_tx: mpsc::UnboundedSender<(QueueEntry, QueueKey)>,
+    done_rx: mpsc::UnboundedReceiver<(QueueEntry, QueueKey)>,
 }
 
 impl Dispatcher {
@@ -221,6 +249,7 @@ impl Dispatcher {
         Self {
             inner,
             in_flight: HashMap::new(),
+            tenant_in_flight: HashMap::new(),
             held: Held::default(),
             taken: HashSet::new(),
             cursor: None,
@@ -240,10 +269,10 @@ impl Dispatcher {
             tokio::select! {
                 _ = inner.stop.cancelled() => return,
                 _ = inner.wake.notified() => {},
-                Some((endpoint, key)) = self.done_rx.recv() => {
-                    self.finished(endpoint, &key);
-                    while let Ok((endpoint, key)) = self.done_rx.try_recv() {
-                        self.finished(endpoint, &key);
+                Some((entry, key)) = self.done_rx.recv() => {
+                    self.finished(&entry, &key);
+                    while let Ok((entry, key)) = self.done_rx.try_recv() {
+                        self.finished(&entry, &key);
                     }
                 },
                 _ = tokio::time::sleep(wait) => {},
@@ -258,29 +287,48 @@ impl Dispatcher {
         }
     }
 
-    /// An attempt ended: its endpoint's next held entry may start.
-    fn finished(&mut self, endpoint: EndpointId, key: &QueueKey) {
+    /// An attempt ended: its endpoint's next held entry may start, or else
+    /// one of its tenant's other endpoints'.
+    fn finished(&mut self, done: &QueueEntry, key: &QueueKey) {
         self.taken.remove(key);
-        if let Some(n) = self.in_flight.get_mut(&endpoint) {
-            *n -= 1;
-            if *n == 0 {
-                self.in_flight.remove(&endpoint);
-            }
+        release(&mut self.in_flight, &done.endpoint);
+        release(&mut self.tenant_in_flight, &done.tenant);
+        if !self.tenant_has_room(&done.tenant) {
+            return;
         }
-        if let Some((key, entry)) = self.held.pop(&endpoint) {
+        if let Some((key, entry)) = self.held.pop(&done.endpoint) {
             self.start(key, entry);
+            return;
+        }
+        for endpoint in self.held.endpoints_of(&done.tenant) {
+            if self.endpoint_has_room(&endpoint)
+                && let Some((key, entry)) = self.held.pop(&endpoint)
+            {
+                self.start(key, entry);
+                return;
+            }
         }
     }
 
-    fn has_room(&self, endpoint: &EndpointId) -> bool {
+    fn endpoint_has_room(&self, endpoint: &EndpointId) -> bool {
         self.in_flight.get(endpoint).copied().unwrap_or(0)
             < self.inner.settings.endpoint_concurrency
+    }
+
+    fn tenant_has_room(&self, tenant: &TenantId) -> bool {
+        self.tenant_in_flight.get(tenant).copied().unwrap_or(0)
+            < self.inner.settings.tenant_concurrency
+    }
+
+    fn has_room(&self, entry: &QueueEntry) -> bool {
+        self.endpoint_has_room(&entry.endpoint) && self.tenant_has_room(&entry.tenant)
     }
 
     /// Starts an entry's attempt on a worker.
     fn start(&mut self, key: QueueKey, entry: QueueEntry) {
         self.inner.add_queued(-1);
         *self.in_flight.entry(entry.endpoint).or_insert(0) += 1;
+        *self.tenant_in_flight.entry(entry.tenant).or_insert(0) += 1;
         self.taken.insert(key.clone());
         let (inner, done) = (self.inner.clone(), self.done_tx.clone());
         self.inner.tasks.spawn_on(async move {
@@ -289,7 +337,7 @@ impl Dispatcher {
                 // latest on the next start.
                 tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
             }
-            let _ = done.send((entry.endpoint, key));
+            let _ = done.send((entry, key));
         }, &self.inner.runtime);
     }
 
@@ -338,7 +386,7 @@ impl Dispatcher {
             if self.held.keys.contains(&key) || self.taken.contains(&key) {
                 continue;
             }
-            if !self.has_room(&entry.endpoint) {
+            if !self.has_room(&entry) {
                 passed_over |= !self.held.push(key, entry);
                 continue;
             }
@@ -372,6 +420,16 @@ impl Dispatcher {
     }
 }
 
+/// One attempt fewer in flight for `key`.
+fn release<K: std::hash::Hash + Eq>(in_flight: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = in_flight.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            in_flight.remove(key);
+        }
+    }
+}
+
 async fn retention(inner: Arc<Inner>) {
     let days = i64::from(inner.settings.retention_days);
     loop {
@@ -400,14 +458,23 @@ mod tests {
     use crate::delivery::{Delivery, RetrySchedule};
     use crate::event::Event;
     use crate::ids::EndpointId;
+    use crate::plugins::compile::Compiler;
     use crate::plugins::{Limits, PluginHost, Plugins};
-    use crate::store::Store;
     use crate::store::test_support::temp_store;
+    use crate::store::{PluginQuota, Store};
     use crate::target_guard::TargetGuard;
 
     fn dispatcher(store: Store) -> Dispatcher {
         let sender = Sender::new(TargetGuard::default(), Duration::from_secs(1), None).unwrap();
-        let plugins = Plugins::new(PluginHost::new(Limits::default()).unwrap(), store.clone());
+        let plugins = Plugins::new(
+            PluginHost::new(Limits::default()).unwrap(),
+            Compiler::in_process(),
+            store.clone(),
+            PluginQuota {
+                count: 10,
+                bytes: 1 << 20,
+            },
+        );
         Dispatcher::new(Arc::new(Inner {
             store,
             sender,
@@ -417,6 +484,7 @@ mod tests {
                 jitter: 0.0,
                 workers: 8,
                 endpoint_concurrency: 1,
+                tenant_concurrency: 4,
                 retention_days: 30,
             },
             runtime: tokio::runtime::Handle::current(),

@@ -1,8 +1,9 @@
 //! Sending one signed request to a receiver (SPEC §2).
 //!
 //! One shared reqwest client (connection pooling, HTTP/1.1 and HTTP/2) with
-//! the delivery timeout, no redirects, `User-Agent: hookgate/<version>`, and
-//! TLS trusting the system roots plus the operator's CA file. Every address a
+//! the delivery timeout, no redirects, no proxy (not even one named by the
+//! environment), `User-Agent: hookgate/<version>`, and TLS trusting the
+//! system roots plus the operator's CA file. Every address a
 //! hostname resolves to passes the private-address guard first, so DNS that
 //! changes after the endpoint was saved (rebinding) cannot reach a private
 //! network.
@@ -65,6 +66,8 @@ impl Sender {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
+            // Proxy variables from the environment would bypass the guard's check of resolved addresses.
+            .no_proxy()
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)

@@ -1,9 +1,8 @@
 //! An endpoint's chain: each plugin gets the previous one's output; the
-//! first drop or failure ends it (SPEC §3).
+//! first drop or failure ends it (ARCHITECTURE.md, "Plugin isolation").
 
 use super::host::{Header, Outcome, PluginError, WitEvent};
 use crate::event::Event;
-use crate::signing::HeaderNames;
 
 /// The request a delivery will send, before signing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +22,10 @@ pub enum ChainOutcome {
     /// A plugin failed (log status `plugin_failed`); nothing is sent and the
     /// receiver is not blamed.
     Failed(String),
+    /// The gateway could not run the chain now (no plugin slot, a store
+    /// error): nothing is sent, and the attempt counts as failed and is
+    /// retried, as after a network error.
+    Unavailable(String),
 }
 
 impl Prepared {
@@ -55,29 +58,15 @@ impl Prepared {
         }
     }
 
-    /// Takes in one plugin's result: `Ok(None)` to go on, `Ok(Some(reason))`
-    /// when it dropped the event.
+    /// Takes in one plugin's checked result: `Ok(None)` to go on,
+    /// `Ok(Some(reason))` when it dropped the event.
     pub(super) fn apply(
         &mut self,
         result: Result<Outcome, PluginError>,
-        tenant_headers: &HeaderNames,
     ) -> Result<Option<String>, PluginError> {
         match result? {
             Outcome::Drop(reason) => Ok(Some(reason)),
             Outcome::Deliver(delivery) => {
-                let own = [
-                    &tenant_headers.event,
-                    &tenant_headers.delivery,
-                    &tenant_headers.signature,
-                ];
-                for h in &delivery.headers {
-                    if own.iter().any(|n| n.eq_ignore_ascii_case(&h.name)) {
-                        return Err(PluginError::BadOutput(format!(
-                            "header {} is set by the gateway",
-                            h.name
-                        )));
-                    }
-                }
                 self.body = delivery.body;
                 self.headers
                     .extend(delivery.headers.into_iter().map(|h| (h.name, h.value)));

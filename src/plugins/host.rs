@@ -1,4 +1,4 @@
-//! The WebAssembly sandbox (SPEC §3): one wasmtime `Engine` and `Linker` for
+//! The WebAssembly sandbox: one wasmtime `Engine` and `Linker` for
 //! the process, a fresh `Store` and instance per call.
 //!
 //! Calls run on the async executor itself, on a fiber stack: a ticker thread
@@ -6,15 +6,26 @@
 //! yields to the executor, so a plugin never holds an executor thread for
 //! longer than a tick and no call pays a hand-off to another thread.
 //!
-//! Limits per call: CPU time, counted as the time the call ran between its
-//! resumptions (time spent waiting for the executor is not charged), checked
-//! at every tick; linear memory through a resource
-//! limiter, output size and header count checked on return. WASI p2 is linked
-//! with an empty context: no files, network, environment or arguments, and
-//! stdout/stderr go to bounded in-memory pipes that end up in the call's log.
-//! Instances come from the pooling allocator with copy-on-write memory
-//! images; memory stays resident between calls only where the kernel offers
-//! the pagemap scan that makes resetting it cheap.
+//! Limits per call (ARCHITECTURE.md, "Plugin isolation"):
+//! - CPU time, counted as the time the call ran between its resumptions
+//!   (time spent waiting for the executor is not charged), checked at every
+//!   tick;
+//! - a wall-clock deadline around instantiation and the call, whatever the
+//!   guest waits on: a guest blocked in a WASI wait runs no wasm, so no
+//!   epoch tick would ever stop it, but its future is dropped at the
+//!   deadline, which ends the call and returns its slot;
+//! - linear memory summed over all the instance's memories, through a
+//!   resource limiter; core instances, memories and tables per component,
+//!   refused when a component is loaded, so the pool sized from them never
+//!   runs short: a call waits for a slot, never fails for one;
+//! - what it returns, checked and bounded by [`super::output`].
+//!
+//! WASI p2 is linked with an empty context: no files, network, environment
+//! or arguments, random bytes in small amounts only, and stdout/stderr go to
+//! bounded pipes that end up in the call's log. Instances come from the
+//! pooling allocator with copy-on-write memory images; memory stays resident
+//! between calls only where the kernel offers the pagemap scan that makes
+//! resetting it cheap, and only its first MiB.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,11 +33,14 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
-    Store, Trap, UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::output::{self, MAX_LOG_LINE, MAX_LOG_LINES};
+use super::pipe::BoundedPipe;
+use crate::signing::HeaderNames;
 
 /// Generated from `wit/plugin.wit`. In a module of its own: the generated
 /// `hookgate` module would otherwise clash with this crate's own name.
@@ -42,14 +56,17 @@ use bindings::hookgate::plugin::{log as wit_log, types as wit_types};
 use bindings::{Transformer, TransformerPre};
 
 pub use bindings::Outcome;
-pub use bindings::hookgate::plugin::types::{Delivery as WitDelivery, Event as WitEvent, Header};
+pub use bindings::hookgate::plugin::types::{Delivery, Event as WitEvent, Header};
 
 /// Per-call limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// CPU time one call may use.
     pub time: Duration,
-    /// Linear memory one instance may grow to.
+    /// Wall-clock time a delivery's whole chain (or one dry run) may take,
+    /// instantiation included.
+    pub deadline: Duration,
+    /// Linear memory one call may use, summed over all its memories.
     pub memory: usize,
     /// Largest body a plugin may return.
     pub output: usize,
@@ -59,28 +76,40 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             time: Duration::from_millis(100),
+            deadline: Duration::from_secs(1),
             memory: 32 << 20,
             output: 1 << 20,
         }
     }
 }
 
-/// Most headers a plugin may add.
-pub const MAX_HEADERS: usize = 32;
-/// Log lines kept per call (host `log` import plus stdout/stderr).
-pub const MAX_LOG_LINES: usize = 20;
-/// Longest kept log line.
-pub const MAX_LOG_LINE: usize = 1024;
+/// Core instances one component may create (so one call).
+pub const MAX_CORE_INSTANCES: u32 = 32;
+/// Linear memories one component may define.
+pub const MAX_MEMORIES: u32 = 4;
+/// Tables one component may define.
+pub const MAX_TABLES: u32 = 16;
 /// Bytes of stdout and of stderr kept per call.
 const PIPE_CAPACITY: usize = 4096;
-/// Instances that may exist at once (pool slots, and their fiber stacks);
-/// calls beyond it wait for a slot.
+/// Largest `get-random-bytes` request: a guest seeds hash maps with a few
+/// bytes, and the host allocates the answer outside the guest's memory.
+const MAX_RANDOM_BYTES: u64 = 64 << 10;
+/// Calls that may run at once (pool slots, and their fiber stacks); calls
+/// beyond it wait for a slot.
 const POOL_SLOTS: u32 = 256;
+/// A call that waits this long for a slot gives up: the gateway is too busy
+/// to run it, and the delivery is retried later.
+const SLOT_WAIT: Duration = Duration::from_secs(30);
+/// Memory a pool slot keeps resident between calls (where resetting it is
+/// cheap): enough for an ordinary plugin's stack and heap, and at most
+/// this much per slot of the pool.
+const KEEP_RESIDENT: usize = 1 << 20;
 /// How often the epoch advances: the granularity of the time limit.
 const TICK: Duration = Duration::from_millis(1);
 
 /// Why a plugin was refused or a call failed. Each is a `plugin_failed`
-/// reason in the delivery log, or a 422 at upload.
+/// reason in the delivery log, or a 422 at upload; except `Unavailable` and
+/// `Host`, which are the gateway's own trouble: the delivery is retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginError {
     #[error("not a WebAssembly component: {0}")]
@@ -89,6 +118,12 @@ pub enum PluginError {
     WrongWorld(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    #[error("did not finish within its {0:?} deadline (wall clock)")]
+    Deadline(Duration),
+    #[error("exceeds a sandbox bound: {0}")]
+    Bound(String),
+    #[error("the gateway could not run it now: {0}")]
+    Unavailable(String),
     #[error("exceeded its memory limit of {0} MiB")]
     OutOfMemory(usize),
     #[error("trapped: {0}")]
@@ -119,11 +154,20 @@ pub struct CallReport {
     pub elapsed: Duration,
 }
 
+impl PluginError {
+    /// Whether the gateway, not the plugin, kept the call from running.
+    pub fn is_gateway_trouble(&self) -> bool {
+        matches!(self, PluginError::Unavailable(_) | PluginError::Host(_))
+    }
+}
+
 /// Per-call state; dropped with the store after the call.
 struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory_limit: usize,
+    /// Linear memory of every memory of the instance, in bytes.
+    memory_used: usize,
     memory_denied: bool,
     logs: Vec<LogLine>,
 }
@@ -142,18 +186,9 @@ impl CallState {
         if self.logs.len() >= MAX_LOG_LINES {
             return;
         }
-        let mut message = message.trim_end().to_string();
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
         self.logs.push(LogLine {
             level: level.into(),
-            message,
+            message: output::bounded(message.trim_end(), MAX_LOG_LINE),
         });
     }
 }
@@ -174,16 +209,20 @@ impl wit_log::Host for CallState {
 impl wit_types::Host for CallState {}
 
 impl ResourceLimiter for CallState {
+    /// Also asked when a memory is created (`current` 0), so the sum
+    /// counts every memory from its first page.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
+        let total = self.memory_used - current + desired;
+        if total > self.memory_limit {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.memory_used = total;
         Ok(true)
     }
 
@@ -203,6 +242,28 @@ pub struct Compiled {
     pre: TransformerPre<CallState>,
 }
 
+/// The engine settings that decide the machine code: shared by the host's
+/// engine and the compiler's, so an artifact compiled by either loads in
+/// the other. Instance allocation is not among them.
+pub(super) fn code_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true);
+    config
+}
+
+/// Compiles a component to this engine's serialised machine code, without
+/// linking or instantiating it. Runs in the compiler process (see
+/// [`super::compile`]), or in the caller's for offline use.
+pub fn compile_artifact(wasm: &[u8]) -> Result<Vec<u8>, PluginError> {
+    let engine = Engine::new(&code_config()).map_err(|e| PluginError::Host(format!("{e:#}")))?;
+    engine
+        .precompile_component(wasm)
+        .map_err(|e| PluginError::NotAComponent(root_cause(&e)))
+}
+
 /// The process-wide plugin runtime.
 pub struct PluginHost {
     engine: Engine,
@@ -215,26 +276,27 @@ pub struct PluginHost {
 
 impl PluginHost {
     pub fn new(limits: Limits) -> Result<Arc<Self>, PluginError> {
+        // Every count is per-component bound times slots: whatever the mix
+        // of components running, a call that has a slot has room.
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_SLOTS)
-            .total_core_instances(POOL_SLOTS * 2)
-            .total_memories(POOL_SLOTS * 2)
-            .total_tables(POOL_SLOTS * 2)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES)
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .total_core_instances(POOL_SLOTS * MAX_CORE_INSTANCES)
+            .total_memories(POOL_SLOTS * MAX_MEMORIES)
+            .total_tables(POOL_SLOTS * MAX_TABLES)
             .total_stacks(POOL_SLOTS)
             .max_memory_size(limits.memory);
         // Keeping pages resident only pays when resetting them is a pagemap
         // scan away; without it, it would memset the kept bytes every call.
         if PoolingAllocationConfig::is_pagemap_scan_available() {
             pool.pagemap_scan(Enabled::Yes)
-                .linear_memory_keep_resident(limits.memory.min(16 << 20))
+                .linear_memory_keep_resident(limits.memory.min(KEEP_RESIDENT))
                 .table_keep_resident(1 << 16);
         }
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .memory_init_cow(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let mut config = code_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         // Lets `perf` name plugin functions (/tmp/perf-<pid>.map) when
         // profiling the gateway; off by default, it writes a file per process.
         if std::env::var_os("HOOKGATE_PLUGIN_PERF_MAP").is_some() {
@@ -269,29 +331,26 @@ impl PluginHost {
         format!("{:016x}", hasher.finish())
     }
 
-    /// Validates and compiles a component: it must be a component, and its
-    /// imports and exports must fit the `transformer` world. Returns it with
-    /// its serialised machine code, for the artifact cache.
+    /// Validates and compiles a component in this process: it must be a
+    /// component within the sandbox's bounds, and its imports and exports
+    /// must fit the `transformer` world. For offline use and tests; the
+    /// gateway compiles uploads in a bounded child process instead.
     pub fn compile(&self, wasm: &[u8]) -> Result<(Compiled, Vec<u8>), PluginError> {
-        let component = Component::new(&self.engine, wasm)
-            .map_err(|e| PluginError::NotAComponent(root_cause(&e)))?;
-        let compiled = self.link(&component)?;
-        let artifact = component
-            .serialize()
-            .map_err(|e| PluginError::Host(format!("{e:#}")))?;
-        Ok((compiled, artifact))
+        let artifact = compile_artifact(wasm)?;
+        Ok((self.load(&artifact)?, artifact))
     }
 
-    /// Loads machine code made by [`PluginHost::compile`] of this engine.
+    /// Loads machine code made by [`compile_artifact`], checking the
+    /// component against the sandbox's bounds and the world.
     ///
-    /// The bytes must come from this gateway's own store: deserialising
+    /// The bytes must come from this gateway's own compiler: deserialising
     /// trusts them to be wasmtime's output.
     pub fn load(&self, artifact: &[u8]) -> Result<Compiled, PluginError> {
-        // SAFETY: artifacts are written only by `compile` into the gateway's
-        // store and keyed by `engine_fingerprint`, so they are this engine's
-        // own serialised output.
+        // SAFETY: artifacts are made only by `compile_artifact`, in this
+        // process or in the gateway's own compiler process, with the same
+        // code settings, and stored keyed by `engine_fingerprint`.
         let component = unsafe { Component::deserialize(&self.engine, artifact) }
-            .map_err(|e| PluginError::Host(format!("{e:#}")))?;
+            .map_err(|e| over_bound(&e).unwrap_or_else(|| PluginError::Host(root_cause(&e))))?;
         self.link(&component)
     }
 
@@ -305,18 +364,42 @@ impl PluginHost {
     }
 
     /// Runs one transform in a fresh instance, on the current task: the call
-    /// yields at every epoch tick.
-    pub async fn call(&self, compiled: &Compiled, event: &WitEvent, config: &str) -> CallReport {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the slots are never closed");
-        let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
-        let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
+    /// yields at every epoch tick. It waits for a pool slot first (not
+    /// charged), then has `deadline` of wall-clock time to instantiate and
+    /// return, less the time it spent waiting for the executor after its
+    /// yields (a busy gateway's, not the plugin's). `tenant` names the
+    /// tenant's own headers, which the plugin may not set. The report's
+    /// `elapsed` is that same time, the call's own.
+    pub async fn call(
+        &self,
+        compiled: &Compiled,
+        event: &WitEvent,
+        config: &str,
+        tenant: &HeaderNames,
+        deadline: Duration,
+    ) -> CallReport {
+        let failed = |e: PluginError| CallReport {
+            result: Err(e),
+            logs: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        let _slot = match tokio::time::timeout(SLOT_WAIT, self.slots.acquire()).await {
+            Ok(slot) => slot.expect("the slots are never closed"),
+            Err(_) => {
+                return failed(PluginError::Unavailable(format!(
+                    "no plugin slot came free within {SLOT_WAIT:?}"
+                )));
+            }
+        };
+        if deadline.is_zero() {
+            return failed(PluginError::Deadline(self.limits.deadline));
+        }
+        let stdout = BoundedPipe::new(PIPE_CAPACITY);
+        let stderr = BoundedPipe::new(PIPE_CAPACITY);
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         let mut store = Store::new(
             &self.engine,
@@ -324,34 +407,45 @@ impl PluginHost {
                 wasi,
                 table: ResourceTable::new(),
                 memory_limit: self.limits.memory,
+                memory_used: 0,
                 memory_denied: false,
                 logs: Vec::new(),
             },
         );
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         let started = Instant::now();
+        let clock = CallClock::new(started);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(charge(self.limits.time, started));
+        store.epoch_deadline_callback(charge(self.limits.time, clock.clone()));
 
-        let called = match compiled.pre.instantiate_async(&mut store).await {
-            Ok(t) => t.call_transform(&mut store, event, config).await,
-            Err(e) => Err(e),
-        };
-        let elapsed = started.elapsed();
+        // Dropping the future at the deadline ends the call wherever it is,
+        // in wasm or awaiting a host call; the store goes with it.
+        let called = within(&clock, deadline, async {
+            let instance = compiled.pre.instantiate_async(&mut store).await?;
+            instance.call_transform(&mut store, event, config).await
+        })
+        .await;
+        let elapsed = clock.own();
 
+        let memory_denied = store.data().memory_denied;
         let result = match called {
-            Ok(Ok(outcome)) => self.check_output(outcome),
-            Ok(Err(message)) if store.data().memory_denied => Err(PluginError::Returned(format!(
-                "{message} (it reached its memory limit of {} MiB)",
+            None => Err(PluginError::Deadline(self.limits.deadline)),
+            Some(Ok(Err(message))) if memory_denied => Err(PluginError::Returned(format!(
+                "{} (it reached its memory limit of {} MiB)",
+                output::bounded(&message, output::MAX_MESSAGE),
                 self.limits.memory >> 20
             ))),
-            Ok(Err(message)) => Err(PluginError::Returned(message)),
-            Err(e) => Err(self.classify(&e, store.data().memory_denied)),
+            Some(Ok(returned)) => output::check(returned, self.limits.output, tenant),
+            Some(Err(e)) => Err(self.classify(&e, memory_denied)),
         };
         let state = store.data_mut();
         for (level, pipe) in [("stdout", &stdout), ("stderr", &stderr)] {
-            for line in String::from_utf8_lossy(&pipe.contents()).lines() {
+            let (kept, dropped) = pipe.contents();
+            for line in String::from_utf8_lossy(&kept).lines() {
                 state.push_log(level, line);
+            }
+            if dropped > 0 {
+                state.push_log(level, &format!("({dropped} more bytes not kept)"));
             }
         }
         CallReport {
@@ -370,67 +464,33 @@ impl PluginHost {
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return PluginError::Timeout(self.limits.time);
         }
+        // The pool is sized so this does not happen; if it does, it is the
+        // gateway's shortage, not the plugin's fault.
+        if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+            return PluginError::Unavailable(root_cause(e));
+        }
         PluginError::Trap(root_cause(e))
-    }
-
-    fn check_output(&self, outcome: Outcome) -> Result<Outcome, PluginError> {
-        let Outcome::Deliver(delivery) = &outcome else {
-            return Ok(outcome);
-        };
-        if delivery.body.len() > self.limits.output {
-            return Err(PluginError::OutputTooLarge {
-                size: delivery.body.len(),
-                limit: self.limits.output,
-            });
-        }
-        if delivery.headers.len() > MAX_HEADERS {
-            return Err(PluginError::BadOutput(format!(
-                "{} headers, at most {MAX_HEADERS} are allowed",
-                delivery.headers.len()
-            )));
-        }
-        for h in &delivery.headers {
-            check_header(&h.name, &h.value)?;
-        }
-        if let Some(ct) = &delivery.content_type {
-            reqwest::header::HeaderValue::from_str(ct)
-                .map_err(|_| PluginError::BadOutput(format!("invalid content-type {ct:?}")))?;
-        }
-        Ok(outcome)
     }
 }
 
-/// Headers a plugin may not set: the gateway's own and hop-by-hop ones.
-const RESERVED_HEADERS: [&str; 10] = [
-    "content-type",
-    "content-length",
-    "host",
-    "user-agent",
-    "transfer-encoding",
-    "connection",
-    "te",
-    crate::signing::WEBHOOK_ID,
-    crate::signing::WEBHOOK_TIMESTAMP,
-    crate::signing::WEBHOOK_SIGNATURE,
-];
-
-fn check_header(name: &str, value: &str) -> Result<(), PluginError> {
-    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(PluginError::BadOutput(format!(
-            "invalid header name {name:?}"
-        )));
-    }
-    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(PluginError::BadOutput(format!(
-            "header {name} is set by the gateway"
-        )));
-    }
-    if reqwest::header::HeaderValue::from_str(value).is_err() {
-        return Err(PluginError::BadOutput(format!(
-            "invalid value for header {name}"
-        )));
-    }
-    Ok(())
+/// A component over one of the sandbox's per-component bounds, as wasmtime
+/// words it when loading, said in the sandbox's own terms.
+fn over_bound(e: &wasmtime::Error) -> Option<PluginError> {
+    let text = format!("{e:#}");
+    let bound = if text.contains("core module instances") {
+        format!("at most {MAX_CORE_INSTANCES} core instances per plugin")
+    } else if text.contains("linear memories") {
+        format!("at most {MAX_MEMORIES} memories per plugin")
+    } else if text.contains("tables, which exceeds") || text.contains("table does not fit") {
+        format!("at most {MAX_TABLES} tables per plugin, of limited size")
+    } else if text.contains("memory does not fit") {
+        "a memory's initial size must fit the plugin memory limit".to_string()
+    } else if text.contains("instance size does not fit") {
+        "its instances' state is larger than the sandbox allows".to_string()
+    } else {
+        return None;
+    };
+    Some(PluginError::Bound(format!("{bound} ({})", root_cause(e))))
 }
 
 /// The innermost error message, which says the most.
@@ -442,6 +502,84 @@ fn root_cause(e: &wasmtime::Error) -> String {
     text
 }
 
+/// Where one call's wall-clock time went, in nanoseconds from its start:
+/// what it spent parked waiting for the executor after a yield is the
+/// gateway's, everything else (running, waiting on a host call) the call's
+/// own.
+struct CallClock {
+    started: Instant,
+    /// Time parked after yields that ended.
+    waited: AtomicU64,
+    /// When the call last yielded, or [`RUNNING`].
+    parked_at: AtomicU64,
+    /// When the call last got the thread back.
+    resumed: AtomicU64,
+}
+
+const RUNNING: u64 = u64::MAX;
+
+impl CallClock {
+    fn new(started: Instant) -> Arc<Self> {
+        Arc::new(Self {
+            started,
+            waited: AtomicU64::new(0),
+            parked_at: AtomicU64::new(RUNNING),
+            resumed: AtomicU64::new(0),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// The wall-clock time the call has had to itself: the deadline counts
+    /// this, so a busy gateway does not run honest plugins out of time.
+    fn own(&self) -> Duration {
+        let now = self.now();
+        let mut waited = self.waited.load(Ordering::Relaxed);
+        let parked = self.parked_at.load(Ordering::Relaxed);
+        if parked != RUNNING {
+            waited += now.saturating_sub(parked);
+        }
+        Duration::from_nanos(now.saturating_sub(waited))
+    }
+
+    fn park(&self) {
+        self.parked_at.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn resume(&self) {
+        let now = self.now();
+        let parked = self.parked_at.swap(RUNNING, Ordering::Relaxed);
+        if parked != RUNNING {
+            self.waited
+                .fetch_add(now.saturating_sub(parked), Ordering::Relaxed);
+        }
+        self.resumed.store(now, Ordering::Relaxed);
+    }
+}
+
+/// Runs `call` until it ends or has had `deadline` of its own time
+/// ([`CallClock::own`]); `None` at the deadline, the call's future dropped.
+async fn within<T>(
+    clock: &CallClock,
+    deadline: Duration,
+    call: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut call = std::pin::pin!(call);
+    loop {
+        let own = clock.own();
+        if own >= deadline {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            done = &mut call => return Some(done),
+            _ = tokio::time::sleep(deadline - own) => {}
+        }
+    }
+}
+
 /// The epoch callback of one call: charges the time the call ran since it
 /// last got the thread, traps once `budget` is spent, and otherwise yields
 /// to the executor until the next tick.
@@ -451,26 +589,25 @@ fn root_cause(e: &wasmtime::Error) -> String {
 /// and counting that as a tick would time it out without letting it run.
 fn charge(
     budget: Duration,
-    started: Instant,
+    clock: Arc<CallClock>,
 ) -> impl FnMut(wasmtime::StoreContextMut<'_, CallState>) -> wasmtime::Result<UpdateDeadline>
 + Send
 + Sync
 + 'static {
-    // Nanoseconds from `started` to the call's last resumption.
-    let resumed = Arc::new(AtomicU64::new(0));
     let mut used = Duration::ZERO;
     move |_| {
-        let ran_since = Duration::from_nanos(resumed.load(Ordering::Relaxed));
-        used += started.elapsed().saturating_sub(ran_since);
+        let ran_since = clock.resumed.load(Ordering::Relaxed);
+        used += Duration::from_nanos(clock.now().saturating_sub(ran_since));
         if used >= budget {
             return Ok(UpdateDeadline::Interrupt);
         }
-        let resumed = resumed.clone();
+        let clock = clock.clone();
+        clock.park();
         Ok(UpdateDeadline::YieldCustom(
             1,
             Box::pin(async move {
                 tokio::task::yield_now().await;
-                resumed.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                clock.resume();
             }),
         ))
     }

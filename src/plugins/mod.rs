@@ -1,13 +1,19 @@
-//! Per-endpoint WebAssembly plugins (SPEC §3).
+//! Per-endpoint WebAssembly plugins (ARCHITECTURE.md, "Plugin isolation").
 //!
 //! - [`host`]: the sandbox (wasmtime engine, limits, one call).
-//! - [`registry`]: uploads (validated, content-addressed, versioned) and the
-//!   cache of compiled plugins.
-//! - [`chain`]: running an endpoint's ordered chain on a delivery.
+//! - [`output`]: what a call returns, checked and bounded.
+//! - [`pipe`]: the bounded stdout and stderr of a call.
+//! - [`compile`]: compiling uploads in a bounded child process.
+//! - [`registry`]: uploads (validated, content-addressed, versioned), the
+//!   cache of compiled plugins, and running an endpoint's chain.
+//! - [`chain`]: what a chain passes from one plugin to the next.
 
 pub mod chain;
+pub mod compile;
 pub mod host;
 pub mod offline;
+pub mod output;
+mod pipe;
 pub mod registry;
 
 use chrono::{DateTime, Utc};

@@ -9,6 +9,7 @@ use super::host::{Limits, Outcome, PluginHost};
 use crate::cli::PluginRunArgs;
 use crate::event::Event;
 use crate::ids::TenantId;
+use crate::signing::HeaderNames;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -75,6 +76,8 @@ pub fn run(args: &PluginRunArgs) -> Result<(Value, bool), OfflineError> {
     };
     let host = PluginHost::new(Limits {
         time: args.timeout,
+        // Room for the CPU time even on a busy machine.
+        deadline: (args.timeout * 10).max(std::time::Duration::from_secs(1)),
         memory: args.memory_mib << 20,
         ..Limits::default()
     })?;
@@ -82,9 +85,17 @@ pub fn run(args: &PluginRunArgs) -> Result<(Value, bool), OfflineError> {
     let input = Prepared::of(&event).to_wit(&event, &args.endpoint_id);
     // The call yields at each epoch tick, so it needs an executor.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .map_err(|e| super::PluginError::Host(e.to_string()))?;
-    let report = runtime.block_on(host.call(&compiled, &input, &config.to_string()));
+    let limits = host.limits();
+    let report = runtime.block_on(host.call(
+        &compiled,
+        &input,
+        &config.to_string(),
+        &HeaderNames::default(),
+        limits.deadline,
+    ));
     let mut out = json!({
         "duration_us": report.elapsed.as_micros() as u64,
         "logs": report.logs,

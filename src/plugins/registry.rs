@@ -1,22 +1,32 @@
 //! Uploaded plugins and the cache of their compiled forms.
 //!
 //! A component is compiled once per content and engine: at upload (which is
-//! also its validation), the machine code is stored; later processes load it
-//! from the store, and every process keeps one linked `Compiled` per content
-//! in memory. Every call still gets a fresh instance.
+//! also its validation), in a bounded compiler process, and the machine code
+//! is stored; later processes load it from the store, and every process
+//! keeps a bounded number of linked `Compiled` in memory, dropping a
+//! content's when its last plugin is deleted. Every call still gets a fresh
+//! instance.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::Plugin;
+use super::PluginRef;
 use super::chain::{ChainOutcome, Prepared};
+use super::compile::Compiler;
 use super::host::{CallReport, Compiled, PluginError, PluginHost, WitEvent};
-use super::{Plugin, PluginRef};
 use crate::event::Event;
-use crate::ids::{PluginId, TenantId};
-use crate::store::{Store, StoreError};
+use crate::ids::TenantId;
+use crate::signing::HeaderNames;
+use crate::store::{NewPlugin, PluginQuota, Store, StoreError, Stored};
 use crate::tenant::Tenant;
+
+/// Linked plugins kept in memory, by content; past it the one used longest
+/// ago is dropped (and loaded from its stored artifact when next used).
+const COMPILED_KEPT: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -26,103 +36,163 @@ pub enum UploadError {
     Store(#[from] StoreError),
 }
 
-/// What an upload did.
-pub enum Uploaded {
-    Created(Plugin),
-    /// The same bytes under the same name exist: that version is returned.
-    Existing(Plugin),
+/// Linked plugins by content, each with when it was last used.
+struct CompiledCache<C = Compiled> {
+    entries: HashMap<String, (C, u64)>,
+    clock: u64,
+}
+
+impl<C> Default for CompiledCache<C> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            clock: 0,
+        }
+    }
+}
+
+impl<C: Clone> CompiledCache<C> {
+    fn get(&mut self, sha256: &str) -> Option<C> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(sha256).map(|(compiled, used)| {
+            *used = clock;
+            compiled.clone()
+        })
+    }
+
+    /// Drops every entry whose content `stored` says is gone.
+    fn keep_only(&mut self, stored: impl Fn(&str) -> bool) {
+        self.entries.retain(|sha256, _| stored(sha256));
+    }
+
+    fn insert(&mut self, sha256: String, compiled: C) {
+        if self.entries.len() >= COMPILED_KEPT && !self.entries.contains_key(&sha256) {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(sha256, _)| sha256.clone());
+            if let Some(oldest) = oldest {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.entries.insert(sha256, (compiled, self.clock));
+    }
 }
 
 pub struct Plugins {
     host: Arc<PluginHost>,
+    compiler: Compiler,
     store: Store,
-    compiled: Mutex<HashMap<String, Compiled>>,
+    quota: PluginQuota,
+    compiled: Mutex<CompiledCache>,
 }
 
 impl Plugins {
-    pub fn new(host: Arc<PluginHost>, store: Store) -> Arc<Self> {
+    pub fn new(
+        host: Arc<PluginHost>,
+        compiler: Compiler,
+        store: Store,
+        quota: PluginQuota,
+    ) -> Arc<Self> {
         Arc::new(Self {
             host,
+            compiler,
             store,
-            compiled: Mutex::new(HashMap::new()),
+            quota,
+            compiled: Mutex::default(),
         })
-    }
-
-    pub fn host(&self) -> &PluginHost {
-        &self.host
     }
 
     /// Validates, compiles and stores a component as the next version of
     /// `name`; the same bytes under the same name return that version.
-    /// Compilation runs on the blocking pool.
     pub async fn upload(
         self: &Arc<Self>,
         tenant: &TenantId,
         name: &str,
         wasm: bytes::Bytes,
-    ) -> Result<Uploaded, UploadError> {
+    ) -> Result<Stored, UploadError> {
         let sha256 = hex::encode(Sha256::digest(&wasm));
-        let versions: Vec<Plugin> = self
+        // Cheap refusals first: compiling is the expensive part.
+        if let Some(same) = self
             .store
             .all_plugins(tenant)?
             .into_iter()
-            .filter(|p| p.name == name)
-            .collect();
-        if let Some(same) = versions.iter().find(|p| p.sha256 == sha256) {
-            return Ok(Uploaded::Existing(same.clone()));
+            .find(|p| p.name == name && p.sha256 == sha256)
+        {
+            return Ok(Stored::Existing(same));
         }
-        let this = self.clone();
-        let bytes = wasm.clone();
-        let (compiled, artifact) = tokio::task::spawn_blocking(move || this.host.compile(&bytes))
-            .await
-            .map_err(|e| PluginError::Host(e.to_string()))??;
-        let plugin = Plugin {
-            id: PluginId::generate(),
-            tenant_id: *tenant,
-            name: name.to_string(),
-            version: versions.iter().map(|p| p.version).max().unwrap_or(0) + 1,
-            sha256: sha256.clone(),
-            size: wasm.len(),
-            created_at: crate::time::now(),
-        };
+        let artifact = self.compiler.compile(wasm.clone()).await?;
+        let compiled = self.load(artifact.clone()).await?;
         let engine = self.host.engine_fingerprint();
-        self.store
-            .create_plugin(&plugin, &wasm, &engine, &artifact)
-            .await?;
+        let new = NewPlugin {
+            tenant_id: *tenant,
+            name,
+            sha256: &sha256,
+            wasm: &wasm,
+            engine: &engine,
+            artifact: &artifact,
+        };
+        let stored = self.store.create_plugin(new, self.quota).await?;
         self.cache().insert(sha256, compiled);
-        Ok(Uploaded::Created(plugin))
+        Ok(stored)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Compiled>> {
-        self.compiled.lock().unwrap_or_else(|e| e.into_inner())
+    /// Deletes a plugin version; its compiled form goes too when no other
+    /// plugin has the same content.
+    pub async fn delete(&self, plugin: &Plugin) -> Result<bool, StoreError> {
+        let existed = self.store.delete_plugin(plugin).await?;
+        self.forget_unstored();
+        Ok(existed)
     }
 
-    /// The linked form of a plugin, if this process has it in memory.
-    fn cached(&self, plugin: &Plugin) -> Option<Compiled> {
-        self.cache().get(&plugin.sha256).cloned()
+    /// Drops the compiled forms of content no longer stored (after plugin
+    /// or tenant deletion).
+    pub fn forget_unstored(&self) {
+        self.cache()
+            .keep_only(|sha256| matches!(self.store.plugin_blob(sha256), Ok(Some(_))));
+    }
+
+    fn cache(&self) -> MutexGuard<'_, CompiledCache> {
+        self.compiled.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Loads machine code on the blocking pool: deserialising a large
+    /// component takes milliseconds.
+    async fn load(self: &Arc<Self>, artifact: Vec<u8>) -> Result<Compiled, PluginError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.host.load(&artifact))
+            .await
+            .map_err(|e| PluginError::Host(e.to_string()))?
     }
 
     /// The linked form of a plugin: from memory, else from the stored
     /// artifact, else compiled again from its bytes (after an upgrade).
-    pub fn compiled(&self, plugin: &Plugin) -> Result<Compiled, PluginError> {
-        if let Some(c) = self.cached(plugin) {
+    async fn compiled(self: &Arc<Self>, plugin: &Plugin) -> Result<Compiled, PluginError> {
+        if let Some(c) = self.cache().get(&plugin.sha256) {
             return Ok(c);
         }
         let engine = self.host.engine_fingerprint();
         let store_err = |e: StoreError| PluginError::Host(e.to_string());
-        let compiled = match self
+        let artifact = self
             .store
             .plugin_artifact(&plugin.sha256, &engine)
-            .map_err(store_err)?
-        {
-            Some(artifact) => self.host.load(&artifact)?,
+            .map_err(store_err)?;
+        let compiled = match artifact {
+            Some(artifact) => self.load(artifact.to_vec()).await?,
             None => {
                 let wasm = self
                     .store
                     .plugin_blob(&plugin.sha256)
                     .map_err(store_err)?
                     .ok_or_else(|| PluginError::Host("the plugin's bytes are missing".into()))?;
-                let (compiled, artifact) = self.host.compile(&wasm)?;
+                let artifact = self
+                    .compiler
+                    .compile(bytes::Bytes::copy_from_slice(&wasm))
+                    .await?;
+                let compiled = self.load(artifact.clone()).await?;
                 self.store
                     .put_plugin_artifact(&plugin.sha256, &engine, &artifact)
                     .map_err(store_err)?;
@@ -133,34 +203,45 @@ impl Plugins {
         Ok(compiled)
     }
 
-    /// Runs one plugin on an event, as a dry run or a chain step. A plugin
-    /// not yet in memory is loaded (or compiled) on the blocking pool.
+    /// Runs one plugin on an event with `deadline` of wall-clock time, as a
+    /// dry run or a chain step.
     pub async fn call(
         self: &Arc<Self>,
         plugin: &Plugin,
         event: &WitEvent,
         config: &str,
+        tenant: &HeaderNames,
+        deadline: Duration,
     ) -> CallReport {
-        let compiled = match self.cached(plugin) {
-            Some(compiled) => Ok(compiled),
-            None => {
-                let (this, plugin) = (self.clone(), plugin.clone());
-                tokio::task::spawn_blocking(move || this.compiled(&plugin))
+        match self.compiled(plugin).await {
+            Ok(compiled) => {
+                self.host
+                    .call(&compiled, event, config, tenant, deadline)
                     .await
-                    .unwrap_or_else(|e| Err(PluginError::Host(e.to_string())))
             }
-        };
-        match compiled {
-            Ok(compiled) => self.host.call(&compiled, event, config).await,
             Err(e) => CallReport {
                 result: Err(e),
                 logs: Vec::new(),
-                elapsed: Default::default(),
+                elapsed: Duration::ZERO,
             },
         }
     }
 
-    /// Runs an endpoint's chain on an event.
+    /// A dry run: one plugin on an event, within the plugin deadline.
+    pub async fn dry_run(
+        self: &Arc<Self>,
+        plugin: &Plugin,
+        event: &WitEvent,
+        config: &str,
+        tenant: &HeaderNames,
+    ) -> CallReport {
+        let deadline = self.host.limits().deadline;
+        self.call(plugin, event, config, tenant, deadline).await
+    }
+
+    /// Runs an endpoint's chain on an event. The chain as a whole has the
+    /// plugin deadline of wall-clock time: each call gets what the ones
+    /// before it left.
     pub async fn run_chain(
         self: &Arc<Self>,
         tenant: &Tenant,
@@ -168,6 +249,7 @@ impl Plugins {
         chain: &[PluginRef],
         event: &Event,
     ) -> ChainOutcome {
+        let mut left = self.host.limits().deadline;
         let mut prepared = Prepared::of(event);
         for step in chain {
             let plugin = match self.store.get_plugin(&tenant.id, &step.plugin_id) {
@@ -178,23 +260,67 @@ impl Plugins {
                         step.plugin_id
                     ));
                 }
-                Err(e) => return ChainOutcome::Failed(format!("plugin store: {e}")),
+                Err(e) => return ChainOutcome::Unavailable(format!("plugin store: {e}")),
             };
             let input = prepared.to_wit(event, endpoint_id);
-            let report = self.call(&plugin, &input, &step.config.to_string()).await;
+            let report = self
+                .call(
+                    &plugin,
+                    &input,
+                    &step.config.to_string(),
+                    &tenant.headers,
+                    left,
+                )
+                .await;
+            left = left.saturating_sub(report.elapsed);
             for line in &report.logs {
                 tracing::info!(plugin = %plugin.id, endpoint = endpoint_id, level = %line.level, "plugin log: {}", line.message);
             }
             metrics::histogram!("hookgate_plugin_call_seconds")
                 .record(report.elapsed.as_secs_f64());
-            match prepared.apply(report.result, &tenant.headers) {
+            match prepared.apply(report.result) {
                 Ok(Some(reason)) => {
                     return ChainOutcome::Filtered(format!("{}: {reason}", plugin.label()));
                 }
                 Ok(None) => {}
+                Err(e) if e.is_gateway_trouble() => {
+                    return ChainOutcome::Unavailable(format!("{}: {e}", plugin.label()));
+                }
                 Err(e) => return ChainOutcome::Failed(format!("{}: {e}", plugin.label())),
             }
         }
         ChainOutcome::Deliver(prepared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{COMPILED_KEPT, CompiledCache};
+
+    /// Past its bound the cache drops the entry used longest ago, not the
+    /// one inserted first.
+    #[test]
+    fn the_compiled_cache_is_bounded_and_drops_the_least_recently_used() {
+        let mut cache = CompiledCache::<usize>::default();
+        for i in 0..COMPILED_KEPT {
+            cache.insert(format!("{i}"), i);
+        }
+        assert_eq!(cache.get("0"), Some(0));
+        cache.insert("new".into(), 1000);
+        assert_eq!(cache.entries.len(), COMPILED_KEPT);
+        assert_eq!(cache.get("0"), Some(0), "used last, so kept");
+        assert_eq!(cache.get("1"), None, "used longest ago, so dropped");
+        assert_eq!(cache.get("new"), Some(1000));
+    }
+
+    /// After a deletion, the compiled forms of content no longer stored go.
+    #[test]
+    fn compiled_forms_of_deleted_content_are_dropped() {
+        let mut cache = CompiledCache::<usize>::default();
+        cache.insert("kept".into(), 1);
+        cache.insert("deleted".into(), 2);
+        cache.keep_only(|sha256| sha256 == "kept");
+        assert_eq!(cache.get("kept"), Some(1));
+        assert_eq!(cache.get("deleted"), None);
     }
 }

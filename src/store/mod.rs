@@ -23,6 +23,7 @@ mod writer;
 pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
 pub use endpoints::TenantEndpoints;
 pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
+pub use plugins::{NewPlugin, PluginQuota, Stored};
 
 use std::ops::Bound;
 use std::path::Path;
@@ -48,6 +49,9 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A quota would be passed; the request asked for more than allowed.
+    #[error("{0}")]
+    LimitReached(String),
 }
 
 impl From<TransactionError<StoreError>> for StoreError {

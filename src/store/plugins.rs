@@ -43,19 +43,73 @@ fn artifact_key(sha256: &str, engine: &str) -> Vec<u8> {
     format!("{sha256}/{engine}").into_bytes()
 }
 
+/// How much plugin content one tenant may keep.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginQuota {
+    /// Plugin versions, all names together.
+    pub count: usize,
+    /// Bytes of all those versions' components together.
+    pub bytes: usize,
+}
+
+/// A plugin version about to be stored: everything but its version number,
+/// which the store assigns.
+pub struct NewPlugin<'a> {
+    pub tenant_id: TenantId,
+    pub name: &'a str,
+    pub sha256: &'a str,
+    pub wasm: &'a [u8],
+    /// Serialised machine code and the engine it is for.
+    pub engine: &'a str,
+    pub artifact: &'a [u8],
+}
+
+/// What storing a plugin version did.
+pub enum Stored {
+    Created(Plugin),
+    /// These bytes already were a version of this name: that version.
+    Existing(Plugin),
+}
+
 impl Store {
-    /// Stores a new plugin version with its bytes and compiled artifact.
-    pub async fn create_plugin(
-        &self,
-        plugin: &Plugin,
-        wasm: &[u8],
-        engine: &str,
-        artifact: &[u8],
-    ) -> Result<()> {
-        let key = scoped_key(&plugin.tenant_id, plugin.id);
-        let value = encode(plugin);
-        let akey = artifact_key(&plugin.sha256, engine);
+    /// Stores `new` as the next version of its name, unless the same bytes
+    /// already are a version of it. Numbering the version and checking the
+    /// tenant's quota happen under the content lock, with the write: two
+    /// uploads at once never get one version number or pass the quota
+    /// together.
+    pub async fn create_plugin(&self, new: NewPlugin<'_>, quota: PluginQuota) -> Result<Stored> {
         let contents = self.plugin_contents.hold();
+        let existing = self.all_plugins(&new.tenant_id)?;
+        let same_name = existing.iter().filter(|p| p.name == new.name);
+        if let Some(same) = same_name.clone().find(|p| p.sha256 == new.sha256) {
+            return Ok(Stored::Existing(same.clone()));
+        }
+        if existing.len() >= quota.count {
+            return Err(StoreError::LimitReached(format!(
+                "the tenant has {} plugin versions, the most it may keep; delete some first",
+                existing.len()
+            )));
+        }
+        let used: usize = existing.iter().map(|p| p.size).sum();
+        if used + new.wasm.len() > quota.bytes {
+            return Err(StoreError::LimitReached(format!(
+                "the tenant's plugins would take {} bytes, over its quota of {} bytes; delete some first",
+                used + new.wasm.len(),
+                quota.bytes
+            )));
+        }
+        let plugin = Plugin {
+            id: PluginId::generate(),
+            tenant_id: new.tenant_id,
+            name: new.name.to_string(),
+            version: same_name.map(|p| p.version).max().unwrap_or(0) + 1,
+            sha256: new.sha256.to_string(),
+            size: new.wasm.len(),
+            created_at: crate::time::now(),
+        };
+        let key = scoped_key(&plugin.tenant_id, plugin.id);
+        let value = encode(&plugin);
+        let akey = artifact_key(&plugin.sha256, new.engine);
         (
             &self.tenants,
             &self.plugins,
@@ -71,13 +125,14 @@ impl Store {
                 }
                 plugins.insert(key.as_slice(), value.as_slice())?;
                 if blobs.get(plugin.sha256.as_bytes())?.is_none() {
-                    blobs.insert(plugin.sha256.as_bytes(), wasm)?;
+                    blobs.insert(plugin.sha256.as_bytes(), new.wasm)?;
                 }
-                artifacts.insert(akey.as_slice(), artifact)?;
+                artifacts.insert(akey.as_slice(), new.artifact)?;
                 Ok(())
             })?;
         drop(contents);
-        self.flush().await
+        self.flush().await?;
+        Ok(Stored::Created(plugin))
     }
 
     pub fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>> {
@@ -190,20 +245,44 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::ids::PluginId;
+    use super::{NewPlugin, PluginQuota, Stored};
+    use crate::ids::TenantId;
     use crate::plugins::Plugin;
-    use crate::store::Store;
     use crate::store::test_support::{temp_store, tenant};
+    use crate::store::{Store, StoreError};
 
-    fn plugin(tenant: crate::ids::TenantId, name: &str) -> Plugin {
-        Plugin {
-            id: PluginId::generate(),
+    const ROOMY: PluginQuota = PluginQuota {
+        count: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    /// A content hash standing for `label`.
+    fn content(label: &str) -> String {
+        format!("{:064}", label.len())
+    }
+
+    async fn upload(
+        store: &Store,
+        tenant: TenantId,
+        name: &str,
+        sha256: &str,
+        quota: PluginQuota,
+    ) -> Result<Stored, StoreError> {
+        let new = NewPlugin {
             tenant_id: tenant,
-            name: name.into(),
-            version: 1,
-            sha256: format!("{:064}", name.len()),
-            size: 4,
-            created_at: crate::time::now(),
+            name,
+            sha256,
+            wasm: b"wasm",
+            engine: "engine",
+            artifact: b"code",
+        };
+        store.create_plugin(new, quota).await
+    }
+
+    async fn created(store: &Store, tenant: TenantId, name: &str, sha256: &str) -> Plugin {
+        match upload(store, tenant, name, sha256, ROOMY).await.unwrap() {
+            Stored::Created(p) => p,
+            Stored::Existing(p) => panic!("{} already stored", p.id),
         }
     }
 
@@ -214,12 +293,9 @@ mod tests {
         let (store, _dir) = temp_store();
         let owner = tenant("acme");
         store.create_tenant(&owner).await.unwrap();
-        let (one, two) = (plugin(owner.id, "one"), plugin(owner.id, "two"));
+        let one = created(&store, owner.id, "one", &content("one")).await;
+        let two = created(&store, owner.id, "two", &content("three")).await;
         for p in [&one, &two] {
-            store
-                .create_plugin(p, b"wasm", "engine", b"code")
-                .await
-                .unwrap();
             assert_eq!(
                 store.get_plugin(&owner.id, &p.id).unwrap().unwrap().id,
                 p.id
@@ -242,19 +318,9 @@ mod tests {
         let (gone, stays) = (tenant("gone"), tenant("stays"));
         store.create_tenant(&gone).await.unwrap();
         store.create_tenant(&stays).await.unwrap();
-        let own = plugin(gone.id, "own");
-        let shared = plugin(gone.id, "shared-content");
-        let copy = Plugin {
-            id: PluginId::generate(),
-            tenant_id: stays.id,
-            ..shared.clone()
-        };
-        for p in [&own, &shared, &copy] {
-            store
-                .create_plugin(p, b"wasm", "engine", b"code")
-                .await
-                .unwrap();
-        }
+        let own = created(&store, gone.id, "own", &content("own")).await;
+        let shared = created(&store, gone.id, "shared", &content("shared-content")).await;
+        created(&store, stays.id, "copy", &shared.sha256).await;
 
         assert!(store.delete_tenant(&gone.id).await.unwrap());
         // (bytes kept, artifact kept)
@@ -266,6 +332,80 @@ mod tests {
         };
         assert_eq!(kept(&own.sha256), (false, false));
         assert_eq!(kept(&shared.sha256), (true, true));
+    }
+
+    /// Versions of one name are numbered in order, the same bytes again
+    /// return their version, and the tenant's quota holds by count and by
+    /// bytes.
+    #[tokio::test]
+    async fn versions_are_numbered_and_the_quota_holds() {
+        let (store, _dir) = temp_store();
+        let owner = tenant("acme");
+        store.create_tenant(&owner).await.unwrap();
+        let quota = PluginQuota {
+            count: 2,
+            bytes: 1 << 20,
+        };
+        let first = upload(&store, owner.id, "p", &content("a"), quota).await;
+        let Ok(Stored::Created(first)) = first else {
+            panic!("not created")
+        };
+        let again = upload(&store, owner.id, "p", &content("a"), quota).await;
+        assert!(matches!(again, Ok(Stored::Existing(p)) if p.id == first.id));
+        let second = upload(&store, owner.id, "p", &content("bb"), quota).await;
+        assert!(matches!(second, Ok(Stored::Created(p)) if p.version == 2));
+        let third = upload(&store, owner.id, "q", &content("ccc"), quota).await;
+        assert!(matches!(third, Err(StoreError::LimitReached(_))), "count");
+        assert!(store.delete_plugin(&first).await.unwrap());
+        let tight = PluginQuota {
+            count: 10,
+            bytes: 6,
+        };
+        let over = upload(&store, owner.id, "q", &content("ccc"), tight).await;
+        assert!(matches!(over, Err(StoreError::LimitReached(_))), "bytes");
+        let fits = upload(&store, owner.id, "q", &content("ccc"), quota).await;
+        assert!(matches!(fits, Ok(Stored::Created(_))));
+    }
+
+    /// Uploads of one name from two threads at once never share a version
+    /// number, and together never pass the count quota.
+    #[test]
+    fn racing_uploads_get_distinct_versions_within_the_quota() {
+        let (store, _dir) = temp_store();
+        let owner = tenant("acme");
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        runtime().block_on(store.create_tenant(&owner)).unwrap();
+        let quota = PluginQuota {
+            count: 150,
+            bytes: usize::MAX,
+        };
+        let uploader = |side: &'static str| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let runtime = runtime();
+                for i in 0..100 {
+                    let sha256 = format!("{side}{i:063}");
+                    let _ = runtime.block_on(upload(&store, owner.id, "same", &sha256, quota));
+                }
+            })
+        };
+        let (a, b) = (uploader("a"), uploader("b"));
+        a.join().unwrap();
+        b.join().unwrap();
+        let versions: Vec<u32> = store
+            .all_plugins(&owner.id)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.version)
+            .collect();
+        assert_eq!(versions.len(), 150, "the quota was passed or not filled");
+        let distinct: std::collections::HashSet<u32> = versions.iter().copied().collect();
+        assert_eq!(distinct.len(), versions.len(), "a version number repeats");
     }
 
     /// A plugin uploaded with the same content as one being deleted keeps
@@ -282,26 +422,20 @@ mod tests {
         let (store, _dir) = temp_store();
         let owner = tenant("acme");
         runtime().block_on(store.create_tenant(&owner)).unwrap();
-        let content = plugin(owner.id, "same-content").sha256;
-        let sha256 = content.clone();
+        let sha256 = content("same-content");
         // Uploads `name` with the shared content, runs `meanwhile`, deletes
         // it again; 500 times.
         let cycle = move |store: Store, name: &'static str, meanwhile: &dyn Fn()| {
             let runtime = runtime();
+            let content = content("same-content");
             for _ in 0..500 {
-                let p = Plugin {
-                    sha256: content.clone(),
-                    ..plugin(owner.id, name)
-                };
-                runtime
-                    .block_on(store.create_plugin(&p, b"wasm", "engine", b"code"))
-                    .unwrap();
+                let p = runtime.block_on(created(&store, owner.id, name, &content));
                 meanwhile();
                 runtime.block_on(store.delete_plugin(&p)).unwrap();
             }
         };
         let deleter = {
-            let (store, cycle) = (store.clone(), cycle.clone());
+            let store = store.clone();
             std::thread::spawn(move || cycle(store, "deleted", &|| {}))
         };
         let lost = std::sync::atomic::AtomicUsize::new(0);

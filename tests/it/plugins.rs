@@ -433,10 +433,13 @@ mod on_the_executor {
     use hookgate::ids::TenantId;
     use hookgate::plugins::Prepared;
     use hookgate::plugins::host::{Limits, PluginError, PluginHost};
+    use hookgate::signing::HeaderNames;
 
     use crate::utils::wasm::plugin;
 
     const BUDGET: Duration = Duration::from_millis(100);
+    /// Far past the CPU budget: these tests are about CPU time alone.
+    const WALL: Duration = Duration::from_secs(30);
 
     fn spin_call() -> (
         Arc<PluginHost>,
@@ -480,16 +483,19 @@ mod on_the_executor {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             });
-            let report = host.call(&compiled, &input, "{}").await;
+            let report = host
+                .call(&compiled, &input, "{}", &HeaderNames::default(), WALL)
+                .await;
             beside.abort();
             assert!(
                 matches!(report.result, Err(PluginError::Timeout(BUDGET))),
                 "{:?}",
                 report.result
             );
-            // About 50 at 2 ms over 100 ms; none if the call held the thread.
+            // About 50 at 2 ms over 100 ms on an idle machine, fewer when
+            // other tests load it; none if the call held the thread.
             let beats = beats.load(Ordering::Relaxed);
-            assert!(beats >= 10, "the task beside ran {beats} times");
+            assert!(beats >= 3, "the task beside ran {beats} times");
         });
     }
 
@@ -507,7 +513,9 @@ mod on_the_executor {
                 }
             });
             let started = Instant::now();
-            let report = host.call(&compiled, &input, "{}").await;
+            let report = host
+                .call(&compiled, &input, "{}", &HeaderNames::default(), WALL)
+                .await;
             let took = started.elapsed();
             hog.abort();
             assert!(

@@ -420,6 +420,45 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The process id of the gateway.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The gateway's resident memory now and at its peak (`VmRSS`,
+    /// `VmHWM` of /proc/<pid>/status), in bytes. Linux only.
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read the gateway's /proc status");
+        let kib = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {field} in {status}"))
+        };
+        (kib("VmRSS:") * 1024, kib("VmHWM:") * 1024)
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit by
+    /// itself; returns how long it took, or `None` if it still runs then
+    /// (it is killed on drop).
+    pub fn terminate_within(&mut self, limit: Duration) -> Option<Duration> {
+        let started = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        while started.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();

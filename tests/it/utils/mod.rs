@@ -2,6 +2,7 @@
 //! signature check, and envelope assertions.
 
 pub mod assert;
+pub mod components;
 pub mod gateway;
 pub mod receiver;
 pub mod verify;

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every guest crate the tests use.
-pub const GUESTS: [&str; 8] = [
+pub const GUESTS: [&str; 11] = [
     "crm-booking",
     "field-filter",
     "redact",
@@ -16,6 +16,9 @@ pub const GUESTS: [&str; 8] = [
     "hostile-trap",
     "hostile-huge-output",
     "hostile-wrong-world",
+    "hostile-sleep",
+    "hostile-strings",
+    "honest-busy",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
