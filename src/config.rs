@@ -1,5 +1,6 @@
-//! Operator configuration (SPEC §4): defaults, then `hookgate.toml`, then
-//! `HOOKGATE_*` environment variables and command-line flags.
+//! Operator configuration (docs/product.md, "Configuration"): defaults, then
+//! `hookgate.toml`, then `HOOKGATE_*` environment variables and command-line
+//! flags.
 //!
 //! [`Config::default`] is the one place defaults live. The TOML file uses the
 //! field names of [`Config`]; [`ServeArgs`] mirrors every field as a flag with

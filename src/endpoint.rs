@@ -1,4 +1,5 @@
-//! Webhook endpoints (SPEC §1, seeds 000 and 003): where a tenant's events go.
+//! Webhook endpoints: where a tenant's events go (docs/product.md,
+//! "Endpoints").
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,7 +22,7 @@ pub enum EndpointStatus {
     /// Receives deliveries.
     Active,
     /// Set by the integrator: nothing is delivered, and events published
-    /// meanwhile are never sent (seed 000).
+    /// meanwhile are never sent, as on Mogu (docs/platforms.md).
     Paused,
     /// Set by the gateway after a delivery exhausted its retries.
     Disabled,
@@ -74,7 +75,8 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Secrets that sign requests at `now`: the current one first, then the
-    /// previous one while its overlap lasts (SPEC §2, rotation).
+    /// previous one while its overlap lasts (docs/product.md, "Signing":
+    /// rotation).
     pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
         let mut secrets = vec![self.secret.as_str()];
         if let Some(old) = &self.previous_secret

@@ -1,11 +1,11 @@
-//! Published events (SPEC §1 publish, §2 body).
+//! Published events (docs/product.md, "Events" and "Delivery").
 //!
 //! The body every receiver gets is the envelope `{"id","type","created_at",
 //! "data"}` serialised compactly, built once at publish time and stored as
 //! bytes: every delivery and retry of an event sends the same bytes. Key
 //! order is the producer's, and whole-valued floats (`1.0`) are written as
 //! integers, so a receiver that parses and re-serialises the body
-//! (`JSON.stringify(req.body)`, as seed 003's Node snippet does) gets the very
+//! (`JSON.stringify(req.body)`, as Menon's Node snippet does) gets the very
 //! bytes that were signed.
 
 use chrono::{DateTime, SecondsFormat, Utc};

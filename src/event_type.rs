@@ -1,4 +1,5 @@
-//! The per-tenant event type catalog (SPEC §1) and event filters.
+//! The per-tenant event type catalog (docs/product.md, "Event types") and event
+//! filters.
 //!
 //! Event type names are dot-separated segments (`booking.created`). Endpoints
 //! subscribe to names or to patterns: `booking.*` matches every type under

@@ -1,4 +1,5 @@
-//! Prefixed, time-sortable identifiers (SPEC §1: `wh_`, `evt_`, `ten_`, ...).
+//! Prefixed, time-sortable identifiers (`wh_`, `evt_`, `ten_`, ...;
+//! docs/product.md, "Identifiers").
 //!
 //! Every resource id is a type prefix followed by a ULID in Crockford base32,
 //! so ids sort by creation time both as strings and as sled keys. Each id kind
@@ -118,7 +119,7 @@ macro_rules! prefixed_id {
 }
 
 prefixed_id!(
-    /// A tenant: the unit of isolation (SPEC §1).
+    /// A tenant: the unit of isolation.
     TenantId, "ten_", "tenant"
 );
 prefixed_id!(

@@ -1,4 +1,5 @@
-//! Structured logs through `tracing` (SPEC §4): text or JSON, level by `RUST_LOG`.
+//! Structured logs through `tracing` (docs/product.md, "Operations"): text or
+//! JSON, level by `RUST_LOG`.
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,10 +1,10 @@
-//! Endpoint secrets and request signatures (SPEC §2).
+//! Endpoint secrets and request signatures (docs/product.md, "Signing").
 //!
 //! A secret is `whsec_` followed by 32 random bytes in standard base64: the
 //! Standard Webhooks form. Each request carries two signatures:
 //! - `X-Hookgate-Signature-256: sha256=<hex>`: HMAC-SHA256 of the body keyed
-//!   with the secret string exactly as shown to the user, so the seeds' Node
-//!   and Python snippets verify it unchanged;
+//!   with the secret string exactly as shown to the user, so Menon's Node
+//!   and Python snippets (docs/platforms.md) verify it unchanged;
 //! - `webhook-signature: v1,<base64>`: Standard Webhooks, HMAC-SHA256 of
 //!   `{webhook-id}.{webhook-timestamp}.{body}` keyed with the decoded bytes.
 //!
@@ -66,7 +66,7 @@ pub fn generate_secret() -> String {
 }
 
 /// The names of the gateway's own headers, per tenant, so a tenant can play
-/// either seed platform (`X-Mogu-*`, `X-Menon-Signature`).
+/// either platform of docs/platforms.md (`X-Mogu-*`, `X-Menon-Signature`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderNames {

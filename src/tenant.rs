@@ -1,4 +1,4 @@
-//! Tenants and their API keys (SPEC §1, Auth).
+//! Tenants and their API keys (docs/product.md, "Authentication").
 //!
 //! Keys are bearer tokens with scopes. Only a SHA-256 hash of a token is ever
 //! stored: tokens carry 256 random bits, so a plain hash cannot be reversed
@@ -26,7 +26,7 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
 }
 
-/// What a tenant API key may do (SPEC §1).
+/// What a tenant API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {

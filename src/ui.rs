@@ -1,4 +1,4 @@
-//! The web dashboard (issue "Web dashboard at /ui"): static files from `ui/`,
+//! The web dashboard at `/ui`: static files from `ui/`,
 //! embedded in the binary so a gateway without internet serves it whole.
 //!
 //! The page is public; every data call it makes carries the person's key as

@@ -1,4 +1,4 @@
-//! hookgate's load, fault and backlog harness (issue 6, BENCHMARKS.md).
+//! hookgate's load, fault and backlog harness (BENCHMARKS.md).
 //!
 //! `cargo run --release --example bench -- [options]` starts the release
 //! gateway as its own process on a fresh data dir, a loopback sink that
@@ -8,7 +8,8 @@
 //! Modes:
 //! - `throughput` (default): publish and delivery rates, latencies, the
 //!   gateway's CPU and peak RSS, and the same sink driven directly by reqwest
-//!   (the ceiling).
+//!   (the ceiling); with `--hostile`, while a second tenant's endpoints all
+//!   run a hostile plugin.
 //! - `fault`: the sink fails or hangs a share of requests and the gateway is
 //!   SIGKILLed and restarted mid-run; counts accepted, delivered, duplicated
 //!   and lost events. Exits 1 if any accepted event was lost.
@@ -21,6 +22,9 @@ mod load;
 mod modes;
 mod sink;
 
+#[path = "../../tests/it/utils/components.rs"]
+#[allow(dead_code)]
+mod components;
 #[path = "../../tests/it/utils/receiver.rs"]
 #[allow(dead_code)]
 mod receiver;
@@ -32,6 +36,10 @@ use clap::Parser;
 
 fn main() {
     let args = modes::Args::parse();
+    if let Some(path) = &args.write_compile_bomb {
+        std::fs::write(path, components::compile_bomb()).expect("write the compile bomb");
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

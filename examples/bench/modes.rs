@@ -1,7 +1,8 @@
 //! The harness's three modes and what they share: the command line, the rig
 //! (gateway, sink, tenant) and one report per mode.
 
-use std::sync::atomic::Ordering;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,16 @@ pub enum PluginChoice {
     CrmBooking,
 }
 
+/// A hostile guest plugin for `--hostile` (a crate of `tests/plugins/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostileChoice {
+    None,
+    /// `hostile-sleep`: waits on a WASI clock until the chain's deadline.
+    Sleep,
+    /// `hostile-spin`: loops until its CPU-time limit.
+    Spin,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Load, fault and backlog harness for hookgate")]
 pub struct Args {
@@ -48,6 +59,13 @@ pub struct Args {
     /// A plugin on every endpoint.
     #[arg(long, value_enum, default_value = "none")]
     plugin: PluginChoice,
+    /// Throughput mode: a second tenant whose endpoints all run this hostile
+    /// plugin, kept saturated while the main tenant publishes.
+    #[arg(long, value_enum, default_value = "none")]
+    hostile: HostileChoice,
+    /// Endpoints of the `--hostile` tenant.
+    #[arg(long, default_value_t = 32)]
+    hostile_endpoints: usize,
     /// Plain HTTP to the sink (the gateway runs with HOOKGATE_ALLOW_HTTP).
     #[arg(long)]
     http: bool,
@@ -90,6 +108,10 @@ pub struct Args {
     /// (another build to compare, or the tests' debug build).
     #[arg(long)]
     gateway_binary: Option<std::path::PathBuf>,
+    /// Only write the tests' compile bomb (a component the gateway must
+    /// refuse to compile within its bounds) to this file, then exit.
+    #[arg(long, value_name = "FILE")]
+    pub write_compile_bomb: Option<std::path::PathBuf>,
 }
 
 /// A running scenario: the gateway, the sink, and the tenant's setup.
@@ -211,19 +233,47 @@ impl Rig {
 
     /// A tenant, its key, the event type, the endpoints and their plugin.
     async fn setup(&mut self, args: &Args, endpoints: usize) {
+        self.token = self.tenant("bench").await;
+        let chain = match args.plugin {
+            PluginChoice::None => json!([]),
+            choice => {
+                let (name, config) = match choice {
+                    PluginChoice::FieldFilter => (
+                        "field-filter",
+                        json!({"pointer": "/data/booking/status", "values": ["confirmed"]}),
+                    ),
+                    _ => ("crm-booking", json!({"pipeline": "b2c"})),
+                };
+                let id = self.upload(&self.token, name).await;
+                json!([{"plugin_id": id, "config": config}])
+            }
+        };
+        let created = self.endpoints(&self.token, endpoints, "/e", &chain).await;
+        self.keys = created
+            .iter()
+            .map(|(_, secret)| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(secret.strip_prefix("whsec_").unwrap())
+                    .unwrap()
+            })
+            .collect();
+    }
+
+    /// A tenant with the bench's event types; an API key for it.
+    async fn tenant(&self, name: &str) -> String {
         let post = reqwest::Method::POST;
         let tenant = self
             .call(
                 post.clone(),
                 "/v1/tenants",
                 ADMIN_TOKEN,
-                json!({"name": "bench"}),
+                json!({"name": name}),
             )
             .await["data"]["tenant"]["id"]
             .as_str()
             .unwrap()
             .to_string();
-        self.token = self
+        let token = self
             .call(
                 post.clone(),
                 &format!("/v1/tenants/{tenant}/keys"),
@@ -238,55 +288,59 @@ impl Rig {
             self.call(
                 post.clone(),
                 "/v1/event-types",
-                &self.token.clone(),
+                &token,
                 json!({"name": name}),
             )
             .await;
         }
-        let chain = match args.plugin {
-            PluginChoice::None => json!([]),
-            choice => {
-                let (name, config) = match choice {
-                    PluginChoice::FieldFilter => (
-                        "field-filter",
-                        json!({"pointer": "/data/booking/status", "values": ["confirmed"]}),
-                    ),
-                    _ => ("crm-booking", json!({"pipeline": "b2c"})),
-                };
-                let resp = self
-                    .api
-                    .post(self.url(&format!("/v1/plugins?name={name}")))
-                    .bearer_auth(&self.token)
-                    .body(wasm::plugin(name))
-                    .send()
-                    .await
-                    .unwrap();
-                let body: Value = resp.json().await.unwrap();
-                let id = body["data"]["plugin"]["id"]
-                    .as_str()
-                    .expect("plugin uploaded");
-                json!([{"plugin_id": id, "config": config}])
-            }
-        };
+        token
+    }
+
+    /// Uploads the guest crate `name` for the tenant of `token`; its id.
+    async fn upload(&self, token: &str, name: &str) -> String {
+        let resp = self
+            .api
+            .post(self.url(&format!("/v1/plugins?name={name}")))
+            .bearer_auth(token)
+            .body(wasm::plugin(name))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = resp.json().await.unwrap();
+        body["data"]["plugin"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("plugin not uploaded: {body}"))
+            .to_string()
+    }
+
+    /// `count` endpoints of the tenant of `token`, endpoint `k` at the
+    /// sink's `{path}/{k}`, subscribed to `booking.created`, with `chain`.
+    /// Their ids and secrets, in order.
+    async fn endpoints(
+        &self,
+        token: &str,
+        count: usize,
+        path: &str,
+        chain: &Value,
+    ) -> Vec<(String, String)> {
         // Created concurrently: the backlog mode makes 10,000.
-        let mut keys = vec![Vec::new(); endpoints];
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let created = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let tasks: Vec<_> = (0..32.min(endpoints))
+        let tasks: Vec<_> = (0..32.min(count))
             .map(|_| {
                 let (api, next, created) = (self.api.clone(), next.clone(), created.clone());
-                let (token, chain) = (self.token.clone(), chain.clone());
-                let sink_base = self.sink.url("");
+                let (token, chain) = (token.to_string(), chain.clone());
+                let sink_base = self.sink.url(path);
                 let gw = self.url("/v1/webhooks");
                 tokio::spawn(async move {
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed);
-                        if k >= endpoints {
+                        if k >= count {
                             break;
                         }
                         let body = json!({
                             "name": format!("bench {k}"),
-                            "url": format!("{sink_base}/e/{k}"),
+                            "url": format!("{sink_base}/{k}"),
                             "events": ["booking.created"],
                             "plugins": chain,
                         });
@@ -300,11 +354,12 @@ impl Rig {
                         let status = resp.status();
                         let body: Value = resp.json().await.unwrap();
                         assert!(status.is_success(), "create endpoint: {status} {body}");
-                        let secret = body["data"]["webhook"]["secret"]
-                            .as_str()
+                        let webhook = &body["data"]["webhook"];
+                        let field = |name: &str| webhook[name].as_str().unwrap().to_string();
+                        created
+                            .lock()
                             .unwrap()
-                            .to_string();
-                        created.lock().unwrap().push((k, secret));
+                            .push((k, field("id"), field("secret")));
                     }
                 })
             })
@@ -312,12 +367,12 @@ impl Rig {
         for t in tasks {
             t.await.unwrap();
         }
-        for (k, secret) in created.lock().unwrap().drain(..) {
-            keys[k] = base64::engine::general_purpose::STANDARD
-                .decode(secret.strip_prefix("whsec_").unwrap())
-                .unwrap();
-        }
-        self.keys = keys;
+        let mut created = std::mem::take(&mut *created.lock().unwrap());
+        created.sort_unstable_by_key(|(k, ..)| *k);
+        created
+            .into_iter()
+            .map(|(_, id, secret)| (id, secret))
+            .collect()
     }
 
     fn publisher(&self, clients: usize, rate: Option<f64>) -> Publisher {
@@ -372,6 +427,171 @@ impl Rig {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Events per endpoint the `--hostile` tenant keeps outstanding.
+const HOSTILE_IN_FLIGHT: usize = 8;
+
+/// The `--hostile` tenant while it runs: its key, its endpoints and the
+/// task that keeps them busy.
+struct Hostile {
+    plugin: HostileChoice,
+    token: String,
+    endpoints: Vec<String>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    publishing: tokio::task::JoinHandle<usize>,
+}
+
+/// What the `--hostile` tenant's deliveries came to.
+pub struct HostileReport {
+    pub plugin: HostileChoice,
+    pub endpoints: usize,
+    pub published: usize,
+    /// Its deliveries by log status (`pending`: not ended when the run
+    /// did), each with the first error seen.
+    pub statuses: BTreeMap<String, (u64, String)>,
+    /// How long it was kept busy.
+    pub elapsed: Duration,
+    /// Requests of it that reached the sink (its plugin never returns, so
+    /// none should).
+    pub received: u64,
+}
+
+impl Hostile {
+    /// A second tenant with the hostile plugin on all its endpoints (the
+    /// sink's black hole), publishing; returns once the first of its
+    /// deliveries ended, so the measured run starts against a saturated
+    /// tenant.
+    async fn start(rig: &Rig, plugin: HostileChoice, endpoints: usize) -> Hostile {
+        let name = match plugin {
+            HostileChoice::Sleep => "hostile-sleep",
+            HostileChoice::Spin => "hostile-spin",
+            HostileChoice::None => unreachable!("no hostile tenant asked for"),
+        };
+        let token = rig.tenant("hostile").await;
+        let id = rig.upload(&token, name).await;
+        let chain = json!([{"plugin_id": id, "config": {}}]);
+        let created = rig
+            .endpoints(&token, endpoints, "/black-hole", &chain)
+            .await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let publishing = tokio::spawn(saturate(
+            rig.api.clone(),
+            rig.base.clone(),
+            token.clone(),
+            endpoints,
+            stop.clone(),
+        ));
+        let started = Instant::now();
+        while failed_attempts(&rig.api, &rig.url("")).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no delivery of the hostile tenant ended within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Hostile {
+            plugin,
+            token,
+            endpoints: created.into_iter().map(|(id, _)| id).collect(),
+            stop,
+            started,
+            publishing,
+        }
+    }
+
+    /// Stops publishing and counts the tenant's deliveries by status.
+    async fn finish(self, rig: &Rig) -> HostileReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let published = self.publishing.await.unwrap();
+        let elapsed = self.started.elapsed();
+        let mut statuses = BTreeMap::new();
+        for id in &self.endpoints {
+            let mut cursor = String::new();
+            loop {
+                let page: Value = rig
+                    .api
+                    .get(rig.url(&format!("/v1/webhooks/{id}/logs?limit=250{cursor}")))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                for log in page["data"]["logs"].as_array().expect("a page of logs") {
+                    let status = log["status"].as_str().unwrap_or("?").to_string();
+                    let (count, error) = statuses.entry(status).or_insert((0, String::new()));
+                    *count += 1;
+                    if error.is_empty() {
+                        *error = log["error"].as_str().unwrap_or("").to_string();
+                    }
+                }
+                match page["data"]["next_cursor"].as_str() {
+                    Some(c) => cursor = format!("&cursor={c}"),
+                    None => break,
+                }
+            }
+        }
+        HostileReport {
+            plugin: self.plugin,
+            endpoints: self.endpoints.len(),
+            published,
+            statuses,
+            elapsed,
+            received: rig.tally.black_hole.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Delivery attempts that did not succeed, from the gateway's `/metrics`:
+/// the hostile tenant's, as the main tenant's all succeed (unless
+/// `--failing-share` is set, whose failures count too).
+async fn failed_attempts(api: &reqwest::Client, base: &str) -> u64 {
+    let text = match api.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0,
+    };
+    text.lines()
+        .filter(|l| l.starts_with("hookgate_attempts_total{") && !l.contains("\"success\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Publishes to the hostile tenant until `stop`, keeping
+/// [`HOSTILE_IN_FLIGHT`] events per endpoint outstanding: one more for
+/// every `endpoints` deliveries that ended. Returns the events published.
+async fn saturate(
+    api: reqwest::Client,
+    base: Arc<RwLock<String>>,
+    token: String,
+    endpoints: usize,
+    stop: Arc<AtomicBool>,
+) -> usize {
+    let mut published = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let base = base.read().unwrap().clone();
+        let ended = failed_attempts(&api, &base).await as usize / endpoints.max(1);
+        while published < ended + HOSTILE_IN_FLIGHT && !stop.load(Ordering::Relaxed) {
+            let body =
+                format!(r#"{{"id":"evt_h{published}","type":"booking.created","data":{{}}}}"#);
+            let resp = api
+                .post(format!("{base}/v1/events"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status().is_success() => published += 1,
+                // Retried with the same id on the next round.
+                _ => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    published
 }
 
 fn pct(sorted: &[u32], p: f64) -> f64 {
@@ -447,6 +667,7 @@ pub struct ThroughputReport {
     pub bad_signatures: u64,
     pub duplicates: u64,
     pub usage: Usage,
+    pub hostile: Option<HostileReport>,
 }
 
 pub async fn throughput(args: &Args) -> ThroughputReport {
@@ -468,6 +689,10 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
         true,
     )
     .await;
+    let hostile = match args.hostile {
+        HostileChoice::None => None,
+        plugin => Some(Hostile::start(&rig, plugin, args.hostile_endpoints).await),
+    };
     let data = load::event_data(args.payload);
     let published = rig
         .publisher(args.clients, args.rate)
@@ -476,6 +701,10 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
     let expected = (published.accepted * (endpoints - failing)) as u64;
     let delivered = rig.wait_for(expected, Duration::from_secs(30)).await;
     let usage = rig.usage();
+    let hostile = match hostile {
+        Some(h) => Some(h.finish(&rig).await),
+        None => None,
+    };
     let tally = &rig.tally;
     let first_publish = tally
         .published_at
@@ -529,6 +758,7 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
         bad_signatures: tally.bad_signatures.load(Ordering::Relaxed),
         duplicates: tally.duplicates.load(Ordering::Relaxed),
         usage,
+        hostile,
     }
 }
 
@@ -564,13 +794,42 @@ impl ThroughputReport {
             format!("{:.0} deliveries/s", self.delivery_rate),
         );
         row(
-            "publish->receipt p50 / p99",
+            "publish->receipt p50 / p99 / max",
             format!(
-                "{:.2} ms / {:.2} ms",
+                "{:.2} ms / {:.2} ms / {:.2} ms",
                 pct(&self.receipt, 0.5),
-                pct(&self.receipt, 0.99)
+                pct(&self.receipt, 0.99),
+                pct(&self.receipt, 1.0)
             ),
         );
+        if let Some(h) = &self.hostile {
+            row(
+                "hostile tenant",
+                format!(
+                    "{:?} on {} endpoints, {} events published over {:.1} s",
+                    h.plugin,
+                    h.endpoints,
+                    h.published,
+                    h.elapsed.as_secs_f64()
+                ),
+            );
+            let ended: u64 = (h.statuses.iter())
+                .filter(|(status, _)| *status != "pending")
+                .map(|(_, (count, _))| count)
+                .sum();
+            let statuses: Vec<String> = (h.statuses.iter())
+                .map(|(status, (count, error))| format!("{status} {count} ({error})"))
+                .collect();
+            row(
+                "hostile deliveries ended",
+                format!(
+                    "{ended} ({:.0}/s): {}",
+                    ended as f64 / h.elapsed.as_secs_f64(),
+                    statuses.join(", ")
+                ),
+            );
+            row("hostile requests reaching the sink", h.received.to_string());
+        }
         row(
             "gateway peak RSS",
             format!("{:.0} MiB", self.usage.peak_rss_mib),

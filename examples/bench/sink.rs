@@ -2,8 +2,10 @@
 //! Standard Webhooks signature and counts and times each receipt.
 //!
 //! Paths: `/e/{k}` for the gateway's endpoint `k`, `/ceiling/{k}` for the
-//! plain-reqwest baseline. Endpoints below `slow` answer late, those below
-//! `failing` always answer 500; a share of all requests can fail or hang.
+//! plain-reqwest baseline, `/black-hole/{k}` for the `--hostile` tenant's
+//! endpoints (counted, not checked). Endpoints below `slow` answer late,
+//! those below `failing` always answer 500; a share of all requests can fail
+//! or hang.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -50,6 +52,8 @@ pub struct Tally {
     /// Requests the sink answered 500 or left hanging on purpose.
     pub failed: AtomicU64,
     pub hung: AtomicU64,
+    /// Requests to the black hole (`--hostile` endpoints).
+    pub black_hole: AtomicU64,
     /// Publish-to-receipt latency of first receipts, µs.
     latencies: Mutex<Vec<u32>>,
     /// Time of the latest first receipt, ns since `epoch`.
@@ -69,6 +73,7 @@ impl Tally {
             bad_signatures: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             hung: AtomicU64::new(0),
+            black_hole: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
             last_receipt: AtomicU64::new(0),
         })
@@ -140,6 +145,7 @@ impl Sink {
         let app = axum::Router::new()
             .route("/e/{k}", post(receive))
             .route("/ceiling/{k}", post(ceiling))
+            .route("/black-hole/{k}", post(black_hole))
             .with_state(shared.clone());
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the sink");
         listener.set_nonblocking(true).unwrap();
@@ -287,4 +293,9 @@ async fn ceiling(
             StatusCode::UNAUTHORIZED
         }
     }
+}
+
+async fn black_hole(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.tally.black_hole.fetch_add(1, Ordering::Relaxed);
+    StatusCode::NO_CONTENT
 }

@@ -1,5 +1,6 @@
-//! Authentication extractors (SPEC §1, Auth): handlers name what they need
-//! (`Admin`, or `TenantAuth<EndpointsScope>`) and never parse headers.
+//! Authentication extractors (docs/product.md, "Authentication"): handlers name
+//! what they need (`Admin`, or `TenantAuth<EndpointsScope>`) and never parse
+//! headers.
 
 use std::marker::PhantomData;
 

@@ -1,5 +1,5 @@
 //! The API's error type: the one place where failures become HTTP statuses
-//! and the JSON error envelope of SPEC §1.
+//! and the JSON error envelope (docs/product.md, "Envelope and errors").
 
 use axum::Json;
 use axum::extract::Request;

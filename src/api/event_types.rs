@@ -195,19 +195,7 @@ async fn delete_event_type(
 ) -> Result<Deleted, ApiError> {
     let event_type = find(&state, &auth, &name)?;
     refuse_builtin(&event_type)?;
-    let users: Vec<String> = state.store.with_endpoints(&auth.tenant, |endpoints| {
-        endpoints
-            .values()
-            .filter(|e| e.events.contains(&name))
-            .map(|e| e.id.to_string())
-            .collect()
-    })?;
-    if !users.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "event type '{name}' is subscribed by {}; remove it from them first",
-            users.join(", ")
-        )));
-    }
+    // Refused by the store while an endpoint subscribes to it.
     state.store.delete_event_type(&auth.tenant, &name).await?;
     Ok(Deleted {
         id: name,

@@ -1,4 +1,4 @@
-//! Publishing events (publish scope; SPEC §1).
+//! Publishing events (publish scope; docs/product.md, "Events").
 
 use axum::Json;
 use axum::extract::State;

@@ -1,4 +1,5 @@
-//! Delivery logs per endpoint (endpoints scope; SPEC §1, seed 003).
+//! Delivery logs per endpoint (endpoints scope; docs/product.md, "Delivery
+//! logs").
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 type Auth = TenantAuth<EndpointsScope>;
 
-/// A log entry as listed (seed 003's fields).
+/// A log entry as listed (Menon's field names, docs/platforms.md).
 #[derive(Serialize, ToSchema)]
 pub struct LogEntry {
     pub id: DeliveryId,

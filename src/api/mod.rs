@@ -1,4 +1,5 @@
-//! The HTTP API (SPEC §1): JSON over axum, in the seed 003 envelope.
+//! The HTTP API (docs/product.md, "API conventions"): JSON over axum, in
+//! the `{"success", "data"}` envelope.
 //!
 //! Handlers authenticate through extractors ([`auth`]), read bodies through
 //! [`extract::ApiJson`], call the [`Store`], and return

@@ -1,4 +1,5 @@
-//! Plugins (plugins scope; SPEC §3): upload, list, get, delete, dry run.
+//! Plugins (plugins scope; docs/product.md, "Plugins"): upload, list, get,
+//! delete, dry run.
 
 use std::time::Duration;
 
@@ -189,14 +190,7 @@ async fn delete_plugin(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Deleted, ApiError> {
     let plugin = find(&state, &auth, &id)?;
-    let users = users(&state, &plugin)?;
-    if !users.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "plugin {} is used by {}; remove it from their chains first",
-            plugin.id,
-            users.join(", ")
-        )));
-    }
+    // Refused by the store while an endpoint's chain holds it.
     state.plugins.delete(&plugin).await?;
     Ok(Deleted {
         id: plugin.id.to_string(),

@@ -1,4 +1,4 @@
-//! Endpoints (SPEC §1, seeds 000 and 003): create, read, change, pause,
+//! Endpoints (docs/product.md, "Endpoints"): create, read, change, pause,
 //! resume, rotate and delete. The signing secret leaves the gateway only in
 //! the answers of create and rotate-secret.
 
@@ -355,7 +355,8 @@ async fn patch_webhook(
     update(auth, state, &id, body).await
 }
 
-/// Same as PATCH, for clients written against seed 003's `PUT`.
+/// Same as PATCH, for clients written against Menon's `PUT`
+/// (docs/platforms.md).
 #[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "Endpoint id (wh_...)")),
     request_body = UpdateWebhook,

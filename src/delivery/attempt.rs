@@ -1,5 +1,5 @@
 //! One attempt: load what it needs, sign, send, record the outcome, and
-//! decide the next step from the retry schedule (SPEC §2).
+//! decide the next step from the retry schedule (docs/product.md, "Retries").
 
 use bytes::Bytes;
 use chrono::Utc;

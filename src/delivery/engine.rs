@@ -1,5 +1,5 @@
 //! The delivery engine: takes due work off the durable queue and runs
-//! attempts on a bounded worker pool (SPEC §2, isolation).
+//! attempts on a bounded worker pool (docs/product.md, "Delivery": isolation).
 //!
 //! One dispatcher task owns the scheduling state. It scans the queue from a
 //! cursor, so each due entry is read about once rather than on every pass:

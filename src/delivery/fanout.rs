@@ -24,7 +24,7 @@ pub fn count<'a>(event_type: &str, endpoints: impl IntoIterator<Item = &'a Endpo
 /// One delivery per endpoint subscribed to the event's type. Active endpoints'
 /// deliveries are scheduled for the first attempt; paused and disabled ones
 /// get a `skipped` log entry and are never sent, not even after they resume
-/// (seed 000).
+/// (docs/product.md, "Delivery").
 pub fn deliveries_for<'a>(
     event: &Event,
     endpoints: impl IntoIterator<Item = &'a Endpoint>,

@@ -1,5 +1,5 @@
-//! Delivery logs (SPEC §1, seed 003): one entry per event and endpoint, with
-//! its attempts.
+//! Delivery logs (docs/product.md, "Delivery logs"): one entry per event and
+//! endpoint, with its attempts.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,5 @@
-//! Delivery: getting each event to each subscribed endpoint (SPEC §2).
+//! Delivery: getting each event to each subscribed endpoint (docs/product.md,
+//! "Delivery").
 
 pub mod attempt;
 pub mod engine;

@@ -1,4 +1,5 @@
-//! The retry schedule (SPEC §2, seed 003): when each attempt of a delivery is due.
+//! The retry schedule (docs/product.md, "Retries"): when each attempt of a
+//! delivery is due.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,7 +13,8 @@ use serde::{Deserialize, Deserializer};
 #[derive(Clone, PartialEq, Eq)]
 pub struct RetrySchedule(Vec<Duration>);
 
-/// The seed 003 schedule: immediately, then 1 min, 5 min, 30 min, 2 h and 24 h.
+/// The default schedule, also Menon's (docs/platforms.md): immediately, then
+/// 1 min, 5 min, 30 min, 2 h and 24 h.
 pub const DEFAULT_SCHEDULE: &str = "0s,1m,5m,30m,2h,24h";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -99,7 +101,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_is_the_seed_schedule() {
+    fn default_is_the_documented_schedule() {
         let s = RetrySchedule::default();
         let mins = |m: u64| Duration::from_secs(60 * m);
         assert_eq!(

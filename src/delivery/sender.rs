@@ -1,4 +1,4 @@
-//! Sending one signed request to a receiver (SPEC §2).
+//! Sending one signed request to a receiver (docs/product.md, "Delivery").
 //!
 //! One shared reqwest client (connection pooling, HTTP/1.1 and HTTP/2) with
 //! the delivery timeout, no redirects, no proxy (not even one named by the

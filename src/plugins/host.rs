@@ -91,8 +91,8 @@ pub const MAX_MEMORIES: u32 = 4;
 pub const MAX_TABLES: u32 = 16;
 /// Bytes of stdout and of stderr kept per call.
 const PIPE_CAPACITY: usize = 4096;
-/// Largest `get-random-bytes` request: a guest seeds hash maps with a few
-/// bytes, and the host allocates the answer outside the guest's memory.
+/// Largest `get-random-bytes` request: a guest keys its hash maps with a
+/// few bytes, and the host allocates the answer outside the guest's memory.
 const MAX_RANDOM_BYTES: u64 = 64 << 10;
 /// Calls that may run at once (pool slots, and their fiber stacks); calls
 /// beyond it wait for a slot.

@@ -1,6 +1,6 @@
 //! Group commit: many writers, one fsync.
 //!
-//! A publish answers 2xx only once its writes are on disk (SPEC §1). Calling
+//! A publish answers 2xx only once its writes are on disk. Calling
 //! sled's flush per request would serialise every publish behind its own
 //! fsync; instead writers queue a waiter, and one thread flushes for every
 //! waiter queued before the flush began. A waiter's writes precede its

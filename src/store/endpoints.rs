@@ -12,6 +12,7 @@ use super::{
     Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
 use crate::endpoint::Endpoint;
+use crate::event_type::EventFilter;
 use crate::ids::{EndpointId, TenantId};
 
 /// A tenant's endpoints by id (ids are ULIDs, so this is creation order).
@@ -106,12 +107,66 @@ impl EndpointCache {
 }
 
 impl Store {
-    /// Stores a new endpoint; fails if its tenant is gone.
+    /// Checks, under the endpoint cache's write lock, that what `new`
+    /// refers to and `old` did not still exists: each event type it
+    /// subscribes to by exact name and each plugin of its chain. Deleting an
+    /// event type or a plugin checks its users under the same lock, so the
+    /// two can never cross: no endpoint ever refers to a deleted one.
+    fn check_references(&self, old: Option<&Endpoint>, new: &Endpoint) -> Result<()> {
+        let tenant = &new.tenant_id;
+        for name in &new.events {
+            let known_before = old.is_some_and(|o| o.events.contains(name));
+            if known_before || !matches!(EventFilter::parse(name), Ok(EventFilter::Exact(_))) {
+                continue;
+            }
+            if !self.event_types.contains_key(scoped_key(tenant, name))? {
+                return Err(StoreError::Conflict(format!(
+                    "event type '{name}' was deleted meanwhile"
+                )));
+            }
+        }
+        for step in &new.plugins {
+            let known_before =
+                old.is_some_and(|o| o.plugins.iter().any(|p| p.plugin_id == step.plugin_id));
+            if !known_before
+                && !self
+                    .plugins
+                    .contains_key(scoped_key(tenant, step.plugin_id))?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "plugin {} was deleted meanwhile",
+                    step.plugin_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of `tenant`'s endpoints that `uses`, read from the tree;
+    /// call with the endpoint cache's write lock held.
+    pub(super) fn endpoints_using(
+        &self,
+        tenant: &TenantId,
+        uses: impl Fn(&Endpoint) -> bool,
+    ) -> Result<Vec<String>> {
+        let mut users = Vec::new();
+        for value in self.endpoints.scan_prefix(tenant_prefix(tenant)).values() {
+            let endpoint: Endpoint = decode(&value?)?;
+            if uses(&endpoint) {
+                users.push(endpoint.id.to_string());
+            }
+        }
+        Ok(users)
+    }
+
+    /// Stores a new endpoint; fails if its tenant is gone, or an event type
+    /// or plugin it refers to was deleted meanwhile.
     pub async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
         let key = scoped_key(&endpoint.tenant_id, endpoint.id);
         let value = encode(endpoint);
         {
             let mut cache = self.endpoint_cache.write();
+            self.check_references(None, endpoint)?;
             (&self.tenants, &self.endpoints).transaction(|(tenants, endpoints)| {
                 if tenants
                     .get(endpoint.tenant_id.to_string().as_bytes())?
@@ -215,8 +270,10 @@ impl Store {
                 .get(&key)
                 .map_err(StoreError::from)?
                 .ok_or(StoreError::NotFound("webhook"))?;
-            let mut endpoint: Endpoint = decode(&current)?;
+            let old: Endpoint = decode(&current)?;
+            let mut endpoint = old.clone();
             change(&mut endpoint)?;
+            self.check_references(Some(&old), &endpoint)?;
             let swapped = self
                 .endpoints
                 .compare_and_swap(&key, Some(&current), Some(encode(&endpoint)))
@@ -250,7 +307,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::{temp_store, tenant};
+    use crate::store::test_support::{event_type, stored_tenant, temp_store};
 
     /// Loading a tenant past the bound forgets the tenants read longest ago
     /// until it fits; one larger than the bound is kept alone.
@@ -299,8 +356,7 @@ mod tests {
     #[tokio::test]
     async fn the_cache_follows_every_write() {
         let (store, _dir) = temp_store();
-        let tenant = tenant("t");
-        store.create_tenant(&tenant).await.unwrap();
+        let tenant = stored_tenant(&store, "t").await;
         let t = tenant.id;
         let first = Endpoint::sample(t, "first");
         store.create_endpoint(&first).await.unwrap();
@@ -347,8 +403,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writes_leave_the_cache_as_the_tree() {
         let (store, _dir) = temp_store();
-        let tenant = tenant("t");
-        store.create_tenant(&tenant).await.unwrap();
+        let tenant = stored_tenant(&store, "t").await;
         let ep = Endpoint::sample(tenant.id, "0");
         store.create_endpoint(&ep).await.unwrap();
         names(&store, &tenant.id);
@@ -376,5 +431,134 @@ mod tests {
         .unwrap();
         assert_eq!(stored.name, "800");
         assert_eq!(names(&store, &tenant.id), ["800"]);
+    }
+
+    /// Runs `attach` and `delete` on two threads `rounds` times each, each
+    /// round on a fresh target made by `make`; then `check` judges the
+    /// store. The store keeps each rule in one step, so no interleaving can
+    /// leave an endpoint referring to a deleted record.
+    fn race(
+        rounds: usize,
+        make: impl Fn(usize),
+        attach: impl Fn(usize) + Sync,
+        delete: impl Fn(usize) + Sync,
+    ) {
+        for round in 0..rounds {
+            make(round);
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    barrier.wait();
+                    attach(round);
+                });
+                s.spawn(|| {
+                    barrier.wait();
+                    delete(round);
+                });
+            });
+        }
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// An event type deleted while an endpoint subscribes to it: either the
+    /// subscription or the deletion is refused, never neither.
+    #[test]
+    fn deleting_an_event_type_never_crosses_a_subscription_to_it() {
+        let (store, _dir) = temp_store();
+        let tenant = block_on(stored_tenant(&store, "t"));
+        let t = tenant.id;
+        let name = |round: usize| format!("race.t{round}");
+        race(
+            200,
+            |round| block_on(store.create_event_type(&t, &event_type(&name(round)))).unwrap(),
+            |round| {
+                let mut ep = Endpoint::sample(t, "subscriber");
+                ep.events = vec![name(round)];
+                let _ = block_on(store.create_endpoint(&ep));
+            },
+            |round| {
+                let _ = block_on(store.delete_event_type(&t, &name(round)));
+            },
+        );
+        let catalog = store.event_type_names(&t).unwrap();
+        store
+            .with_endpoints(&t, |all| {
+                for e in all.values() {
+                    for n in &e.events {
+                        assert!(catalog.contains(n), "{} subscribes to deleted {n}", e.id);
+                    }
+                }
+            })
+            .unwrap();
+    }
+
+    /// A plugin deleted while a chain attaches it: either the attach or the
+    /// deletion is refused, never neither.
+    #[test]
+    fn deleting_a_plugin_never_crosses_a_chain_attaching_it() {
+        use crate::plugins::PluginRef;
+        use crate::store::{NewPlugin, PluginQuota, Stored};
+        let (store, _dir) = temp_store();
+        let tenant = block_on(stored_tenant(&store, "t"));
+        let t = tenant.id;
+        let ep = Endpoint::sample(t, "chained");
+        block_on(store.create_endpoint(&ep)).unwrap();
+        let plugins = std::sync::Mutex::new(Vec::new());
+        let quota = PluginQuota {
+            count: usize::MAX,
+            bytes: usize::MAX,
+        };
+        race(
+            200,
+            |round| {
+                let sha256 = format!("{round:064}");
+                let new = NewPlugin {
+                    tenant_id: t,
+                    name: "p",
+                    sha256: &sha256,
+                    wasm: b"wasm",
+                    engine: "engine",
+                    artifact: b"code",
+                };
+                let Ok(Stored::Created(p)) = block_on(store.create_plugin(new, quota)) else {
+                    panic!("not created");
+                };
+                plugins.lock().unwrap().push(p);
+            },
+            |round| {
+                let id = plugins.lock().unwrap()[round].id;
+                let _ = store.modify_endpoint(&t, &ep.id, |e| {
+                    e.plugins = vec![PluginRef {
+                        plugin_id: id,
+                        config: serde_json::json!({}),
+                    }];
+                    Ok::<_, StoreError>(())
+                });
+            },
+            |round| {
+                let plugin = plugins.lock().unwrap()[round].clone();
+                let _ = block_on(store.delete_plugin(&plugin));
+            },
+        );
+        let chain = store
+            .get_endpoint(&t, &ep.id)
+            .unwrap()
+            .unwrap()
+            .plugins
+            .clone();
+        for step in chain {
+            assert!(
+                store.get_plugin(&t, &step.plugin_id).unwrap().is_some(),
+                "the chain holds deleted plugin {}",
+                step.plugin_id
+            );
+        }
     }
 }

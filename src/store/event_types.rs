@@ -77,8 +77,22 @@ impl Store {
         self.flush().await
     }
 
+    /// Deletes a type unless an endpoint subscribes to it by name
+    /// (`Conflict`, naming them). Checked and removed under the endpoint
+    /// cache's write lock, which every endpoint write holds while it checks
+    /// its subscriptions, so no endpoint can subscribe in between.
     pub async fn delete_event_type(&self, tenant: &TenantId, name: &str) -> Result<bool> {
-        let existed = self.event_types.remove(scoped_key(tenant, name))?.is_some();
+        let existed = {
+            let _endpoints = self.endpoint_cache.write();
+            let users = self.endpoints_using(tenant, |e| e.events.iter().any(|n| n == name))?;
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "event type '{name}' is subscribed by {}; remove it from them first",
+                    users.join(", ")
+                )));
+            }
+            self.event_types.remove(scoped_key(tenant, name))?.is_some()
+        };
         self.flush().await?;
         Ok(existed)
     }

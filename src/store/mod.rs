@@ -1,4 +1,5 @@
-//! The store: every durable fact of the gateway, over embedded sled (SPEC §5).
+//! The store: every durable fact of the gateway, over embedded sled
+//! (docs/product.md, "Storage").
 //!
 //! Nothing outside this module touches sled. Records are JSON values in
 //! per-kind trees; items that belong to a tenant are keyed `{tenant_id}/{id}`
@@ -302,6 +303,31 @@ pub(crate) mod test_support {
     pub fn temp_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         (Store::open(dir.path(), 16 << 20).unwrap(), dir)
+    }
+
+    /// An event type of that name, not stored.
+    pub fn event_type(name: &str) -> crate::event_type::EventType {
+        let now = crate::time::now();
+        crate::event_type::EventType {
+            name: name.into(),
+            description: String::new(),
+            example: None,
+            builtin: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// A stored tenant whose catalog holds `a.b`, the type
+    /// `Endpoint::sample` subscribes to.
+    pub async fn stored_tenant(store: &Store, name: &str) -> Tenant {
+        let tenant = tenant(name);
+        store.create_tenant(&tenant).await.unwrap();
+        store
+            .create_event_type(&tenant.id, &event_type("a.b"))
+            .await
+            .unwrap();
+        tenant
     }
 }
 

@@ -180,10 +180,25 @@ impl Store {
     }
 
     /// Deletes a plugin record, and its bytes and artifacts when no other
-    /// record (of any tenant) has the same content.
+    /// record (of any tenant) has the same content; refused (`Conflict`,
+    /// naming them) while an endpoint's chain holds it. Checked and removed
+    /// under the endpoint cache's write lock, which every endpoint write
+    /// holds while it checks its chain, so no chain can attach it in
+    /// between.
     pub async fn delete_plugin(&self, plugin: &Plugin) -> Result<bool> {
         let key = scoped_key(&plugin.tenant_id, plugin.id);
         let existed = {
+            let _endpoints = self.endpoint_cache.write();
+            let users = self.endpoints_using(&plugin.tenant_id, |e| {
+                e.plugins.iter().any(|p| p.plugin_id == plugin.id)
+            })?;
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "plugin {} is used by {}; remove it from their chains first",
+                    plugin.id,
+                    users.join(", ")
+                )));
+            }
             let mut records = self.plugin_records.lock();
             let existed = self.plugins.remove(&key)?.is_some();
             records.forget(&key);

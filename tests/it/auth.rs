@@ -1,4 +1,5 @@
-//! Authentication, scopes and tenant isolation (SPEC §1, Auth).
+//! Authentication, scopes and tenant isolation (docs/product.md,
+//! "Authentication").
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
-//! The bench harness's three modes (issue 6), run small against the tests'
-//! gateway binary with the operator's own command line. A lost delivery, or
-//! a harness that stops doing what an option asks (faults, plugin, slow and
+//! The bench harness's three modes (BENCHMARKS.md), run small against the
+//! tests' gateway binary with the operator's own command line. A lost delivery,
+//! or a harness that stops doing what an option asks (faults, plugin, slow and
 //! failing endpoints, rate, plain HTTP, the ceiling), fails here rather than
 //! only in a hand-run benchmark.
 

@@ -1,4 +1,5 @@
-//! Crash safety (SPEC §2, at-least-once): SIGKILL under load loses nothing.
+//! Crash safety (docs/product.md, "Delivery": at-least-once): SIGKILL under
+//! load loses nothing.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -31,7 +31,7 @@ async fn deliveries_are_signed_and_verify_independently() {
     let req = &got[0];
 
     // The body is the envelope, compact, and re-serialising it gives the
-    // same bytes (what seed 003's Node snippet does).
+    // same bytes (what Menon's Node snippet does, docs/platforms.md).
     let parsed = req.json();
     assert_eq!(parsed["id"], event["id"]);
     assert_eq!(parsed["type"], "booking.created");
@@ -91,7 +91,7 @@ async fn deliveries_are_signed_and_verify_independently() {
 }
 
 #[tokio::test]
-async fn tenant_header_names_play_either_seed_platform() {
+async fn tenant_header_names_play_either_platform() {
     let gw = Gateway::builder().delivering("0ms").start();
     let rx = Receiver::start().await;
     let tenant = gw.create_tenant("mogu").await;
@@ -116,7 +116,7 @@ async fn tenant_header_names_play_either_seed_platform() {
     );
     assert!(req.headers.get("x-hookgate-event").is_none());
 
-    // Seed 003's single header.
+    // Menon's single header.
     gw.patch(
         &format!("/v1/tenants/{tenant}"),
         ADMIN_TOKEN,

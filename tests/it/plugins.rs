@@ -1,5 +1,6 @@
-//! Plugins end to end (SPEC §3): upload validation, dry runs, every example
-//! plugin through a real delivery, hostile plugins contained, isolation.
+//! Plugins end to end (docs/product.md, "Plugins"): upload validation, dry
+//! runs, every example plugin through a real delivery, hostile plugins
+//! contained, isolation.
 
 use std::time::Duration;
 

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::utils::*;
 
-/// Every route of SPEC §1 that the router serves now, with its methods.
+/// Every route of docs/product.md ("Routes") that the router serves now,
+/// with its methods.
 const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/tenants", &["get", "post"]),
     ("/v1/tenants/{id}", &["get", "patch", "delete"]),

@@ -1,6 +1,7 @@
-//! The /ui dashboard: its files and headers, then the whole seed 000 flow and
-//! the other screens driven in a real headless Chromium (tests/ui/flow.mjs,
-//! playwright-core) against the real gateway and a real HTTPS receiver.
+//! The /ui dashboard: its files and headers, then the whole Mogu flow
+//! (docs/platforms.md) and the other screens driven in a real headless
+//! Chromium (tests/ui/flow.mjs, playwright-core) against the real gateway and
+//! a real HTTPS receiver.
 //!
 //! A missing browser, node or playwright-core fails the test with what to
 //! install; it is never skipped. `node_modules` is installed with `npm ci`

@@ -275,7 +275,7 @@ async fn patch_changes_fields_and_keeps_the_rest() {
 }
 
 #[tokio::test]
-async fn put_accepts_the_seed_003_body() {
+async fn put_accepts_the_menon_body() {
     let (gw, token) = setup().await;
     let created = gw.create_webhook_with(&token, booking_hook()).await;
     let path = format!("/v1/webhooks/{}", created["id"].as_str().unwrap());

@@ -1,7 +1,8 @@
 // End-to-end test of the /ui dashboard in a real headless Chromium, run by
-// tests/it/ui.rs against a real gateway and HTTPS receiver. It asserts what
-// a person sees, step by step (seed 000 first), and saves a screenshot of
-// each main screen to $SCREENSHOT_DIR. Exits non-zero on the first failure.
+// tests/it/ui.rs against a real gateway and HTTPS receiver. It asserts what a
+// person sees, step by step (the Mogu flow of docs/platforms.md first), and
+// saves a screenshot of each main screen to $SCREENSHOT_DIR. Exits non-zero on
+// the first failure.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';

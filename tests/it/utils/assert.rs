@@ -1,4 +1,5 @@
-//! Assertions on the seed 003 envelope shared by every test module.
+//! Assertions on the `{"success", "data"}` envelope shared by every test
+//! module.
 
 use std::path::Path;
 

@@ -26,8 +26,8 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
         .into()
 }
 
-/// `sha256=<hex>` as the seeds' Node/Python snippets compute it: keyed with
-/// the secret string exactly as shown.
+/// `sha256=<hex>` as Menon's Node/Python snippets compute it
+/// (docs/platforms.md): keyed with the secret string exactly as shown.
 pub fn hex_signature(secret: &str, body: &[u8]) -> String {
     format!(
         "sha256={}",
