@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hookgate::delivery::Delivery;
-use hookgate::event::Event;
-use hookgate::ids::{EndpointId, TenantId};
+use hookgate::model::delivery::Delivery;
+use hookgate::model::event::Event;
+use hookgate::model::ids::{EndpointId, TenantId};
 use hookgate::signing::{self, HeaderNames};
 use hookgate::store::Store;
 use serde_json::json;

@@ -12,8 +12,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use hookgate::event::Event;
-use hookgate::ids::TenantId;
+use hookgate::model::event::Event;
+use hookgate::model::ids::TenantId;
 use hookgate::plugins::Prepared;
 use hookgate::plugins::host::{Limits, Outcome, PluginHost};
 use hookgate::signing::HeaderNames;

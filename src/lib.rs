@@ -1,20 +1,16 @@
 //! hookgate: a multi-tenant webhook gateway. See `ARCHITECTURE.md` for the map.
 
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
 pub mod config;
-pub mod delivery;
-pub mod endpoint;
-pub mod event;
-pub mod event_type;
-pub mod ids;
+pub(crate) mod delivery;
 pub mod logging;
+pub mod model;
 pub mod plugins;
 pub mod server;
 pub mod signing;
 pub mod store;
-pub mod target_guard;
-pub mod tenant;
-pub mod time;
-pub mod ui;
-pub mod validation;
+pub(crate) mod target_guard;
+pub(crate) mod time;
+pub(crate) mod ui;
+pub(crate) mod validation;

@@ -10,11 +10,11 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::config::Config;
 use crate::delivery::sender::Sender;
 use crate::delivery::{Engine, EngineSettings};
+use crate::model::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
 use crate::plugins::compile::Compiler;
 use crate::plugins::{PluginHost, Plugins};
 use crate::store::{Store, StoreError};
 use crate::target_guard::TargetGuard;
-use crate::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -11,8 +11,8 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::ids::TenantId;
-use crate::tenant::{ApiKey, Scope, hash_token};
+use crate::model::ids::TenantId;
+use crate::model::tenant::{Scope, hash_token};
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
@@ -81,7 +81,6 @@ impl RequiredScope for PluginsScope {
 /// only `tenant`'s data through it, so another tenant's ids answer 404.
 pub struct TenantAuth<S> {
     pub tenant: TenantId,
-    pub key: ApiKey,
     _scope: PhantomData<S>,
 }
 
@@ -106,7 +105,6 @@ impl<S: RequiredScope> FromRequestParts<AppState> for TenantAuth<S> {
         }
         Ok(TenantAuth {
             tenant: key.tenant_id,
-            key,
             _scope: PhantomData,
         })
     }

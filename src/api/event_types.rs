@@ -10,7 +10,7 @@ use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
-use crate::event_type::{EventType, validate_name};
+use crate::model::event_type::{EventType, validate_name};
 use crate::validation::FieldError;
 
 pub fn routes() -> OpenApiRouter<AppState> {

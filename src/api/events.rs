@@ -12,10 +12,11 @@ use super::auth::{PublishScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath};
 use super::{ApiResult, AppState, Envelope, ok};
-use crate::delivery::{DeliveryStatus, fanout};
-use crate::event::{Event, validate_external_id};
-use crate::event_type::validate_name;
-use crate::ids::{DeliveryId, EndpointId};
+use crate::delivery::fanout;
+use crate::model::delivery::DeliveryStatus;
+use crate::model::event::{Event, validate_external_id};
+use crate::model::event_type::validate_name;
+use crate::model::ids::{DeliveryId, EndpointId};
 use crate::store::{FANOUT_CHUNK, PublishOutcome};
 use crate::validation::FieldError;
 

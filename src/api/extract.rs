@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
-use crate::ids::IdError;
+use crate::model::ids::IdError;
 use crate::validation::FieldError;
 
 /// A JSON request body. Syntax errors answer 400; JSON of the wrong shape

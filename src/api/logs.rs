@@ -10,12 +10,12 @@ use utoipa_axum::routes;
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiPath, ApiQuery, page_limit, path_id};
+use super::lookup::endpoint_of;
 use super::{ApiResult, AppState, Envelope, ok};
-use crate::delivery::{Attempt, Delivery, DeliveryStatus};
-use crate::endpoint::Endpoint;
-use crate::ids::{DeliveryId, EndpointId};
+use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::model::endpoint::Endpoint;
+use crate::model::ids::{DeliveryId, EndpointId};
 use crate::store::DeliveryFilter;
-use crate::tenant::Tenant;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -110,20 +110,6 @@ pub struct LogQuery {
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// The tenant and one of its endpoints; another tenant's endpoint is 404.
-pub(super) fn endpoint_of(
-    state: &AppState,
-    tenant: &crate::ids::TenantId,
-    raw_id: &str,
-) -> Result<(Tenant, Endpoint), ApiError> {
-    let endpoint = super::webhooks::find_endpoint(state, tenant, raw_id)?;
-    let tenant = state
-        .store
-        .get_tenant(tenant)?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
-    Ok((tenant, endpoint))
 }
 
 fn find_log(state: &AppState, endpoint: &Endpoint, raw: &str) -> Result<Delivery, ApiError> {

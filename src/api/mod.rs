@@ -13,6 +13,7 @@ mod events;
 pub mod extract;
 mod health;
 mod logs;
+mod lookup;
 mod plugins;
 mod tenants;
 mod webhooks;

@@ -18,11 +18,13 @@ use super::extract::{
     ApiJson, ApiPath, ApiQuery, BodyLimit, PageParams, parse_query, path_id, read_body,
 };
 use super::{ApiResult, AppState, Deleted, Envelope, ok};
-use crate::event::{Event, validate_external_id};
-use crate::ids::PluginId;
-use crate::plugins::host::{LogLine, Outcome, PluginError};
+use crate::model::event::{Event, validate_external_id};
+use crate::model::ids::PluginId;
+use crate::model::plugin::{Plugin, validate_name};
+use crate::plugins::PluginError;
+use crate::plugins::Prepared;
+use crate::plugins::host::{LogLine, Outcome};
 use crate::plugins::registry::UploadError;
-use crate::plugins::{Plugin, Prepared, validate_name};
 use crate::store::Stored;
 use crate::validation::FieldError;
 
@@ -248,7 +250,7 @@ async fn test_plugin(
     ApiJson(body): ApiJson<TestRequest>,
 ) -> ApiResult<TestOutput> {
     let plugin = find(&state, &auth, &id)?;
-    crate::event_type::validate_name(&body.event.event_type)
+    crate::model::event_type::validate_name(&body.event.event_type)
         .map_err(|e| FieldError::new("event.type", e))?;
     if let Some(id) = &body.event.id {
         validate_external_id("event.id", id)?;

@@ -10,9 +10,9 @@ use super::auth::Admin;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams, path_id};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
-use crate::ids::{KeyId, TenantId};
+use crate::model::ids::{KeyId, TenantId};
+use crate::model::tenant::{ApiKey, KEY_TOKEN_PREFIX, Scope, Tenant, generate_token, hash_token};
 use crate::signing::HeaderNames;
-use crate::tenant::{ApiKey, KEY_TOKEN_PREFIX, Scope, Tenant, generate_token, hash_token};
 use crate::validation::{FieldError, display_name};
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -2,8 +2,6 @@
 //! resume, rotate and delete. The signing secret leaves the gateway only in
 //! the answers of create and rotate-secret.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,11 +11,12 @@ use utoipa_axum::routes;
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_id};
+use super::lookup::{endpoint_of, find_endpoint};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
-use crate::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
-use crate::event_type::TEST_EVENT_TYPE;
-use crate::ids::{EndpointId, TenantId};
-use crate::plugins::{MAX_CHAIN, PluginRef};
+use crate::model::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
+use crate::model::event_type::TEST_EVENT_TYPE;
+use crate::model::ids::{EndpointId, TenantId};
+use crate::model::plugin::{MAX_CHAIN, PluginRef};
 use crate::signing::generate_secret;
 use crate::validation::{FieldError, display_name};
 use chrono::{DateTime, Utc};
@@ -180,20 +179,6 @@ fn validated_chain(
         }
     }
     Ok(chain)
-}
-
-/// One of `tenant`'s endpoints by its path id; another tenant's is 404.
-pub(super) fn find_endpoint(
-    state: &AppState,
-    tenant: &TenantId,
-    raw_id: &str,
-) -> Result<Endpoint, ApiError> {
-    let id: EndpointId = path_id("id", raw_id)?;
-    state
-        .store
-        .get_endpoint(tenant, &id)?
-        .map(Arc::unwrap_or_clone)
-        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 /// Create an endpoint. The answer holds the signing secret, shown this once.
@@ -489,7 +474,7 @@ async fn send_test(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<TestRequest>,
 ) -> ApiResult<TestData> {
-    let (tenant, endpoint) = super::logs::endpoint_of(&state, &auth.tenant, &id)?;
+    let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
     let type_name = body
         .event_type
         .unwrap_or_else(|| TEST_EVENT_TYPE.to_string());

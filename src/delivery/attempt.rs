@@ -4,20 +4,33 @@
 use bytes::Bytes;
 use chrono::Utc;
 
-use super::engine::{Engine, Inner};
-use super::sender::Outcome;
-use super::{Attempt, Delivery, DeliveryStatus};
-use crate::endpoint::{Endpoint, EndpointStatus, LastDelivery};
-use crate::event::Event;
-use crate::ids::AttemptId;
-use crate::plugins::{ChainOutcome, Prepared};
+use std::sync::Arc;
+
+use super::RetrySchedule;
+use super::sender::{Outcome, Sender};
+use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::model::endpoint::{Endpoint, EndpointStatus, LastDelivery};
+use crate::model::event::Event;
+use crate::model::ids::AttemptId;
+use crate::model::tenant::Tenant;
+use crate::plugins::{ChainOutcome, Plugins, Prepared};
 use crate::signing;
 use crate::store::{QueueEntry, QueueKey, Store, StoreError};
-use crate::tenant::Tenant;
+
+/// What an attempt needs: the records, the plugins, the HTTP client and the
+/// retry schedule. The engine owns one and decides when attempts run.
+pub(super) struct Attempter {
+    pub store: Store,
+    pub sender: Sender,
+    pub plugins: Arc<Plugins>,
+    pub schedule: RetrySchedule,
+    /// Random spread of retry delays, as a fraction.
+    pub jitter: f64,
+}
 
 /// Runs the endpoint's plugin chain, if it has one.
 async fn prepare(
-    inner: &Inner,
+    inner: &Attempter,
     tenant: &Tenant,
     endpoint: &Endpoint,
     event: &Event,
@@ -34,7 +47,7 @@ async fn prepare(
 
 /// Signs the prepared body for `endpoint` and sends it.
 async fn send_signed(
-    inner: &Inner,
+    inner: &Attempter,
     tenant: &Tenant,
     endpoint: &Endpoint,
     delivery: &Delivery,
@@ -73,7 +86,7 @@ enum Made {
 /// Runs the endpoint's chain and, unless it ended the delivery, signs and
 /// sends what it prepared.
 async fn make(
-    inner: &Inner,
+    inner: &Attempter,
     tenant: &Tenant,
     endpoint: &Endpoint,
     delivery: &Delivery,
@@ -141,12 +154,13 @@ fn attempt_of(outcome: Outcome, manual: bool) -> Attempt {
     attempt
 }
 
-/// Makes the attempt a queue entry stands for and records it.
+/// Makes the attempt a queue entry stands for and records it; `true` when
+/// it put the entry back in the queue for a later attempt.
 pub(super) async fn scheduled(
-    inner: &Inner,
+    inner: &Attempter,
     key: &QueueKey,
     entry: &QueueEntry,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let store = &inner.store;
     let endpoint = store.get_endpoint(&entry.tenant, &entry.endpoint)?;
     let delivery = store.get_delivery(&entry.tenant, &entry.endpoint, &entry.delivery)?;
@@ -154,7 +168,7 @@ pub(super) async fn scheduled(
     let (Some(endpoint), Some(delivery), Some(tenant)) = (endpoint, delivery, tenant) else {
         // Deleted meanwhile: nothing more is sent.
         store.finish_attempt(key, entry, |_| None).await?;
-        return Ok(());
+        return Ok(false);
     };
     if delivery.status == DeliveryStatus::Delivered {
         // A manual retry got there first.
@@ -164,28 +178,34 @@ pub(super) async fn scheduled(
                 None
             })
             .await?;
-        return Ok(());
+        return Ok(false);
     }
     if endpoint.status != EndpointStatus::Active {
         let reason = match endpoint.status {
             EndpointStatus::Paused => "endpoint paused",
             _ => "endpoint disabled",
         };
-        return settle(store, key, entry, DeliveryStatus::Skipped, reason).await;
+        return settle(store, key, entry, DeliveryStatus::Skipped, reason)
+            .await
+            .map(|_| false);
     }
     let Some(event) = store.get_event(&entry.tenant, &delivery.event_id)? else {
         let reason = "the event is no longer stored (retention)";
-        return settle(store, key, entry, DeliveryStatus::Failed, reason).await;
+        return settle(store, key, entry, DeliveryStatus::Failed, reason)
+            .await
+            .map(|_| false);
     };
     let attempt = match make(inner, &tenant, &endpoint, &delivery, &event).await {
         Made::Tried(outcome) => attempt_of(outcome, false),
         Made::NotSent(status, reason) => {
-            return settle(store, key, entry, status, &reason).await;
+            return settle(store, key, entry, status, &reason)
+                .await
+                .map(|_| false);
         }
     };
-    let schedule = inner.settings.schedule.clone();
+    let schedule = inner.schedule.clone();
     let attempts = schedule.attempts();
-    let spread = jitter_factor(inner.settings.jitter);
+    let spread = jitter_factor(inner.jitter);
     let recorded = attempt.clone();
     let change = move |d: &mut Delivery| {
         let attempt = &recorded;
@@ -208,16 +228,14 @@ pub(super) async fn scheduled(
         }
     };
     let Some(updated) = store.finish_attempt(key, entry, change).await? else {
-        return Ok(());
+        return Ok(false);
     };
-    if updated.next_retry.is_some() {
-        inner.add_queued(1);
-    }
     let exhausted = !attempt.success && updated.next_retry.is_none();
     if exhausted {
         tracing::warn!(delivery = %updated.id, endpoint = %endpoint.id, "delivery failed after its last attempt");
     }
-    note_on_endpoint(store, &endpoint, &attempt, exhausted, attempts)
+    note_on_endpoint(store, &endpoint, &attempt, exhausted, attempts)?;
+    Ok(updated.next_retry.is_some())
 }
 
 /// A multiplier in `[1 - jitter, 1 + jitter]`.
@@ -271,17 +289,17 @@ fn note_on_endpoint(
     }
 }
 
-impl Engine {
+impl Attempter {
     /// "Send test": a synthetic event sent at once, even when the endpoint is
     /// paused, logged like any delivery, with the receiver's answer returned.
-    pub async fn send_test(
+    pub(super) async fn send_test(
         &self,
         tenant: &Tenant,
         endpoint: &Endpoint,
         event_type: &str,
         data: serde_json::Value,
     ) -> Result<Delivery, StoreError> {
-        let inner = &self.inner;
+        let inner = self;
         let event = Event::new(tenant.id, None, event_type, data);
         inner.store.put_event(&event)?;
         let mut delivery = Delivery::new(endpoint.id, &event.id, event_type, event.created_at);
@@ -301,14 +319,15 @@ impl Engine {
         Ok(delivery)
     }
 
-    /// "Retry": one attempt now, outside the schedule, answered synchronously.
-    pub async fn retry_now(
+    /// "Retry": one attempt now, outside the schedule, answered
+    /// synchronously; with whether it took the delivery off the queue.
+    pub(super) async fn retry_now(
         &self,
         tenant: &Tenant,
         endpoint: &Endpoint,
         delivery: &Delivery,
-    ) -> Result<Delivery, StoreError> {
-        let inner = &self.inner;
+    ) -> Result<(Delivery, bool), StoreError> {
+        let inner = self;
         let event = inner
             .store
             .get_event(&tenant.id, &delivery.event_id)?
@@ -316,11 +335,12 @@ impl Engine {
         let attempt = match make(inner, tenant, endpoint, delivery, &event).await {
             Made::Tried(outcome) => attempt_of(outcome, true),
             Made::NotSent(status, reason) => {
-                return inner
+                let settled = inner
                     .store
                     .settle_delivery(&tenant.id, &endpoint.id, &delivery.id, status, &reason)
                     .await?
-                    .ok_or(StoreError::NotFound("log"));
+                    .ok_or(StoreError::NotFound("log"))?;
+                return Ok((settled, false));
             }
         };
         let (updated, unqueued) = inner
@@ -328,11 +348,8 @@ impl Engine {
             .record_manual_attempt(&tenant.id, &endpoint.id, &delivery.id, &attempt)
             .await?
             .ok_or(StoreError::NotFound("log"))?;
-        if unqueued {
-            inner.add_queued(-1);
-        }
         note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
-        Ok(updated)
+        Ok((updated, unqueued))
     }
 }
 

@@ -28,10 +28,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::RetrySchedule;
+use super::attempt::{Attempter, scheduled};
 use super::sender::Sender;
-use crate::ids::{EndpointId, TenantId};
+use crate::model::delivery::Delivery;
+use crate::model::endpoint::Endpoint;
+use crate::model::ids::{EndpointId, TenantId};
+use crate::model::tenant::Tenant;
 use crate::plugins::Plugins;
-use crate::store::{QueueEntry, QueueKey, Store};
+use crate::store::{QueueEntry, QueueKey, Store, StoreError};
 
 /// Queue entries read per dispatcher pass.
 const SCAN_LIMIT: usize = 1024;
@@ -68,10 +72,8 @@ pub struct Engine {
 }
 
 pub(super) struct Inner {
-    pub store: Store,
-    pub sender: Sender,
-    pub plugins: Arc<Plugins>,
-    pub settings: EngineSettings,
+    attempts: Attempter,
+    settings: EngineSettings,
     /// Where the dispatcher and the attempts run (see [`Engine::start`]).
     runtime: tokio::runtime::Handle,
     wake: Notify,
@@ -96,19 +98,7 @@ impl Engine {
         settings: EngineSettings,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, crate::store::StoreError> {
-        let queued = store.queue_len() as i64;
-        let inner = Arc::new(Inner {
-            store,
-            sender,
-            plugins,
-            settings,
-            runtime,
-            wake: Notify::new(),
-            queued: AtomicI64::new(queued),
-            tasks: TaskTracker::new(),
-            stop: CancellationToken::new(),
-        });
-        metrics::gauge!("hookgate_queue_depth").set(queued as f64);
+        let inner = Arc::new(Inner::new(store, sender, plugins, settings, runtime));
         inner.runtime.spawn(Dispatcher::new(inner.clone()).run());
         inner.runtime.spawn(retention(inner.clone()));
         Ok(Self { inner })
@@ -120,8 +110,33 @@ impl Engine {
         self.inner.wake.notify_one();
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// "Send test": a synthetic event sent at once, even when the endpoint
+    /// is paused, logged like any delivery, with the receiver's answer.
+    pub async fn send_test(
+        &self,
+        tenant: &Tenant,
+        endpoint: &Endpoint,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> Result<Delivery, StoreError> {
+        let attempts = &self.inner.attempts;
+        attempts.send_test(tenant, endpoint, event_type, data).await
+    }
+
+    /// "Retry": one attempt now, outside the schedule, answered
+    /// synchronously.
+    pub async fn retry_now(
+        &self,
+        tenant: &Tenant,
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+    ) -> Result<Delivery, StoreError> {
+        let attempts = &self.inner.attempts;
+        let (updated, unqueued) = attempts.retry_now(tenant, endpoint, delivery).await?;
+        if unqueued {
+            self.inner.add_queued(-1);
+        }
+        Ok(updated)
     }
 
     /// Stops dispatching and waits up to `grace` for attempts in flight.
@@ -143,7 +158,37 @@ impl Engine {
 }
 
 impl Inner {
-    pub(super) fn add_queued(&self, delta: i64) {
+    fn new(
+        store: Store,
+        sender: Sender,
+        plugins: Arc<Plugins>,
+        settings: EngineSettings,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        let queued = store.queue_len() as i64;
+        metrics::gauge!("hookgate_queue_depth").set(queued as f64);
+        Self {
+            attempts: Attempter {
+                store,
+                sender,
+                plugins,
+                schedule: settings.schedule.clone(),
+                jitter: settings.jitter,
+            },
+            settings,
+            runtime,
+            wake: Notify::new(),
+            queued: AtomicI64::new(queued),
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.attempts.store
+    }
+
+    fn add_queued(&self, delta: i64) {
         let now = self.queued.fetch_add(delta, Ordering::Relaxed) + delta;
         metrics::gauge!("hookgate_queue_depth").set(now as f64);
     }
@@ -332,10 +377,14 @@ impl Dispatcher {
         self.taken.insert(key.clone());
         let (inner, done) = (self.inner.clone(), self.done_tx.clone());
         self.inner.tasks.spawn_on(async move {
-            if let Err(e) = super::attempt::scheduled(&inner, &key, &entry).await {
+            match scheduled(&inner.attempts, &key, &entry).await {
+                Ok(true) => inner.add_queued(1),
+                Ok(false) => {}
                 // The entry stays due: the attempt is made again, at the
                 // latest on the next start.
-                tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
+                Err(e) => {
+                    tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
+                }
             }
             let _ = done.send((entry, key));
         }, &self.inner.runtime);
@@ -362,7 +411,7 @@ impl Dispatcher {
             self.passed_over = false;
             self.last_wrap = now;
         }
-        if let (Some(queued), Some(cursor)) = (self.inner.store.take_queued_since(), &self.cursor)
+        if let (Some(queued), Some(cursor)) = (self.inner.store().take_queued_since(), &self.cursor)
             && queued <= Store::due_at(cursor)
         {
             // Written behind the cursor (its due time was set before a
@@ -373,7 +422,7 @@ impl Dispatcher {
         let now_ms = now_ms();
         let scan = self
             .inner
-            .store
+            .store()
             .due(self.cursor.as_deref(), now_ms, SCAN_LIMIT)?;
         let mut passed_over = false;
         for (key, entry) in scan.entries {
@@ -434,7 +483,7 @@ async fn retention(inner: Arc<Inner>) {
     let days = i64::from(inner.settings.retention_days);
     loop {
         let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
-        match inner.store.prune(cutoff).await {
+        match inner.store().prune(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "delivery logs past retention removed"),
             Err(e) => tracing::error!(error = %e, "retention pass failed"),
@@ -454,10 +503,11 @@ mod tests {
     use chrono::Utc;
 
     use super::{Dispatcher, EngineSettings, Inner};
+    use crate::delivery::RetrySchedule;
     use crate::delivery::sender::Sender;
-    use crate::delivery::{Delivery, RetrySchedule};
-    use crate::event::Event;
-    use crate::ids::EndpointId;
+    use crate::model::delivery::Delivery;
+    use crate::model::event::Event;
+    use crate::model::ids::EndpointId;
     use crate::plugins::compile::Compiler;
     use crate::plugins::{Limits, PluginHost, Plugins};
     use crate::store::test_support::temp_store;
@@ -475,31 +525,25 @@ mod tests {
                 bytes: 1 << 20,
             },
         );
-        Dispatcher::new(Arc::new(Inner {
-            store,
-            sender,
-            plugins,
-            settings: EngineSettings {
-                schedule: RetrySchedule::default(),
-                jitter: 0.0,
-                workers: 8,
-                endpoint_concurrency: 1,
-                tenant_concurrency: 4,
-                retention_days: 30,
-            },
-            runtime: tokio::runtime::Handle::current(),
-            wake: Default::default(),
-            queued: Default::default(),
-            tasks: Default::default(),
-            stop: Default::default(),
-        }))
+        let settings = EngineSettings {
+            schedule: RetrySchedule::default(),
+            jitter: 0.0,
+            workers: 8,
+            endpoint_concurrency: 1,
+            tenant_concurrency: 4,
+            retention_days: 30,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        Dispatcher::new(Arc::new(Inner::new(
+            store, sender, plugins, settings, runtime,
+        )))
     }
 
     /// Publishes one event with one delivery to `endpoint`, due `ago_ms`
     /// before now; returns its queue key.
     async fn publish(store: &Store, endpoint: EndpointId, ago_ms: i64) -> Vec<u8> {
         let event = Event::new(
-            crate::ids::TenantId::generate(),
+            crate::model::ids::TenantId::generate(),
             None,
             "probe.ping",
             serde_json::json!({}),

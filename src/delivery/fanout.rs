@@ -1,9 +1,10 @@
 //! Fan-out: which endpoints get a delivery of a published event.
 
-use super::{Delivery, DeliveryStatus, RetrySchedule};
-use crate::endpoint::{Endpoint, EndpointStatus};
-use crate::event::Event;
-use crate::event_type::subscribed;
+use super::RetrySchedule;
+use crate::model::delivery::{Delivery, DeliveryStatus};
+use crate::model::endpoint::{Endpoint, EndpointStatus};
+use crate::model::event::Event;
+use crate::model::event_type::subscribed;
 
 /// The endpoints among `endpoints` that get a delivery of an event of type
 /// `event_type`.

@@ -4,10 +4,8 @@
 pub mod attempt;
 pub mod engine;
 pub mod fanout;
-pub mod log;
 pub mod retry;
 pub mod sender;
 
 pub use engine::{Engine, EngineSettings};
-pub use log::{Attempt, Delivery, DeliveryStatus};
 pub use retry::RetrySchedule;

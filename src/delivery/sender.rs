@@ -17,7 +17,7 @@ use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-use super::log::truncate_body;
+use crate::model::delivery::{MAX_RESPONSE_BODY, truncate_body};
 use crate::target_guard::{TargetError, TargetGuard};
 
 pub const USER_AGENT: &str = concat!("hookgate/", env!("CARGO_PKG_VERSION"));
@@ -132,7 +132,7 @@ impl Sender {
         };
         let status = response.status();
         let mut kept = Vec::new();
-        while kept.len() < super::log::MAX_RESPONSE_BODY {
+        while kept.len() < MAX_RESPONSE_BODY {
             match response.chunk().await {
                 Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
                 Ok(None) => break,

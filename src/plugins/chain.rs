@@ -1,8 +1,9 @@
 //! An endpoint's chain: each plugin gets the previous one's output; the
 //! first drop or failure ends it (ARCHITECTURE.md, "Plugin isolation").
 
-use super::host::{Header, Outcome, PluginError, WitEvent};
-use crate::event::Event;
+use super::error::PluginError;
+use super::wit::{Header, Outcome, WitEvent};
+use crate::model::event::Event;
 
 /// The request a delivery will send, before signing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,8 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use super::host::{PluginError, compile_artifact};
+use super::error::PluginError;
+use super::host::compile_artifact;
 
 /// Compiles that may run at once.
 const COMPILE_SLOTS: usize = 2;

@@ -42,21 +42,10 @@ use super::output::{self, MAX_LOG_LINE, MAX_LOG_LINES};
 use super::pipe::BoundedPipe;
 use crate::signing::HeaderNames;
 
-/// Generated from `wit/plugin.wit`. In a module of its own: the generated
-/// `hookgate` module would otherwise clash with this crate's own name.
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "transformer",
-        path: "wit",
-        exports: { default: async },
-    });
-}
+use super::error::PluginError;
+use super::wit::{Transformer, TransformerPre, wit_log, wit_types};
 
-use bindings::hookgate::plugin::{log as wit_log, types as wit_types};
-use bindings::{Transformer, TransformerPre};
-
-pub use bindings::Outcome;
-pub use bindings::hookgate::plugin::types::{Delivery, Event as WitEvent, Header};
+pub use super::wit::{Delivery, Header, Outcome, WitEvent};
 
 /// Per-call limits.
 #[derive(Debug, Clone, Copy)]
@@ -107,37 +96,6 @@ const KEEP_RESIDENT: usize = 1 << 20;
 /// How often the epoch advances: the granularity of the time limit.
 const TICK: Duration = Duration::from_millis(1);
 
-/// Why a plugin was refused or a call failed. Each is a `plugin_failed`
-/// reason in the delivery log, or a 422 at upload; except `Unavailable` and
-/// `Host`, which are the gateway's own trouble: the delivery is retried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PluginError {
-    #[error("not a WebAssembly component: {0}")]
-    NotAComponent(String),
-    #[error("the component does not implement hookgate:plugin/transformer@0.1.0: {0}")]
-    WrongWorld(String),
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("did not finish within its {0:?} deadline (wall clock)")]
-    Deadline(Duration),
-    #[error("exceeds a sandbox bound: {0}")]
-    Bound(String),
-    #[error("the gateway could not run it now: {0}")]
-    Unavailable(String),
-    #[error("exceeded its memory limit of {0} MiB")]
-    OutOfMemory(usize),
-    #[error("trapped: {0}")]
-    Trap(String),
-    #[error("returned an error: {0}")]
-    Returned(String),
-    #[error("returned a body of {size} bytes, over the {limit}-byte limit")]
-    OutputTooLarge { size: usize, limit: usize },
-    #[error("returned invalid output: {0}")]
-    BadOutput(String),
-    #[error("plugin host failure: {0}")]
-    Host(String),
-}
-
 /// One line a plugin logged.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LogLine {
@@ -152,13 +110,6 @@ pub struct CallReport {
     pub result: Result<Outcome, PluginError>,
     pub logs: Vec<LogLine>,
     pub elapsed: Duration,
-}
-
-impl PluginError {
-    /// Whether the gateway, not the plugin, kept the call from running.
-    pub fn is_gateway_trouble(&self) -> bool {
-        matches!(self, PluginError::Unavailable(_) | PluginError::Host(_))
-    }
 }
 
 /// Per-call state; dropped with the store after the call.

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::Prepared;
 use super::host::{Limits, Outcome, PluginHost};
 use crate::cli::PluginRunArgs;
-use crate::event::Event;
-use crate::ids::TenantId;
+use crate::model::event::Event;
+use crate::model::ids::TenantId;
 use crate::signing::HeaderNames;
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,8 @@
 //! content type are refused when over their bounds or not valid HTTP, as a
 //! delivery carrying them could not be sent as the plugin meant.
 
-use super::host::{Delivery, Outcome, PluginError};
+use super::error::PluginError;
+use super::wit::{Delivery, Outcome};
 use crate::signing::{HeaderNames, is_reserved_header};
 
 /// Most headers a plugin may add.
@@ -144,7 +145,7 @@ fn check_header(name: &str, value: &str, tenant: &HeaderNames) -> Result<(), Plu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::host::Header;
+    use crate::plugins::wit::Header;
 
     fn deliver(headers: Vec<(&str, String)>, content_type: Option<String>) -> Outcome {
         Outcome::Deliver(Delivery {

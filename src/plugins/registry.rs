@@ -13,16 +13,17 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::Plugin;
-use super::PluginRef;
 use super::chain::{ChainOutcome, Prepared};
 use super::compile::Compiler;
-use super::host::{CallReport, Compiled, PluginError, PluginHost, WitEvent};
-use crate::event::Event;
-use crate::ids::TenantId;
+use super::error::PluginError;
+use super::host::{CallReport, Compiled, PluginHost};
+use super::wit::WitEvent;
+use crate::model::event::Event;
+use crate::model::ids::TenantId;
+use crate::model::plugin::{Plugin, PluginRef};
+use crate::model::tenant::Tenant;
 use crate::signing::HeaderNames;
 use crate::store::{NewPlugin, PluginQuota, Store, StoreError, Stored};
-use crate::tenant::Tenant;
 
 /// Linked plugins kept in memory, by content; past it the one used longest
 /// ago is dropped (and loaded from its stored artifact when next used).

@@ -21,8 +21,8 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::{Page, Result, Store, decode, encode};
-use crate::delivery::{Delivery, DeliveryStatus};
-use crate::ids::{DeliveryId, EndpointId, TenantId};
+use crate::model::delivery::{Delivery, DeliveryStatus};
+use crate::model::ids::{DeliveryId, EndpointId, TenantId};
 
 /// What the queue holds for one scheduled attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,7 +217,7 @@ impl Store {
         tenant: &TenantId,
         endpoint: &EndpointId,
         id: &DeliveryId,
-        attempt: &crate::delivery::Attempt,
+        attempt: &crate::model::delivery::Attempt,
     ) -> Result<Option<(Delivery, bool)>> {
         let dkey = delivery_key(tenant, endpoint, id);
         let updated = (&self.deliveries, &self.queue).transaction(|(deliveries, queue)| {
@@ -369,7 +369,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         for item in self.events.iter() {
             let (key, value) = item?;
-            let event: crate::event::Event = decode(&value)?;
+            let event: crate::model::event::Event = decode(&value)?;
             if event.created_at < cutoff {
                 batch.remove(key);
             }

@@ -11,9 +11,9 @@ use sled::transaction::abort;
 use super::{
     Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
-use crate::endpoint::Endpoint;
-use crate::event_type::EventFilter;
-use crate::ids::{EndpointId, TenantId};
+use crate::model::endpoint::Endpoint;
+use crate::model::event_type::EventFilter;
+use crate::model::ids::{EndpointId, TenantId};
 
 /// A tenant's endpoints by id (ids are ULIDs, so this is creation order).
 pub type TenantEndpoints = BTreeMap<EndpointId, Arc<Endpoint>>;
@@ -503,7 +503,7 @@ mod tests {
     /// deletion is refused, never neither.
     #[test]
     fn deleting_a_plugin_never_crosses_a_chain_attaching_it() {
-        use crate::plugins::PluginRef;
+        use crate::model::plugin::PluginRef;
         use crate::store::{NewPlugin, PluginQuota, Stored};
         let (store, _dir) = temp_store();
         let tenant = block_on(stored_tenant(&store, "t"));

@@ -6,8 +6,8 @@ use sled::transaction::abort;
 use super::{
     Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
-use crate::event_type::EventType;
-use crate::ids::TenantId;
+use crate::model::event_type::EventType;
+use crate::model::ids::TenantId;
 
 impl Store {
     /// Adds a type to the catalog; `Conflict` if the name is taken.

@@ -12,9 +12,9 @@ use sled::transaction::{
 
 use super::deliveries::{QueueEntry, delivery_key, queue_key};
 use super::{Result, Store, StoreError, decode, encode, scoped_key};
-use crate::delivery::Delivery;
-use crate::event::Event;
-use crate::ids::{DeliveryId, EndpointId, TenantId};
+use crate::model::delivery::Delivery;
+use crate::model::event::Event;
+use crate::model::ids::{DeliveryId, EndpointId, TenantId};
 
 /// What a publish did.
 #[derive(Debug)]
@@ -296,7 +296,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::delivery::DeliveryStatus;
+    use crate::model::delivery::DeliveryStatus;
     use crate::store::test_support::temp_store;
 
     /// An event and `n` deliveries of it: every tenth skipped, the rest due.

@@ -7,8 +7,8 @@ use sled::transaction::{ConflictableTransactionError, abort};
 use super::{
     Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
-use crate::ids::{KeyId, TenantId};
-use crate::tenant::ApiKey;
+use crate::model::ids::{KeyId, TenantId};
+use crate::model::tenant::ApiKey;
 
 /// A key record: the public part plus the token's hash.
 #[derive(Serialize, Deserialize)]
@@ -100,9 +100,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::ids::KeyId;
+    use crate::model::ids::KeyId;
+    use crate::model::tenant::{ApiKey, Scope, hash_token};
     use crate::store::test_support::{temp_store, tenant};
-    use crate::tenant::{ApiKey, Scope, hash_token};
 
     #[tokio::test]
     async fn keys_authenticate_until_revoked_or_tenant_deleted() {

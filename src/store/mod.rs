@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::TransactionError;
 
-use crate::ids::TenantId;
+use crate::model::ids::TenantId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -286,8 +286,8 @@ fn keys_with_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>>
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::Store;
-    use crate::ids::TenantId;
-    use crate::tenant::Tenant;
+    use crate::model::ids::TenantId;
+    use crate::model::tenant::Tenant;
 
     /// A tenant record, not stored.
     pub fn tenant(name: &str) -> Tenant {
@@ -306,9 +306,9 @@ pub(crate) mod test_support {
     }
 
     /// An event type of that name, not stored.
-    pub fn event_type(name: &str) -> crate::event_type::EventType {
+    pub fn event_type(name: &str) -> crate::model::event_type::EventType {
         let now = crate::time::now();
-        crate::event_type::EventType {
+        crate::model::event_type::EventType {
             name: name.into(),
             description: String::new(),
             example: None,

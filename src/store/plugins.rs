@@ -17,8 +17,8 @@ use super::kept::Kept;
 use super::{
     Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
-use crate::ids::{PluginId, TenantId};
-use crate::plugins::Plugin;
+use crate::model::ids::{PluginId, TenantId};
+use crate::model::plugin::Plugin;
 
 /// Plugin records read by deliveries, kept decoded: every call of a chain
 /// step reads its record. Records never change once stored; the two paths
@@ -261,8 +261,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::{NewPlugin, PluginQuota, Stored};
-    use crate::ids::TenantId;
-    use crate::plugins::Plugin;
+    use crate::model::ids::TenantId;
+    use crate::model::plugin::Plugin;
     use crate::store::test_support::{temp_store, tenant};
     use crate::store::{Store, StoreError};
 

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::event::Event;
+use crate::model::event::Event;
 
 /// Body bytes held at most.
 const CAPACITY_BYTES: usize = 8 << 20;
@@ -63,7 +63,7 @@ impl RecentEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::TenantId;
+    use crate::model::ids::TenantId;
 
     fn event(size: usize) -> Event {
         let mut e = Event::new(TenantId::generate(), None, "a.b", serde_json::json!({}));

@@ -9,9 +9,9 @@ use super::kept::Kept;
 use super::{
     Page, Result, Store, decode, encode, keys_with_prefix, list_page, scoped_key, tenant_prefix,
 };
-use crate::event_type::EventType;
-use crate::ids::TenantId;
-use crate::tenant::Tenant;
+use crate::model::event_type::EventType;
+use crate::model::ids::TenantId;
+use crate::model::tenant::Tenant;
 
 /// Tenant records read by deliveries, kept decoded: every attempt needs its
 /// tenant's header names. A miss reads the tree under the lock, and every
@@ -151,8 +151,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::tenant::Tenant;
     use crate::store::test_support::{temp_store, tenant};
-    use crate::tenant::Tenant;
 
     /// Attempts read their tenant from memory; an update or a deletion is
     /// seen by the next read.

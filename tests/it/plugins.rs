@@ -430,10 +430,11 @@ mod on_the_executor {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::{Duration, Instant};
 
-    use hookgate::event::Event;
-    use hookgate::ids::TenantId;
+    use hookgate::model::event::Event;
+    use hookgate::model::ids::TenantId;
+    use hookgate::plugins::PluginError;
     use hookgate::plugins::Prepared;
-    use hookgate::plugins::host::{Limits, PluginError, PluginHost};
+    use hookgate::plugins::host::{Limits, PluginHost};
     use hookgate::signing::HeaderNames;
 
     use crate::utils::wasm::plugin;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::ids::{AttemptId, DeliveryId, EndpointId};
+use super::ids::{AttemptId, DeliveryId, EndpointId};
 
 /// How much of a receiver's answer is kept per attempt.
 pub const MAX_RESPONSE_BODY: usize = 4096;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::ids::{EventId, TenantId};
+use super::ids::{EventId, TenantId};
 use crate::validation::FieldError;
 
 /// Longest producer-supplied event id or idempotency key.

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::event_type::EventFilter;
-use crate::ids::{EndpointId, TenantId};
-use crate::plugins::PluginRef;
+use super::event_type::EventFilter;
+use super::ids::{EndpointId, TenantId};
+use super::plugin::PluginRef;
 use crate::time::Timestamp;
 use crate::validation::FieldError;
 use chrono::{DateTime, Utc};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::ids::{KeyId, TenantId};
+use super::ids::{KeyId, TenantId};
 use crate::signing::HeaderNames;
 use chrono::{DateTime, Utc};
 

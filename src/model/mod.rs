@@ -1,0 +1,19 @@
+//! The records hookgate keeps, with their rules and no I/O: what the store
+//! persists, the engine delivers, plugins see and the API shows. Everything
+//! else points down to this module; it points to nothing above it.
+//!
+//! - [`ids`]: one typed id per record kind.
+//! - [`tenant`]: tenants and their scoped API keys.
+//! - [`endpoint`]: endpoints, their status, secrets and subscriptions.
+//! - [`event_type`]: the catalog and subscription filters.
+//! - [`event`]: a published event and its envelope.
+//! - [`delivery`]: one event to one endpoint, and its attempts.
+//! - [`plugin`]: uploaded plugin versions and chain steps.
+
+pub mod delivery;
+pub mod endpoint;
+pub mod event;
+pub mod event_type;
+pub mod ids;
+pub mod plugin;
+pub mod tenant;
