@@ -2,9 +2,12 @@
 //! `hookgate.toml`, then `HOOKGATE_*` environment variables and command-line
 //! flags.
 //!
-//! [`Config::default`] is the one place defaults live. The TOML file uses the
-//! field names of [`Config`]; [`ServeArgs`] mirrors every field as a flag with
-//! its environment variable, so `hookgate serve --help` documents them all.
+//! Each setting is declared once, in the `settings!` table below: its name,
+//! type, default and doc. That one entry makes the field of [`Config`] (the
+//! TOML key of the same name) and its value in [`Config::default`], the
+//! option of [`ServeArgs`] (`--name-with-dashes` and `HOOKGATE_NAME_IN_CAPS`,
+//! whose help ends with the default), and the row of [`settings_table`], the
+//! table README.md shows (a test checks that README.md holds it unchanged).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,107 +19,409 @@ use serde::Deserialize;
 
 use crate::delivery::RetrySchedule;
 
-/// Everything the gateway process is configured with.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    /// Plain operator token; `None` means "use the stored (or a generated) one".
-    pub admin_token: Option<String>,
-    /// CIDRs endpoint URLs may reach despite the private-address guard.
-    pub allow_targets: Vec<IpNet>,
-    /// Whether endpoint URLs may use plain `http://` (development, private networks).
-    pub allow_http: bool,
-    /// Extra PEM roots to trust when delivering.
-    pub ca_file: Option<PathBuf>,
-    pub retry_schedule: RetrySchedule,
-    /// Random spread of retry delays, as a fraction (0.1 = ±10%).
-    pub retry_jitter: f64,
-    /// Attempts in flight at once, across all endpoints.
-    pub workers: usize,
-    /// Attempts in flight at once to one endpoint.
-    pub endpoint_concurrency: usize,
-    /// Attempts in flight at once for one tenant, all its endpoints
-    /// together: what one tenant's slow receivers or plugins can hold of
-    /// the workers.
-    pub tenant_concurrency: usize,
-    pub log_format: LogFormat,
-    /// Largest request body the API accepts, in bytes.
-    pub max_body_bytes: usize,
-    #[serde(with = "duration_str")]
-    pub delivery_timeout: Duration,
-    /// How long the previous secret keeps signing after a rotation.
-    #[serde(with = "duration_str")]
-    pub rotation_overlap: Duration,
-    /// CPU time one plugin call may use.
-    #[serde(with = "duration_str")]
-    pub plugin_timeout: Duration,
-    /// Wall-clock time a delivery's plugin chain, or one dry run, may take.
-    #[serde(with = "duration_str")]
-    pub plugin_deadline: Duration,
-    /// Linear memory one plugin call may use, all its memories together, in MiB.
-    pub plugin_memory_mib: usize,
-    /// Largest body a plugin may return, in bytes.
-    pub plugin_output_bytes: usize,
-    /// Largest plugin component that may be uploaded, in bytes.
-    pub max_plugin_bytes: usize,
-    /// Plugin versions one tenant may keep.
-    pub plugin_max_count: usize,
-    /// Bytes of components one tenant's plugins may take in all, in MiB.
-    pub plugin_max_total_mib: usize,
-    /// Memory (heap) one plugin compile may use, in MiB.
-    pub plugin_compile_memory_mib: usize,
-    /// CPU time one plugin compile may use.
-    #[serde(with = "duration_str")]
-    pub plugin_compile_cpu: Duration,
-    /// Delivery logs older than this many days are pruned.
-    pub retention_days: u32,
-    /// Memory the store may use to cache records, in MiB. sled's own default
-    /// is 1 GiB, which a large backlog would fill; beyond the cache, reads
-    /// come from the page cache of the OS.
-    pub store_cache_mib: usize,
-    /// How long shutdown waits for in-flight attempts.
-    #[serde(with = "duration_str")]
-    pub shutdown_grace: Duration,
-    /// Serve the dashboard's files from this folder instead of the copy
-    /// embedded in the binary (for working on `ui/` without rebuilding).
-    pub ui_dir: Option<PathBuf>,
+/// `HOOKGATE_` followed by a setting's name in capitals, as a `&'static str`
+/// made at compile time.
+macro_rules! env_name {
+    ($field:ident) => {{
+        const NAME: &str = stringify!($field);
+        const BYTES: [u8; ENV_PREFIX.len() + NAME.len()] = env_bytes(NAME);
+        const ENV: &str = match std::str::from_utf8(&BYTES) {
+            Ok(env) => env,
+            Err(_) => panic!("setting names are ASCII"),
+        };
+        ENV
+    }};
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            data_dir: PathBuf::from("./data"),
-            admin_token: None,
-            allow_targets: Vec::new(),
-            allow_http: false,
-            ca_file: None,
-            retry_schedule: RetrySchedule::default(),
-            retry_jitter: 0.0,
-            workers: 256,
-            endpoint_concurrency: 8,
-            tenant_concurrency: 128,
-            log_format: LogFormat::Text,
-            max_body_bytes: 1024 * 1024,
-            delivery_timeout: Duration::from_secs(15),
-            rotation_overlap: Duration::from_secs(24 * 3600),
-            plugin_timeout: Duration::from_millis(100),
-            plugin_deadline: Duration::from_secs(1),
-            plugin_memory_mib: 32,
-            plugin_output_bytes: 1024 * 1024,
-            max_plugin_bytes: 10 * 1024 * 1024,
-            plugin_max_count: 100,
-            plugin_max_total_mib: 100,
-            plugin_compile_memory_mib: 512,
-            plugin_compile_cpu: Duration::from_secs(10),
-            retention_days: 30,
-            store_cache_mib: 16,
-            shutdown_grace: Duration::from_secs(30),
-            ui_dir: None,
+const ENV_PREFIX: &str = "HOOKGATE_";
+
+const fn env_bytes<const N: usize>(name: &str) -> [u8; N] {
+    let prefix = ENV_PREFIX.as_bytes();
+    let name = name.as_bytes();
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < prefix.len() {
+            prefix[i]
+        } else {
+            name[i - prefix.len()].to_ascii_uppercase()
+        };
+        i += 1;
+    }
+    out
+}
+
+/// Declares every setting; see the module doc for what each entry makes.
+///
+/// An entry is the setting's doc, then
+/// `name: Type = default, "VALUE_NAME"`, optionally followed by
+/// `, shown "text"` (the default as people should read it, in Markdown,
+/// when the value itself says nothing, as for `None`) and
+/// `, arg(...)` (more clap attributes of the option), then `;`.
+///
+/// The doc's first paragraph is the option's help, in README.md too; later
+/// paragraphs are for the field's rustdoc only. `Duration` settings read
+/// forms such as "15s" or "24h" in the file and on the command line. An
+/// `Option<T>` setting takes a `T` option, which sets it to `Some`.
+macro_rules! settings {
+    // Each entry is first rewritten to one uniform shape, then all of them
+    // are expanded together (`@expand`).
+    (@munch [$($done:tt)*]) => {
+        settings!(@expand $($done)*);
+    };
+    (@munch [$($done:tt)*]
+        $(#[doc = $doc:literal])*
+        $field:ident: Option<$inner:ty> = $default:expr, $value_name:literal
+        $(, shown $shown:literal)? $(, arg($($arg:tt)*))?;
+        $($rest:tt)*
+    ) => {
+        settings!(@munch [$($done)* {
+            [$($doc)*] $field: Option<$inner>, flag $inner, set Some, default $default,
+            value_name $value_name, shown [$($shown)?], serde [], arg [$(, $($arg)*)?]
+        }] $($rest)*);
+    };
+    (@munch [$($done:tt)*]
+        $(#[doc = $doc:literal])*
+        $field:ident: Duration = $default:expr, $value_name:literal
+        $(, shown $shown:literal)? $(, arg($($arg:tt)*))?;
+        $($rest:tt)*
+    ) => {
+        settings!(@munch [$($done)* {
+            [$($doc)*] $field: Duration, flag Duration, set std::convert::identity,
+            default $default, value_name $value_name, shown [$($shown)?],
+            serde [#[serde(with = "duration_str")]],
+            arg [, value_parser = parse_duration $(, $($arg)*)?]
+        }] $($rest)*);
+    };
+    (@munch [$($done:tt)*]
+        $(#[doc = $doc:literal])*
+        $field:ident: $ty:ty = $default:expr, $value_name:literal
+        $(, shown $shown:literal)? $(, arg($($arg:tt)*))?;
+        $($rest:tt)*
+    ) => {
+        settings!(@munch [$($done)* {
+            [$($doc)*] $field: $ty, flag $ty, set std::convert::identity, default $default,
+            value_name $value_name, shown [$($shown)?], serde [], arg [$(, $($arg)*)?]
+        }] $($rest)*);
+    };
+    (@expand $({
+        [$($doc:literal)*] $field:ident: $ty:ty, flag $flag:ty, set $set:path,
+        default $default:expr, value_name $value_name:literal, shown [$($shown:literal)?],
+        serde [$(#[$serde:meta])*], arg [$($arg:tt)*]
+    })*) => {
+        /// Everything the gateway process is configured with.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Config {
+            $(
+                $(#[doc = $doc])*
+                $(#[$serde])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self {
+                    $($field: $default,)*
+                }
+            }
+        }
+
+        /// `hookgate serve` options. Each overrides the config file's key of
+        /// the same name; each can also be set by the environment variable
+        /// shown.
+        #[derive(Debug, Clone, Default, Args)]
+        pub struct ServeArgs {
+            /// TOML config file; keys are the long option names with '_' for '-'.
+            #[arg(long, short, env = "HOOKGATE_CONFIG", value_name = "FILE")]
+            pub config: Option<PathBuf>,
+            $(
+                #[arg(
+                    long,
+                    env = env_name!($field),
+                    value_name = $value_name,
+                    help = declared::$field().help()
+                    $($arg)*
+                )]
+                pub $field: Option<$flag>,
+            )*
+        }
+
+        impl ServeArgs {
+            /// Sets every setting given as an option (or its variable).
+            fn apply(self, config: &mut Config) {
+                $(
+                    if let Some(v) = self.$field {
+                        config.$field = $set(v);
+                    }
+                )*
+            }
+        }
+
+        /// Each setting as documented, by name.
+        mod declared {
+            use super::*;
+
+            $(
+                pub(super) fn $field() -> Setting {
+                    let default: $ty = $default;
+                    Setting {
+                        name: stringify!($field),
+                        env: env_name!($field),
+                        default: Setting::show_default(&default, None $(.or(Some($shown)))?),
+                        doc: Setting::summary(&[$($doc),*]),
+                    }
+                }
+            )*
+        }
+
+        /// Every setting, in the order of [`Config`]'s fields.
+        pub fn settings() -> Vec<Setting> {
+            vec![$(declared::$field()),*]
+        }
+    };
+    ($($entries:tt)*) => {
+        settings!(@munch [] $($entries)*);
+    };
+}
+
+settings! {
+    /// Address to listen on; port 0 picks a free port.
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)), "ADDR";
+
+    /// Directory of the embedded sled store.
+    data_dir: PathBuf = PathBuf::from("./data"), "DIR";
+
+    /// Operator admin token, at least 16 characters. If none is configured,
+    /// one is generated on first start, printed once, and only its hash is
+    /// stored.
+    ///
+    /// The plain token; `None` means "use the stored (or a generated) one".
+    admin_token: Option<String> = None, "TOKEN", shown "generated once",
+        arg(hide_env_values = true);
+
+    /// CIDRs that endpoint URLs may reach despite the private-address guard,
+    /// comma-separated (a list in the file), e.g. `127.0.0.0/8,10.1.0.0/16`.
+    allow_targets: Vec<IpNet> = Vec::new(), "CIDRS", arg(value_delimiter = ',');
+
+    /// Whether endpoint URLs may use plain `http://` (development and private
+    /// networks only).
+    allow_http: bool = false, "BOOL";
+
+    /// PEM file of extra root certificates to trust when delivering.
+    ca_file: Option<PathBuf> = None, "FILE";
+
+    /// Comma-separated delays before each delivery attempt.
+    retry_schedule: RetrySchedule = RetrySchedule::default(), "DELAYS";
+
+    /// Random spread of retry delays, as a fraction (0.1 = ±10%).
+    retry_jitter: f64 = 0.0, "FRACTION";
+
+    /// Delivery attempts in flight at once, across all endpoints.
+    workers: usize = 256, "N";
+
+    /// Delivery attempts in flight at once to one endpoint.
+    endpoint_concurrency: usize = 8, "N";
+
+    /// Delivery attempts in flight at once for one tenant, all its endpoints
+    /// together: what one tenant's slow receivers or plugins can hold of the
+    /// workers.
+    tenant_concurrency: usize = 128, "N";
+
+    /// Log output format, `text` or `json` (the level comes from `RUST_LOG`).
+    log_format: LogFormat = LogFormat::Text, "FORMAT";
+
+    /// Largest request body the API accepts, in bytes; larger ones get 413.
+    max_body_bytes: usize = 1024 * 1024, "BYTES";
+
+    /// Time a receiver has to answer a delivery.
+    delivery_timeout: Duration = Duration::from_secs(15), "DURATION";
+
+    /// How long the previous secret keeps signing after a rotation.
+    rotation_overlap: Duration = Duration::from_secs(24 * 3600), "DURATION";
+
+    /// CPU time one plugin call may use.
+    plugin_timeout: Duration = Duration::from_millis(100), "DURATION";
+
+    /// Wall-clock time a delivery's plugin chain, or one dry run, may take.
+    plugin_deadline: Duration = Duration::from_secs(1), "DURATION";
+
+    /// Linear memory one plugin call may use, all its memories together, in
+    /// MiB.
+    plugin_memory_mib: usize = 32, "MIB";
+
+    /// Largest body a plugin may return, in bytes.
+    plugin_output_bytes: usize = 1024 * 1024, "BYTES";
+
+    /// Largest plugin component that may be uploaded, in bytes.
+    max_plugin_bytes: usize = 10 * 1024 * 1024, "BYTES";
+
+    /// Plugin versions one tenant may keep.
+    plugin_max_count: usize = 100, "N";
+
+    /// Bytes of components one tenant's plugins may take in all, in MiB.
+    plugin_max_total_mib: usize = 100, "MIB";
+
+    /// Memory (heap) one plugin compile may use, in MiB; compiles run in a
+    /// child process.
+    plugin_compile_memory_mib: usize = 512, "MIB";
+
+    /// CPU time one plugin compile may use.
+    plugin_compile_cpu: Duration = Duration::from_secs(10), "DURATION";
+
+    /// Delivery logs older than this many days are pruned.
+    retention_days: u32 = 30, "DAYS";
+
+    /// Memory the store may use to cache records, in MiB.
+    ///
+    /// sled's own default is 1 GiB, which a large backlog would fill; beyond
+    /// the cache, reads come from the page cache of the OS.
+    store_cache_mib: usize = 16, "MIB";
+
+    /// How long shutdown waits for in-flight attempts.
+    shutdown_grace: Duration = Duration::from_secs(30), "DURATION";
+
+    /// Serve the `/ui` dashboard's files from this folder instead of the copy
+    /// embedded in the binary (for working on `ui/` without rebuilding).
+    ui_dir: Option<PathBuf> = None, "DIR", shown "embedded";
+}
+
+/// One setting as people see it: in `hookgate serve --help` and in
+/// README.md's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The field of [`Config`] and TOML key; the option is the same with '-'
+    /// for '_'.
+    pub name: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The default, in Markdown: a value in backticks, or words.
+    pub default: String,
+    /// What it is: the first paragraph of its doc, in Markdown.
+    pub doc: String,
+}
+
+impl Setting {
+    /// The option's help: the doc and the default, without Markdown.
+    pub fn help(&self) -> String {
+        let doc = self.doc.strip_suffix('.').unwrap_or(&self.doc);
+        format!("{doc} [default: {}]", self.default).replace('`', "")
+    }
+
+    /// The setting's row in README.md's table.
+    pub fn table_row(&self) -> String {
+        let doc = self.doc.strip_suffix('.').unwrap_or(&self.doc);
+        format!(
+            "| `{}` | {} | {} |",
+            self.env,
+            self.default.replace('|', "\\|"),
+            doc.replace('|', "\\|")
+        )
+    }
+
+    /// `shown` when given, else the value in backticks, or "none" when unset.
+    fn show_default(value: &impl Shown, shown: Option<&str>) -> String {
+        match (shown, value.shown()) {
+            (Some(shown), _) => shown.to_owned(),
+            (None, Some(value)) => format!("`{value}`"),
+            (None, None) => "none".to_owned(),
         }
     }
+
+    /// The first paragraph of doc lines, joined.
+    fn summary(lines: &[&str]) -> String {
+        let words: Vec<&str> = lines
+            .iter()
+            .map(|line| line.trim())
+            .take_while(|line| !line.is_empty())
+            .collect();
+        words.join(" ")
+    }
+}
+
+/// The header of README.md's settings table.
+const TABLE_HEADER: &str = "| variable | default | meaning |\n|---|---|---|\n";
+
+/// README.md's settings table, one row per setting.
+pub fn settings_table() -> String {
+    let mut table = TABLE_HEADER.to_owned();
+    for setting in settings() {
+        table.push_str(&setting.table_row());
+        table.push('\n');
+    }
+    table
+}
+
+/// A default value as an option would take it; `None` when it is unset.
+trait Shown {
+    fn shown(&self) -> Option<String>;
+}
+
+macro_rules! shown_by_display {
+    ($($ty:ty),*) => {$(
+        impl Shown for $ty {
+            fn shown(&self) -> Option<String> {
+                Some(self.to_string())
+            }
+        }
+    )*};
+}
+shown_by_display!(SocketAddr, String, bool, f64, u32, usize);
+
+impl Shown for PathBuf {
+    fn shown(&self) -> Option<String> {
+        Some(self.display().to_string())
+    }
+}
+
+impl Shown for Duration {
+    fn shown(&self) -> Option<String> {
+        Some(show_duration(*self))
+    }
+}
+
+impl Shown for RetrySchedule {
+    fn shown(&self) -> Option<String> {
+        let delays: Vec<String> = self.delays().iter().map(|d| show_duration(*d)).collect();
+        Some(delays.join(","))
+    }
+}
+
+impl Shown for LogFormat {
+    fn shown(&self) -> Option<String> {
+        self.to_possible_value().map(|v| v.get_name().to_owned())
+    }
+}
+
+impl<T: Shown> Shown for Option<T> {
+    fn shown(&self) -> Option<String> {
+        self.as_ref().and_then(Shown::shown)
+    }
+}
+
+impl Shown for Vec<IpNet> {
+    fn shown(&self) -> Option<String> {
+        let nets: Vec<String> = self.iter().map(ToString::to_string).collect();
+        (!nets.is_empty()).then(|| nets.join(","))
+    }
+}
+
+/// A duration in its largest whole unit ("24h", not humantime's "1day"), a
+/// form the options and the file read back.
+fn show_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_owned();
+    }
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        return humantime::format_duration(d).to_string();
+    }
+    let ms = d.as_millis();
+    let (unit, size) = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)]
+        .into_iter()
+        .find(|(_, size)| ms.is_multiple_of(*size))
+        .expect("whole milliseconds");
+    format!("{}{unit}", ms / size)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -142,112 +447,6 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// `hookgate serve` options. Each overrides the config file's key of the same
-/// name; each can also be set by the environment variable shown.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ServeArgs {
-    /// TOML config file; keys are the long option names with '_' for '-'.
-    #[arg(long, short, env = "HOOKGATE_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
-    #[arg(long, env = "HOOKGATE_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Directory of the embedded sled store [default: ./data].
-    #[arg(long, env = "HOOKGATE_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Operator admin token. If none is configured, one is generated on first
-    /// start, printed once, and only its hash is stored.
-    #[arg(
-        long,
-        env = "HOOKGATE_ADMIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub admin_token: Option<String>,
-    /// Comma-separated CIDRs that endpoint URLs may reach despite the
-    /// private-address guard, e.g. 127.0.0.0/8,10.1.0.0/16.
-    #[arg(
-        long,
-        env = "HOOKGATE_ALLOW_TARGETS",
-        value_name = "CIDRS",
-        value_delimiter = ','
-    )]
-    pub allow_targets: Option<Vec<IpNet>>,
-    /// Let endpoint URLs use plain http:// (development and private networks only) [default: false].
-    #[arg(long, env = "HOOKGATE_ALLOW_HTTP", value_name = "BOOL")]
-    pub allow_http: Option<bool>,
-    /// PEM file of extra root certificates to trust when delivering.
-    #[arg(long, env = "HOOKGATE_CA_FILE", value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Comma-separated delays of each delivery attempt [default: 0s,1m,5m,30m,2h,24h].
-    #[arg(long, env = "HOOKGATE_RETRY_SCHEDULE", value_name = "DELAYS")]
-    pub retry_schedule: Option<RetrySchedule>,
-    /// Random spread of retry delays as a fraction, e.g. 0.1 for ±10% [default: 0].
-    #[arg(long, env = "HOOKGATE_RETRY_JITTER", value_name = "FRACTION")]
-    pub retry_jitter: Option<f64>,
-    /// Delivery attempts in flight at once, across all endpoints [default: 256].
-    #[arg(long, env = "HOOKGATE_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
-    /// Delivery attempts in flight at once to one endpoint [default: 8].
-    #[arg(long, env = "HOOKGATE_ENDPOINT_CONCURRENCY", value_name = "N")]
-    pub endpoint_concurrency: Option<usize>,
-    /// Delivery attempts in flight at once for one tenant, all its endpoints together [default: 128].
-    #[arg(long, env = "HOOKGATE_TENANT_CONCURRENCY", value_name = "N")]
-    pub tenant_concurrency: Option<usize>,
-    /// Log output format [default: text].
-    #[arg(long, env = "HOOKGATE_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<LogFormat>,
-    /// Largest accepted API request body in bytes; larger ones get 413 [default: 1048576].
-    #[arg(long, env = "HOOKGATE_MAX_BODY_BYTES", value_name = "BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// Time a receiver has to answer a delivery [default: 15s].
-    #[arg(long, env = "HOOKGATE_DELIVERY_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub delivery_timeout: Option<Duration>,
-    /// How long the old secret keeps signing after a rotation [default: 24h].
-    #[arg(long, env = "HOOKGATE_ROTATION_OVERLAP", value_name = "DURATION", value_parser = parse_duration)]
-    pub rotation_overlap: Option<Duration>,
-    /// CPU time one plugin call may use [default: 100ms].
-    #[arg(long, env = "HOOKGATE_PLUGIN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub plugin_timeout: Option<Duration>,
-    /// Wall-clock time a delivery's plugin chain, or one dry run, may take [default: 1s].
-    #[arg(long, env = "HOOKGATE_PLUGIN_DEADLINE", value_name = "DURATION", value_parser = parse_duration)]
-    pub plugin_deadline: Option<Duration>,
-    /// Memory one plugin call may use, all its memories together, in MiB [default: 32].
-    #[arg(long, env = "HOOKGATE_PLUGIN_MEMORY_MIB", value_name = "MIB")]
-    pub plugin_memory_mib: Option<usize>,
-    /// Largest body a plugin may return, in bytes [default: 1048576].
-    #[arg(long, env = "HOOKGATE_PLUGIN_OUTPUT_BYTES", value_name = "BYTES")]
-    pub plugin_output_bytes: Option<usize>,
-    /// Largest plugin upload, in bytes [default: 10485760].
-    #[arg(long, env = "HOOKGATE_MAX_PLUGIN_BYTES", value_name = "BYTES")]
-    pub max_plugin_bytes: Option<usize>,
-    /// Plugin versions one tenant may keep [default: 100].
-    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_COUNT", value_name = "N")]
-    pub plugin_max_count: Option<usize>,
-    /// Bytes of components one tenant's plugins may take in all, in MiB [default: 100].
-    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_TOTAL_MIB", value_name = "MIB")]
-    pub plugin_max_total_mib: Option<usize>,
-    /// Memory (heap) one plugin compile may use, in MiB [default: 512].
-    #[arg(long, env = "HOOKGATE_PLUGIN_COMPILE_MEMORY_MIB", value_name = "MIB")]
-    pub plugin_compile_memory_mib: Option<usize>,
-    /// CPU time one plugin compile may use [default: 10s].
-    #[arg(long, env = "HOOKGATE_PLUGIN_COMPILE_CPU", value_name = "DURATION", value_parser = parse_duration)]
-    pub plugin_compile_cpu: Option<Duration>,
-    /// Days delivery logs are kept [default: 30].
-    #[arg(long, env = "HOOKGATE_RETENTION_DAYS", value_name = "DAYS")]
-    pub retention_days: Option<u32>,
-    /// Memory the store caches records in, in MiB [default: 16].
-    #[arg(long, env = "HOOKGATE_STORE_CACHE_MIB", value_name = "MIB")]
-    pub store_cache_mib: Option<usize>,
-    /// How long shutdown waits for in-flight deliveries [default: 30s].
-    #[arg(long, env = "HOOKGATE_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = parse_duration)]
-    pub shutdown_grace: Option<Duration>,
-    /// Serve the /ui dashboard from this folder instead of the embedded copy
-    /// (for working on ui/ without rebuilding) [default: embedded].
-    #[arg(long, env = "HOOKGATE_UI_DIR", value_name = "DIR")]
-    pub ui_dir: Option<PathBuf>,
-}
-
 fn parse_duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
@@ -259,47 +458,7 @@ impl ServeArgs {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
-        macro_rules! set {
-            ($($field:ident),*) => {$(
-                if let Some(v) = self.$field { config.$field = v; }
-            )*};
-        }
-        set!(
-            listen,
-            data_dir,
-            allow_targets,
-            allow_http,
-            retry_schedule,
-            retry_jitter,
-            workers,
-            endpoint_concurrency,
-            tenant_concurrency,
-            log_format,
-            max_body_bytes,
-            delivery_timeout,
-            rotation_overlap,
-            plugin_timeout,
-            plugin_deadline,
-            plugin_memory_mib,
-            plugin_output_bytes,
-            max_plugin_bytes,
-            plugin_max_count,
-            plugin_max_total_mib,
-            plugin_compile_memory_mib,
-            plugin_compile_cpu,
-            retention_days,
-            store_cache_mib,
-            shutdown_grace
-        );
-        if self.admin_token.is_some() {
-            config.admin_token = self.admin_token;
-        }
-        if self.ca_file.is_some() {
-            config.ca_file = self.ca_file;
-        }
-        if self.ui_dir.is_some() {
-            config.ui_dir = self.ui_dir;
-        }
+        self.apply(&mut config);
         config.validate()?;
         Ok(config)
     }
@@ -468,5 +627,91 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(args.resolve(), Err(ConfigError::Invalid(_))));
+    }
+
+    /// README.md's settings table: from its header to the first line that is
+    /// not a table row.
+    fn readme_table(readme: &str) -> Option<String> {
+        let start = readme.find(TABLE_HEADER)?;
+        let rows = readme[start..]
+            .lines()
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| format!("{line}\n"));
+        Some(rows.collect())
+    }
+
+    #[test]
+    fn readme_shows_the_declared_settings() {
+        let expected = settings_table();
+        let found = readme_table(include_str!("../README.md"));
+        assert!(
+            found.as_deref() == Some(expected.as_str()),
+            "README.md's settings table (under \"Configuration\") is not the one the \
+             settings declared in src/config.rs make; replace it with:\n\n{expected}"
+        );
+    }
+
+    fn serve_command() -> clap::Command {
+        ServeArgs::augment_args(clap::Command::new("serve"))
+    }
+
+    #[test]
+    fn every_setting_is_an_option_with_its_variable_and_default() {
+        let command = serve_command();
+        for setting in settings() {
+            assert_eq!(
+                setting.env,
+                format!("HOOKGATE_{}", setting.name.to_uppercase())
+            );
+            let long = setting.name.replace('_', "-");
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long.as_str()))
+                .unwrap_or_else(|| panic!("no --{long}"));
+            assert_eq!(arg.get_env().unwrap(), setting.env);
+            let help = arg.get_help().unwrap().to_string();
+            assert!(
+                help.ends_with(&format!("[default: {}]", setting.default.replace('`', ""))),
+                "{help}"
+            );
+        }
+        let token = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some("admin-token"))
+            .unwrap();
+        assert!(token.is_hide_env_values_set());
+        // Every option but --config is a setting.
+        assert_eq!(command.get_arguments().count(), settings().len() + 1);
+    }
+
+    #[test]
+    fn shown_defaults_are_the_defaults() {
+        let expected = format!("{:?}", Config::default());
+        for setting in settings() {
+            let Some(value) = setting
+                .default
+                .strip_prefix('`')
+                .and_then(|v| v.strip_suffix('`'))
+            else {
+                continue;
+            };
+            let flag = format!("--{}={value}", setting.name.replace('_', "-"));
+            let matches = serve_command()
+                .try_get_matches_from(["serve", flag.as_str()])
+                .unwrap_or_else(|e| panic!("{flag}: {e}"));
+            let args = <ServeArgs as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+            let config = args.resolve().unwrap();
+            assert_eq!(format!("{config:?}"), expected, "{flag}");
+        }
+    }
+
+    #[test]
+    fn target_lists_are_comma_separated() {
+        let matches = serve_command()
+            .try_get_matches_from(["serve", "--allow-targets=127.0.0.0/8,::1/128"])
+            .unwrap();
+        let args = <ServeArgs as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        let c = args.resolve().unwrap();
+        assert_eq!(c.allow_targets.len(), 2);
     }
 }

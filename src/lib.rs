@@ -8,6 +8,7 @@ pub mod logging;
 pub mod model;
 pub mod plugins;
 pub mod server;
+pub(crate) mod service;
 pub mod signing;
 pub mod store;
 pub(crate) mod target_guard;

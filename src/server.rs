@@ -13,6 +13,7 @@ use crate::delivery::{Engine, EngineSettings};
 use crate::model::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
 use crate::plugins::compile::Compiler;
 use crate::plugins::{PluginHost, Plugins};
+use crate::service::Service;
 use crate::store::{Store, StoreError};
 use crate::target_guard::TargetGuard;
 
@@ -113,7 +114,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let state = AppState::new(api::Parts {
         guard,
         store: store.clone(),
-        engine: engine.clone(),
+        service: Service::new(store.clone(), engine.clone(), config.retry_schedule.clone()),
         plugins,
         metrics: install_metrics(),
         config: Arc::new(config),

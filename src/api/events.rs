@@ -12,12 +12,9 @@ use super::auth::{PublishScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath};
 use super::{ApiResult, AppState, Envelope, ok};
-use crate::delivery::fanout;
 use crate::model::delivery::DeliveryStatus;
-use crate::model::event::{Event, validate_external_id};
-use crate::model::event_type::validate_name;
 use crate::model::ids::{DeliveryId, EndpointId};
-use crate::store::{FANOUT_CHUNK, PublishOutcome};
+use crate::service::{NewEvent, Published};
 use crate::validation::FieldError;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -73,32 +70,26 @@ pub struct EventData {
     pub duplicate: bool,
 }
 
-/// A stored event with the current status of each of its deliveries.
-fn view(state: &AppState, event: Event) -> Result<EventView, ApiError> {
-    let list = state.store.event_deliveries(&event.tenant_id, &event.id)?;
-    let mut deliveries = Vec::with_capacity(list.len());
-    for (webhook_id, log_id) in list {
-        if let Some(d) = state
-            .store
-            .get_delivery(&event.tenant_id, &webhook_id, &log_id)?
-        {
-            deliveries.push(EventDelivery {
-                webhook_id,
-                log_id,
-                status: d.status,
-            });
-        }
-    }
-    Ok(view_with(event, deliveries))
-}
-
-fn view_with(event: Event, deliveries: Vec<EventDelivery>) -> EventView {
-    EventView {
-        data: event.data(),
-        id: event.id,
-        event_type: event.event_type,
-        created_at: event.created_at,
-        deliveries,
+/// The answer for an event and its deliveries.
+fn view(published: Published) -> EventData {
+    let event = published.event;
+    EventData {
+        event: EventView {
+            data: event.data(),
+            id: event.id,
+            event_type: event.event_type,
+            created_at: event.created_at,
+            deliveries: published
+                .deliveries
+                .into_iter()
+                .map(|d| EventDelivery {
+                    webhook_id: d.endpoint_id,
+                    log_id: d.delivery_id,
+                    status: d.status,
+                })
+                .collect(),
+        },
+        duplicate: published.duplicate,
     }
 }
 
@@ -115,74 +106,31 @@ async fn publish(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PublishEvent>,
 ) -> Result<(StatusCode, Json<Envelope<EventData>>), ApiError> {
-    validate_name(&body.event_type).map_err(|e| FieldError::new("type", e))?;
-    if state
-        .store
-        .get_event_type(&auth.tenant, &body.event_type)?
-        .is_none()
-    {
-        return Err(FieldError::new(
-            "type",
-            format!("'{}' is not in the event type catalog", body.event_type),
-        )
-        .into());
-    }
-    if let Some(id) = &body.id {
-        validate_external_id("id", id)?;
-    }
-    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
-        Some(v) => {
-            let key = v
-                .to_str()
-                .map_err(|_| FieldError::new("Idempotency-Key", "must be ASCII"))?;
-            validate_external_id("Idempotency-Key", key)?;
-            Some(key.to_string())
-        }
-        None => None,
-    };
-    let event = Event::new(auth.tenant, body.id, &body.event_type, body.data);
-    // A publish to thousands of endpoints waits for its share of the
-    // fan-out budget before building its deliveries; one to no subscriber
-    // (or few) never waits.
-    let subscribers = state.store.with_endpoints(&auth.tenant, |endpoints| {
-        match endpoints.len() > FANOUT_CHUNK {
-            true => fanout::count(&event.event_type, endpoints.values().map(|e| e.as_ref())),
-            false => endpoints.len(),
-        }
-    })?;
-    let reserved = state.store.reserve_fan_out(subscribers).await;
-    let deliveries = state.store.with_endpoints(&auth.tenant, |endpoints| {
-        let endpoints = endpoints.values().map(|e| e.as_ref());
-        fanout::deliveries_for(&event, endpoints, &state.config.retry_schedule)
-    })?;
-    let queued = deliveries.iter().filter(|d| d.next_retry.is_some()).count();
-    // A new event's deliveries are the ones just written: no need to read
-    // them back for the answer.
-    let fresh: Vec<EventDelivery> = deliveries
-        .iter()
-        .map(|d| EventDelivery {
-            webhook_id: d.endpoint_id,
-            log_id: d.id,
-            status: d.status,
+    let idempotency_key = headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| FieldError::new("Idempotency-Key", "must be ASCII"))
         })
-        .collect();
-    let outcome = state
-        .store
-        .publish_reserved(event, deliveries, idempotency_key.as_deref(), reserved)
+        .transpose()?;
+    let new = NewEvent {
+        event_type: body.event_type,
+        data: body.data,
+        id: body.id,
+    };
+    let published = state
+        .service
+        .publish(&auth.tenant, new, idempotency_key)
         .await?;
-    let (status, event, duplicate) = match outcome {
-        PublishOutcome::Created(event) => {
-            state.engine.queued(queued);
-            metrics::counter!("hookgate_events_published_total").increment(1);
-            (StatusCode::ACCEPTED, view_with(event, fresh), false)
-        }
-        PublishOutcome::Duplicate(event) => (StatusCode::OK, view(&state, event)?, true),
+    let status = match published.duplicate {
+        true => StatusCode::OK,
+        false => StatusCode::ACCEPTED,
     };
     Ok((
         status,
         Json(Envelope {
             success: true,
-            data: EventData { event, duplicate },
+            data: view(published),
         }),
     ))
 }
@@ -196,12 +144,9 @@ async fn get_event(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<EventData> {
-    let event = state
-        .store
-        .get_event(&auth.tenant, &id)?
+    let published = state
+        .service
+        .event(&auth.tenant, &id)?
         .ok_or_else(|| ApiError::not_found("event"))?;
-    ok(EventData {
-        event: view(&state, event)?,
-        duplicate: false,
-    })
+    ok(view(published))
 }

@@ -185,10 +185,7 @@ async fn retry_log(
 ) -> ApiResult<LogData> {
     let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
     let delivery = find_log(&state, &endpoint, &log_id)?;
-    let updated = state
-        .engine
-        .retry_now(&tenant, &endpoint, &delivery)
-        .await?;
+    let updated = state.service.retry(&tenant, &endpoint, &delivery).await?;
     ok(LogData {
         log: LogDetail::of(updated),
         payload: None,

@@ -39,8 +39,8 @@ use utoipa_axum::routes;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
-use crate::delivery::Engine;
 use crate::plugins::Plugins;
+use crate::service::Service;
 use crate::store::Store;
 use crate::target_guard::TargetGuard;
 use error::ApiError;
@@ -68,7 +68,7 @@ impl std::ops::Deref for AppState {
 /// What [`AppState`] holds.
 pub struct Parts {
     pub store: Store,
-    pub engine: Engine,
+    pub service: Service,
     pub plugins: Arc<Plugins>,
     /// Renders `/metrics`; `None` when another server in this process owns
     /// the recorder.

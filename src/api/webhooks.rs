@@ -14,7 +14,6 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_
 use super::lookup::{endpoint_of, find_endpoint};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::model::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
-use crate::model::event_type::TEST_EVENT_TYPE;
 use crate::model::ids::{EndpointId, TenantId};
 use crate::model::plugin::{MAX_CHAIN, PluginRef};
 use crate::signing::generate_secret;
@@ -475,22 +474,9 @@ async fn send_test(
     OptionalJson(body): OptionalJson<TestRequest>,
 ) -> ApiResult<TestData> {
     let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
-    let type_name = body
-        .event_type
-        .unwrap_or_else(|| TEST_EVENT_TYPE.to_string());
-    let event_type = state
-        .store
-        .get_event_type(&auth.tenant, &type_name)?
-        .ok_or_else(|| {
-            FieldError::new(
-                "event_type",
-                format!("'{type_name}' is not in the event type catalog"),
-            )
-        })?;
-    let data = event_type.example.unwrap_or_else(|| serde_json::json!({}));
     let delivery = state
-        .engine
-        .send_test(&tenant, &endpoint, &type_name, data)
+        .service
+        .send_test(&tenant, &endpoint, body.event_type)
         .await?;
     let attempt = delivery.attempts.last().cloned();
     let result = match attempt {
