@@ -268,19 +268,10 @@ impl Store {
         id: &str,
     ) -> Result<Vec<(EndpointId, DeliveryId)>> {
         let key = scoped_key(tenant, id);
-        if let Some(list) = self.event_deliveries.get(&key)? {
-            return decode(&list);
+        match self.event_deliveries.get(&key)? {
+            Some(list) => decode(&list),
+            None => Ok(Vec::new()),
         }
-        // Events stored before the list had its own tree carry it inside.
-        #[derive(serde::Deserialize)]
-        struct Legacy {
-            #[serde(default)]
-            deliveries: Vec<(EndpointId, DeliveryId)>,
-        }
-        Ok(match self.events.get(&key)? {
-            Some(event) => decode::<Legacy>(&event)?.deliveries,
-            None => Vec::new(),
-        })
     }
 
     /// Stores an event made for a test send, with no fan-out.
@@ -398,20 +389,6 @@ mod tests {
         assert!(matches!(outcome, Ok(PublishOutcome::Created(_))));
         assert_all_stored(&store, tenant, &deliveries);
         assert_eq!(store.fanout_budget.available_permits(), FANOUT_BUDGET);
-    }
-
-    #[tokio::test]
-    async fn an_event_stored_with_its_list_inside_still_lists_it() {
-        let (store, _dir) = temp_store();
-        let tenant = TenantId::generate();
-        let (event, deliveries) = fan_out_of(tenant, 3);
-        let pairs: Vec<_> = deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
-        let mut old = serde_json::to_value(&event).unwrap();
-        old["deliveries"] = serde_json::to_value(&pairs).unwrap();
-        let key = scoped_key(&tenant, &event.id);
-        store.events.insert(&key, encode(&old)).unwrap();
-        assert_eq!(store.event_deliveries(&tenant, &event.id).unwrap(), pairs);
-        assert!(store.get_event(&tenant, &event.id).unwrap().is_some());
     }
 
     /// A crash after the event and the first chunk: opening the store writes

@@ -16,6 +16,7 @@ mod event_types;
 mod events;
 mod kept;
 mod keys;
+mod migrations;
 mod plugins;
 mod recent_events;
 mod tenants;
@@ -126,8 +127,9 @@ const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
 impl Store {
     /// Opens (or creates) the store in `dir`. sled locks the directory, so a
     /// second gateway on the same data dir fails here instead of corrupting it.
-    /// `cache_bytes` bounds the memory sled caches pages in. Fan-outs a
-    /// crash interrupted are finished here, before anything reads the queue.
+    /// `cache_bytes` bounds the memory sled caches pages in. An older layout
+    /// is brought up to date (`migrations`), and fan-outs a crash
+    /// interrupted are finished, before anything reads the store.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
@@ -173,33 +175,11 @@ impl Store {
             committer: commit::GroupCommit::start(db.clone()),
             writer,
         }));
-        let requeued = store.requeue_old_leases(&db)?;
-        if requeued + store.resume_fan_outs()? > 0 {
+        let migrated = migrations::migrate(&store, &db)?;
+        if migrated | (store.resume_fan_outs()? > 0) {
             db.flush()?;
         }
         Ok(store)
-    }
-
-    /// Data dirs written before entries stayed queued during their attempt
-    /// kept running attempts in an `inflight` tree; they go back to the
-    /// queue (to be attempted again, as before) and the tree is dropped.
-    fn requeue_old_leases(&self, db: &sled::Db) -> Result<usize> {
-        const OLD_LEASES: &[u8] = b"inflight";
-        if !db.tree_names().iter().any(|name| name == OLD_LEASES) {
-            return Ok(0);
-        }
-        let leases = db.open_tree(OLD_LEASES)?;
-        let mut batch = sled::Batch::default();
-        let mut count = 0;
-        for item in leases.iter() {
-            let (key, value) = item?;
-            batch.insert(key, value);
-            count += 1;
-        }
-        self.queue.apply_batch(batch)?;
-        db.flush()?;
-        db.drop_tree(OLD_LEASES)?;
-        Ok(count)
     }
 
     /// Makes every write so far durable. Concurrent callers share one fsync.
@@ -328,31 +308,5 @@ pub(crate) mod test_support {
             .await
             .unwrap();
         tenant
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Store;
-
-    #[tokio::test]
-    async fn attempts_in_flight_under_the_old_layout_are_queued_again() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            let old = db.open_tree("inflight").unwrap();
-            old.insert(b"key-of-a-running-attempt", b"{}").unwrap();
-            db.flush().unwrap();
-        }
-        let store = Store::open(dir.path(), 16 << 20).unwrap();
-        assert_eq!(store.queue_len(), 1);
-        assert_eq!(
-            store
-                .queue
-                .get(b"key-of-a-running-attempt")
-                .unwrap()
-                .as_deref(),
-            Some(&b"{}"[..])
-        );
     }
 }

@@ -1,0 +1,178 @@
+//! The store's layout versions, and the one place that reads older ones.
+//!
+//! The `meta` tree holds `schema_version`. Opening a data dir brings it up to
+//! [`SCHEMA_VERSION`] here, before anything else reads it, and refuses a dir
+//! written by a newer hookgate. Each step rewrites what an older layout kept
+//! differently, so no other module reads an old layout:
+//!
+//! - version 1 (dirs written before versions were recorded): running
+//!   attempts sat in an `inflight` tree instead of staying queued; an
+//!   event's `(endpoint, delivery)` list sat inside the event record instead
+//!   of in `event_deliveries`.
+//! - version 2: the layout `store/mod.rs` documents.
+
+use super::{Result, Store, StoreError, decode, encode};
+
+/// The layout this binary writes.
+pub(super) const SCHEMA_VERSION: u32 = 2;
+
+const VERSION_KEY: &[u8] = b"schema_version";
+
+/// Brings the store in `db` to [`SCHEMA_VERSION`]; returns whether it wrote.
+pub(super) fn migrate(store: &Store, db: &sled::Db) -> Result<bool> {
+    let found = match store.meta.get(VERSION_KEY)? {
+        Some(v) => decode::<u32>(&v)?,
+        // A new dir has no trees with data; an old one has no version.
+        None if is_new(db)? => SCHEMA_VERSION,
+        None => 1,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Write(format!(
+            "the data dir has layout version {found}, written by a newer hookgate; this one knows up to {SCHEMA_VERSION}"
+        )));
+    }
+    let mut wrote = false;
+    if found < 2 {
+        requeue_old_leases(store, db)?;
+        move_event_lists(store)?;
+        wrote = true;
+    }
+    if store.meta.get(VERSION_KEY)?.is_none() || wrote {
+        store.meta.insert(VERSION_KEY, encode(&SCHEMA_VERSION))?;
+        wrote = true;
+    }
+    Ok(wrote)
+}
+
+fn is_new(db: &sled::Db) -> Result<bool> {
+    for name in db.tree_names() {
+        if name != b"__sled__default" && !db.open_tree(&name)?.is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Version 1 kept running attempts in an `inflight` tree; they go back to
+/// the queue (to be attempted again, as before) and the tree is dropped.
+fn requeue_old_leases(store: &Store, db: &sled::Db) -> Result<()> {
+    const OLD_LEASES: &[u8] = b"inflight";
+    if !db.tree_names().iter().any(|name| name == OLD_LEASES) {
+        return Ok(());
+    }
+    let leases = db.open_tree(OLD_LEASES)?;
+    let mut batch = sled::Batch::default();
+    for item in leases.iter() {
+        let (key, value) = item?;
+        batch.insert(key, value);
+    }
+    store.queue.apply_batch(batch)?;
+    db.flush()?;
+    db.drop_tree(OLD_LEASES)?;
+    Ok(())
+}
+
+/// Version 1 kept an event's `(endpoint, delivery)` list inside the event
+/// record; it moves to `event_deliveries`, and the event loses the field.
+fn move_event_lists(store: &Store) -> Result<()> {
+    for item in store.events.iter() {
+        let (key, value) = item?;
+        let mut event: serde_json::Value = decode(&value)?;
+        let Some(list) = event.as_object_mut().and_then(|e| e.remove("deliveries")) else {
+            continue;
+        };
+        if !store.event_deliveries.contains_key(&key)? {
+            store.event_deliveries.insert(&key, encode(&list))?;
+        }
+        store.events.insert(&key, encode(&event))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::event::Event;
+    use crate::model::ids::{DeliveryId, EndpointId, TenantId};
+    use crate::store::scoped_key;
+
+    fn open(dir: &std::path::Path) -> Result<Store> {
+        Store::open(dir, 16 << 20)
+    }
+
+    fn version(store: &Store) -> u32 {
+        decode(&store.meta.get(VERSION_KEY).unwrap().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_new_dir_gets_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(version(&open(dir.path()).unwrap()), SCHEMA_VERSION);
+    }
+
+    /// A version 1 dir with an attempt running when it stopped: the attempt
+    /// is queued again.
+    #[test]
+    fn version_1_attempts_in_flight_are_queued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let old = db.open_tree("inflight").unwrap();
+            old.insert(b"key-of-a-running-attempt", b"{}").unwrap();
+            db.flush().unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        assert_eq!(store.queue_len(), 1);
+        assert_eq!(
+            store
+                .queue
+                .get(b"key-of-a-running-attempt")
+                .unwrap()
+                .as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert_eq!(version(&store), SCHEMA_VERSION);
+    }
+
+    /// A version 1 dir whose event carries its delivery list inside: the
+    /// list moves to its own tree and the event still reads.
+    #[test]
+    fn version_1_event_lists_move_to_their_own_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::generate();
+        let event = Event::new(tenant, None, "a.b", serde_json::json!({"n": 1}));
+        let pairs = vec![(EndpointId::generate(), DeliveryId::generate())];
+        let key = scoped_key(&tenant, &event.id);
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let mut old = serde_json::to_value(&event).unwrap();
+            old["deliveries"] = serde_json::to_value(&pairs).unwrap();
+            db.open_tree("events")
+                .unwrap()
+                .insert(&key, encode(&old))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        assert_eq!(store.event_deliveries(&tenant, &event.id).unwrap(), pairs);
+        let read = store.get_event(&tenant, &event.id).unwrap().unwrap();
+        assert_eq!(read.body, event.body);
+        let raw: serde_json::Value = decode(&store.events.get(&key).unwrap().unwrap()).unwrap();
+        assert!(raw.get("deliveries").is_none(), "the event lost the field");
+    }
+
+    #[test]
+    fn a_dir_from_a_newer_hookgate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(VERSION_KEY, encode(&(SCHEMA_VERSION + 1)))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("newer hookgate"), "{err}");
+    }
+}
