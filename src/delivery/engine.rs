@@ -412,18 +412,18 @@ impl Dispatcher {
             self.last_wrap = now;
         }
         if let (Some(queued), Some(cursor)) = (self.inner.store().take_queued_since(), &self.cursor)
-            && queued <= Store::due_at(cursor)
+            && queued <= cursor.due_ms()
         {
             // Written behind the cursor (its due time was set before a
             // later one's commit): step back to it. Entries re-read on the
             // way are skipped as taken or held.
-            self.cursor = Some(Store::queue_position(queued));
+            self.cursor = Some(QueueKey::before(queued));
         }
         let now_ms = now_ms();
         let scan = self
             .inner
             .store()
-            .due(self.cursor.as_deref(), now_ms, SCAN_LIMIT)?;
+            .due(self.cursor.as_ref(), now_ms, SCAN_LIMIT)?;
         let mut passed_over = false;
         for (key, entry) in scan.entries {
             if self.taken.len() >= self.inner.settings.workers {
@@ -511,7 +511,7 @@ mod tests {
     use crate::plugins::compile::Compiler;
     use crate::plugins::{Limits, PluginHost, Plugins};
     use crate::store::test_support::temp_store;
-    use crate::store::{PluginQuota, Store};
+    use crate::store::{PluginQuota, QueueKey, Store};
     use crate::target_guard::TargetGuard;
 
     fn dispatcher(store: Store) -> Dispatcher {
@@ -541,7 +541,7 @@ mod tests {
 
     /// Publishes one event with one delivery to `endpoint`, due `ago_ms`
     /// before now; returns its queue key.
-    async fn publish(store: &Store, endpoint: EndpointId, ago_ms: i64) -> Vec<u8> {
+    async fn publish(store: &Store, endpoint: EndpointId, ago_ms: i64) -> QueueKey {
         let event = Event::new(
             crate::model::ids::TenantId::generate(),
             None,
@@ -558,7 +558,7 @@ mod tests {
             .into_iter()
             .find(|(_, entry)| entry.delivery == id)
             .expect("the delivery is queued");
-        key.to_vec()
+        key
     }
 
     /// An entry whose commit lands behind the cursor (due earlier than one
@@ -574,13 +574,13 @@ mod tests {
 
         let later = publish(&store, endpoint, 5).await;
         d.pass().unwrap();
-        assert!(d.held.keys.contains(later.as_slice()));
-        assert_eq!(d.cursor.as_deref(), Some(later.as_slice()));
+        assert!(d.held.keys.contains(&later));
+        assert_eq!(d.cursor.as_ref(), Some(&later));
 
         let earlier = publish(&store, endpoint, 1000).await;
         d.pass().unwrap();
         assert!(
-            d.held.keys.contains(earlier.as_slice()),
+            d.held.keys.contains(&earlier),
             "the entry behind the cursor was not read"
         );
         assert_eq!(d.held.len(), 2);

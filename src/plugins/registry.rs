@@ -182,7 +182,7 @@ impl Plugins {
             .plugin_artifact(&plugin.sha256, &engine)
             .map_err(store_err)?;
         let compiled = match artifact {
-            Some(artifact) => self.load(artifact.to_vec()).await?,
+            Some(artifact) => self.load(artifact).await?,
             None => {
                 let wasm = self
                     .store
@@ -191,7 +191,7 @@ impl Plugins {
                     .ok_or_else(|| PluginError::Host("the plugin's bytes are missing".into()))?;
                 let artifact = self
                     .compiler
-                    .compile(bytes::Bytes::copy_from_slice(&wasm))
+                    .compile(bytes::Bytes::from(wasm))
                     .await?;
                 let compiled = self.load(artifact.clone()).await?;
                 self.store

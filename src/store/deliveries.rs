@@ -32,8 +32,27 @@ pub struct QueueEntry {
     pub delivery: DeliveryId,
 }
 
-/// A queue key: due time and delivery id.
-pub type QueueKey = sled::IVec;
+/// Where a scheduled attempt sits in the queue: its due time, then its
+/// delivery. Opaque outside the store; keys order by due time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueKey(sled::IVec);
+
+impl QueueKey {
+    /// A position just before every entry due at or after `due_ms`: the
+    /// scan [`Store::due`] makes after it starts with them.
+    pub fn before(due_ms: u64) -> Self {
+        Self(sled::IVec::from(&due_ms.to_be_bytes()[..]))
+    }
+
+    /// When the entry at this key is due (ms).
+    pub fn due_ms(&self) -> u64 {
+        due_of(&self.0)
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 pub(super) fn queue_key(due_ms: i64, id: &DeliveryId) -> Vec<u8> {
     let mut key = Vec::with_capacity(24);
@@ -103,14 +122,14 @@ impl DeliveryFilter {
 impl Store {
     /// Up to `limit` queue entries due at `now_ms`, oldest first, starting
     /// after the key `after` (from the front when `None`).
-    pub fn due(&self, after: Option<&[u8]>, now_ms: u64, limit: usize) -> Result<DueScan> {
+    pub fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan> {
         let mut entries = Vec::new();
         let mut next_due_ms = None;
         let mut caught_up = true;
         let range = match after {
             Some(key) => self
                 .queue
-                .range::<&[u8], _>((Bound::Excluded(key), Bound::Unbounded)),
+                .range::<&[u8], _>((Bound::Excluded(key.bytes()), Bound::Unbounded)),
             None => self.queue.iter(),
         };
         for item in range {
@@ -124,7 +143,7 @@ impl Store {
                 caught_up = false;
                 break;
             }
-            entries.push((key, decode(&value)?));
+            entries.push((QueueKey(key), decode(&value)?));
         }
         Ok(DueScan {
             entries,
@@ -138,17 +157,6 @@ impl Store {
     pub fn take_queued_since(&self) -> Option<u64> {
         let due = self.queued_since.0.swap(u64::MAX, Ordering::AcqRel);
         (due != u64::MAX).then_some(due)
-    }
-
-    /// A position just before every queue entry due at or after `due_ms`:
-    /// the scan [`Store::due`] makes after it starts with them.
-    pub fn queue_position(due_ms: u64) -> QueueKey {
-        QueueKey::from(&due_ms.to_be_bytes()[..])
-    }
-
-    /// When the entry at `key` is due (ms).
-    pub fn due_at(key: &[u8]) -> u64 {
-        due_of(key)
     }
 
     /// Entries waiting in the queue (counted by a scan: for start-up).
@@ -175,7 +183,7 @@ impl Store {
         let updated = self
             .writer
             .write(3, move |tx| {
-                tx.queue.remove(&key)?;
+                tx.queue.remove(key.bytes())?;
                 let Some(current) = tx.deliveries.get(dkey.as_slice())? else {
                     return Ok(None);
                 };
@@ -424,7 +432,7 @@ mod tests {
         let (store, _dir) = temp_store();
         let tenant = TenantId::generate();
         let d = delivery(0, true);
-        let key = QueueKey::from(queue_key(0, &d.id));
+        let key = QueueKey(queue_key(0, &d.id).into());
         let entry = QueueEntry {
             tenant,
             endpoint: d.endpoint_id,
@@ -434,7 +442,7 @@ mod tests {
             .deliveries
             .insert(delivery_key(&tenant, &d.endpoint_id, &d.id), encode(&d))
             .unwrap();
-        store.queue.insert(&key, encode(&entry)).unwrap();
+        store.queue.insert(key.bytes(), encode(&entry)).unwrap();
         let due = store.due(None, u64::MAX, 10).unwrap();
         assert_eq!(due.entries.len(), 1);
         // A failed attempt moves the entry to its retry time...

@@ -39,8 +39,9 @@ use crate::model::ids::TenantId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The backend failed (disk, corruption, I/O).
     #[error("storage failure: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(String),
     #[error("a stored record cannot be read: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("cannot make writes durable: {0}")]
@@ -56,11 +57,17 @@ pub enum StoreError {
     LimitReached(String),
 }
 
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Storage(e.to_string())
+    }
+}
+
 impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Storage(e),
+            TransactionError::Storage(e) => e.into(),
         }
     }
 }

@@ -237,12 +237,17 @@ impl Store {
         Ok(())
     }
 
-    pub fn plugin_blob(&self, sha256: &str) -> Result<Option<sled::IVec>> {
-        Ok(self.plugin_blobs.get(sha256.as_bytes())?)
+    /// A component's bytes, by SHA-256 (hex).
+    pub fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.plugin_blobs.get(sha256.as_bytes())?.map(|v| v.to_vec()))
     }
 
-    pub fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<sled::IVec>> {
-        Ok(self.plugin_artifacts.get(artifact_key(sha256, engine))?)
+    /// A component's machine code for one engine, if compiled before.
+    pub fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .plugin_artifacts
+            .get(artifact_key(sha256, engine))?
+            .map(|v| v.to_vec()))
     }
 
     /// Caches a compiled artifact (after an engine change); not flushed, as

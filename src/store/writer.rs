@@ -218,7 +218,7 @@ fn commit_group(trees: &Trees, mut group: Vec<Box<dyn Job>>) {
                 let message = e.to_string();
                 let mut jobs = group.drain(..);
                 if let Some(first) = jobs.next() {
-                    first.answer(Err(StoreError::Storage(e)));
+                    first.answer(Err(e.into()));
                 }
                 for job in jobs {
                     job.answer(Err(StoreError::Write(message.clone())));
