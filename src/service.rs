@@ -248,7 +248,7 @@ mod tests {
     async fn a_publish_makes_one_delivery_per_subscriber_once() {
         let (store, _dir) = temp_store();
         let service = service(&store).await;
-        let tenant = stored_tenant(&store, "t").await;
+        let tenant = stored_tenant(&*store, "t").await;
         let mut subscribed = Endpoint::sample(tenant.id, "subscribed");
         subscribed.url = "https://127.0.0.1:9/hook".into();
         let mut other = Endpoint::sample(tenant.id, "other");
@@ -287,7 +287,7 @@ mod tests {
     async fn a_publish_outside_the_catalog_or_with_a_bad_key_stores_nothing() {
         let (store, _dir) = temp_store();
         let service = service(&store).await;
-        let tenant = stored_tenant(&store, "t").await;
+        let tenant = stored_tenant(&*store, "t").await;
         let field = |e: ServiceError| match e {
             ServiceError::Invalid(f) => f.field,
             other => panic!("{other}"),
@@ -307,7 +307,7 @@ mod tests {
     async fn a_test_send_is_logged_even_while_paused_and_names_a_missing_type() {
         let (store, _dir) = temp_store();
         let service = service(&store).await;
-        let tenant = stored_tenant(&store, "t").await;
+        let tenant = stored_tenant(&*store, "t").await;
         let mut endpoint = Endpoint::sample(tenant.id, "paused");
         endpoint.status = EndpointStatus::Paused;
         endpoint.url = "https://127.0.0.1:9/hook".into();

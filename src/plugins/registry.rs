@@ -189,10 +189,7 @@ impl Plugins {
                     .plugin_blob(&plugin.sha256)
                     .map_err(store_err)?
                     .ok_or_else(|| PluginError::Host("the plugin's bytes are missing".into()))?;
-                let artifact = self
-                    .compiler
-                    .compile(bytes::Bytes::from(wasm))
-                    .await?;
+                let artifact = self.compiler.compile(bytes::Bytes::from(wasm)).await?;
                 let compiled = self.load(artifact.clone()).await?;
                 self.store
                     .put_plugin_artifact(&plugin.sha256, &engine, &artifact)

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{Page, Result, Store, decode, encode};
+use super::{Page, Result, SledStore, decode, encode};
 use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
 
@@ -119,7 +119,7 @@ impl DeliveryFilter {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Up to `limit` queue entries due at `now_ms`, oldest first, starting
     /// after the key `after` (from the front when `None`).
     pub fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan> {
@@ -393,7 +393,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::temp_sled;
 
     fn delivery(age_days: i64, scheduled: bool) -> Delivery {
         let at = crate::time::now() - chrono::Duration::days(age_days);
@@ -409,7 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn prune_removes_old_finished_entries_only() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = TenantId::generate();
         let (old, recent, old_scheduled) =
             (delivery(40, false), delivery(1, false), delivery(40, true));
@@ -429,7 +429,7 @@ mod tests {
 
     #[tokio::test]
     async fn finishing_an_attempt_moves_or_drops_its_entry() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = TenantId::generate();
         let d = delivery(0, true);
         let key = QueueKey(queue_key(0, &d.id).into());

@@ -9,7 +9,7 @@ use sled::Transactional;
 use sled::transaction::abort;
 
 use super::{
-    Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
+    Page, Result, SledStore, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
 use crate::model::endpoint::Endpoint;
 use crate::model::event_type::EventFilter;
@@ -106,7 +106,7 @@ impl EndpointCache {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Checks, under the endpoint cache's write lock, that what `new`
     /// refers to and `old` did not still exists: each event type it
     /// subscribes to by exact name and each plugin of its chain. Deleting an
@@ -307,7 +307,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::{event_type, stored_tenant, temp_store};
+    use crate::store::test_support::{event_type, stored_tenant, temp_sled};
 
     /// Loading a tenant past the bound forgets the tenants read longest ago
     /// until it fits; one larger than the bound is kept alone.
@@ -345,7 +345,7 @@ mod tests {
         assert!(all.is_empty());
     }
 
-    fn names(store: &Store, tenant: &TenantId) -> Vec<String> {
+    fn names(store: &SledStore, tenant: &TenantId) -> Vec<String> {
         store
             .with_endpoints(tenant, |all| all.values().map(|e| e.name.clone()).collect())
             .unwrap()
@@ -355,7 +355,7 @@ mod tests {
     /// what a fresh store reads from the tree.
     #[tokio::test]
     async fn the_cache_follows_every_write() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = stored_tenant(&store, "t").await;
         let t = tenant.id;
         let first = Endpoint::sample(t, "first");
@@ -402,7 +402,7 @@ mod tests {
     /// Concurrent writers to one endpoint: the cache ends as the tree does.
     #[tokio::test]
     async fn concurrent_writes_leave_the_cache_as_the_tree() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = stored_tenant(&store, "t").await;
         let ep = Endpoint::sample(tenant.id, "0");
         store.create_endpoint(&ep).await.unwrap();
@@ -471,7 +471,7 @@ mod tests {
     /// subscription or the deletion is refused, never neither.
     #[test]
     fn deleting_an_event_type_never_crosses_a_subscription_to_it() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = block_on(stored_tenant(&store, "t"));
         let t = tenant.id;
         let name = |round: usize| format!("race.t{round}");
@@ -505,7 +505,7 @@ mod tests {
     fn deleting_a_plugin_never_crosses_a_chain_attaching_it() {
         use crate::model::plugin::PluginRef;
         use crate::store::{NewPlugin, PluginQuota, Stored};
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = block_on(stored_tenant(&store, "t"));
         let t = tenant.id;
         let ep = Endpoint::sample(t, "chained");

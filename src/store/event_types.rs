@@ -4,12 +4,12 @@ use sled::Transactional;
 use sled::transaction::abort;
 
 use super::{
-    Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
+    Page, Result, SledStore, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
 use crate::model::event_type::EventType;
 use crate::model::ids::TenantId;
 
-impl Store {
+impl SledStore {
     /// Adds a type to the catalog; `Conflict` if the name is taken.
     pub async fn create_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()> {
         let key = scoped_key(tenant, &et.name);

@@ -11,7 +11,7 @@ use sled::transaction::{
 };
 
 use super::deliveries::{QueueEntry, delivery_key, queue_key};
-use super::{Result, Store, StoreError, decode, encode, scoped_key};
+use super::{Result, SledStore, StoreError, decode, encode, scoped_key};
 use crate::model::delivery::Delivery;
 use crate::model::event::Event;
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
@@ -90,7 +90,7 @@ fn row(tenant: TenantId, d: &Delivery) -> Row {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Stores an event with its deliveries, queuing those with a
     /// `next_retry`, unless its id or idempotency key already exists.
     /// Durable when it returns.
@@ -99,7 +99,7 @@ impl Store {
     /// Beyond that the event's transaction also writes a fan-out marker with
     /// every delivery; the deliveries follow in chunks, and the marker is
     /// removed when the last is written. A crash in between leaves the marker,
-    /// and [`Store::open`] finishes the fan-out, so an event that exists gets
+    /// and [`SledStore::open`] finishes the fan-out, so an event that exists gets
     /// every delivery exactly once either way.
     pub async fn publish(
         &self,
@@ -288,7 +288,7 @@ mod tests {
 
     use super::*;
     use crate::model::delivery::DeliveryStatus;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::temp_sled;
 
     /// An event and `n` deliveries of it: every tenth skipped, the rest due.
     fn fan_out_of(tenant: TenantId, n: usize) -> (Event, Vec<Delivery>) {
@@ -312,7 +312,7 @@ mod tests {
         (event, deliveries)
     }
 
-    fn assert_all_stored(store: &Store, tenant: TenantId, deliveries: &[Delivery]) {
+    fn assert_all_stored(store: &SledStore, tenant: TenantId, deliveries: &[Delivery]) {
         for d in deliveries {
             let stored = store.get_delivery(&tenant, &d.endpoint_id, &d.id).unwrap();
             assert!(stored.is_some(), "delivery {} is stored", d.id);
@@ -325,10 +325,10 @@ mod tests {
 
     #[tokio::test]
     async fn removed_events_are_not_served_from_memory() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = crate::store::test_support::tenant("acme");
         store.create_tenant(&tenant).await.unwrap();
-        let publish = |store: &Store| {
+        let publish = |store: &SledStore| {
             let event = Event::new(tenant.id, None, "a.b", serde_json::json!({"n": 1}));
             let store = store.clone();
             async move {
@@ -356,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_fan_out_is_written_whole_in_chunks() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = TenantId::generate();
         let (event, deliveries) = fan_out_of(tenant, 2 * FANOUT_CHUNK + 7);
         let id = event.id.clone();
@@ -376,7 +376,7 @@ mod tests {
     /// and gives the budget back.
     #[tokio::test]
     async fn a_reserved_fan_out_runs_on_its_reservation() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         assert!(store.reserve_fan_out(FANOUT_CHUNK).await.is_none());
         let tenant = TenantId::generate();
         let (event, deliveries) = fan_out_of(tenant, FANOUT_CHUNK + 1);
@@ -399,7 +399,7 @@ mod tests {
         let tenant = TenantId::generate();
         let (event, deliveries) = fan_out_of(tenant, FANOUT_CHUNK + 300);
         {
-            let store = Store::open(dir.path(), 16 << 20).unwrap();
+            let store = SledStore::open(dir.path(), 16 << 20).unwrap();
             let event_key = scoped_key(&tenant, &event.id);
             store.events.insert(&event_key, encode(&event)).unwrap();
             store
@@ -425,7 +425,7 @@ mod tests {
         // sled's lock goes with the commit thread's handle, shortly after.
         let store = (0..50)
             .find_map(|_| {
-                Store::open(dir.path(), 16 << 20).ok().or_else(|| {
+                SledStore::open(dir.path(), 16 << 20).ok().or_else(|| {
                     std::thread::sleep(Duration::from_millis(100));
                     None
                 })

@@ -5,7 +5,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, abort};
 
 use super::{
-    Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
+    Page, Result, SledStore, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
 use crate::model::ids::{KeyId, TenantId};
 use crate::model::tenant::ApiKey;
@@ -33,7 +33,7 @@ mod hex_bytes {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Stores a key and its hash index together; fails if the tenant is gone.
     pub async fn create_key(&self, key: &ApiKey, token_hash: [u8; 32]) -> Result<()> {
         let record = encode(&StoredKey {
@@ -102,11 +102,11 @@ impl Store {
 mod tests {
     use crate::model::ids::KeyId;
     use crate::model::tenant::{ApiKey, Scope, hash_token};
-    use crate::store::test_support::{temp_store, tenant};
+    use crate::store::test_support::{temp_sled, tenant};
 
     #[tokio::test]
     async fn keys_authenticate_until_revoked_or_tenant_deleted() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let tenant = tenant("t");
         store.create_tenant(&tenant).await.unwrap();
         let make = |name: &str| ApiKey {

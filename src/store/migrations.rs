@@ -11,7 +11,7 @@
 //!   of in `event_deliveries`.
 //! - version 2: the layout `store/mod.rs` documents.
 
-use super::{Result, Store, StoreError, decode, encode};
+use super::{Result, SledStore, StoreError, decode, encode};
 
 /// The layout this binary writes.
 pub(super) const SCHEMA_VERSION: u32 = 2;
@@ -19,7 +19,7 @@ pub(super) const SCHEMA_VERSION: u32 = 2;
 const VERSION_KEY: &[u8] = b"schema_version";
 
 /// Brings the store in `db` to [`SCHEMA_VERSION`]; returns whether it wrote.
-pub(super) fn migrate(store: &Store, db: &sled::Db) -> Result<bool> {
+pub(super) fn migrate(store: &SledStore, db: &sled::Db) -> Result<bool> {
     let found = match store.meta.get(VERSION_KEY)? {
         Some(v) => decode::<u32>(&v)?,
         // A new dir has no trees with data; an old one has no version.
@@ -55,7 +55,7 @@ fn is_new(db: &sled::Db) -> Result<bool> {
 
 /// Version 1 kept running attempts in an `inflight` tree; they go back to
 /// the queue (to be attempted again, as before) and the tree is dropped.
-fn requeue_old_leases(store: &Store, db: &sled::Db) -> Result<()> {
+fn requeue_old_leases(store: &SledStore, db: &sled::Db) -> Result<()> {
     const OLD_LEASES: &[u8] = b"inflight";
     if !db.tree_names().iter().any(|name| name == OLD_LEASES) {
         return Ok(());
@@ -74,7 +74,7 @@ fn requeue_old_leases(store: &Store, db: &sled::Db) -> Result<()> {
 
 /// Version 1 kept an event's `(endpoint, delivery)` list inside the event
 /// record; it moves to `event_deliveries`, and the event loses the field.
-fn move_event_lists(store: &Store) -> Result<()> {
+fn move_event_lists(store: &SledStore) -> Result<()> {
     for item in store.events.iter() {
         let (key, value) = item?;
         let mut event: serde_json::Value = decode(&value)?;
@@ -96,11 +96,11 @@ mod tests {
     use crate::model::ids::{DeliveryId, EndpointId, TenantId};
     use crate::store::scoped_key;
 
-    fn open(dir: &std::path::Path) -> Result<Store> {
-        Store::open(dir, 16 << 20)
+    fn open(dir: &std::path::Path) -> Result<SledStore> {
+        SledStore::open(dir, 16 << 20)
     }
 
-    fn version(store: &Store) -> u32 {
+    fn version(store: &SledStore) -> u32 {
         decode(&store.meta.get(VERSION_KEY).unwrap().unwrap()).unwrap()
     }
 

@@ -9,7 +9,10 @@
 //! transaction), and every mutation is flushed before it returns, so an API
 //! answer of 2xx means the change survives a crash.
 
+mod backend;
 mod commit;
+#[cfg(test)]
+mod contract;
 mod deliveries;
 mod endpoints;
 mod event_types;
@@ -22,6 +25,7 @@ mod recent_events;
 mod tenants;
 mod writer;
 
+pub use backend::{Backend, DeliveryChange, EndpointChange, Store};
 pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
 pub use endpoints::TenantEndpoints;
 pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
@@ -35,7 +39,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::TransactionError;
 
-use crate::model::ids::TenantId;
+use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::model::endpoint::Endpoint;
+use crate::model::event::Event;
+use crate::model::event_type::EventType;
+use crate::model::ids::{DeliveryId, EndpointId, KeyId, PluginId, TenantId};
+use crate::model::plugin::Plugin;
+use crate::model::tenant::{ApiKey, Tenant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,6 +65,9 @@ pub enum StoreError {
     /// A quota would be passed; the request asked for more than allowed.
     #[error("{0}")]
     LimitReached(String),
+    /// The caller's change refused itself (see `Store::update_endpoint`).
+    #[error("the change was refused")]
+    Refused,
 }
 
 impl From<sled::Error> for StoreError {
@@ -82,10 +95,9 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Handle to the open store; cheap to clone: one reference count, as the
-/// API clones it with its state for every request.
+/// The store on embedded sled; cheap to clone: one reference count.
 #[derive(Clone)]
-pub struct Store(Arc<Shared>);
+pub struct SledStore(Arc<Shared>);
 
 /// The trees and in-memory state every handle of one store shares.
 pub struct Shared {
@@ -121,7 +133,7 @@ pub struct Shared {
     writer: writer::Writer,
 }
 
-impl std::ops::Deref for Store {
+impl std::ops::Deref for SledStore {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
@@ -131,7 +143,7 @@ impl std::ops::Deref for Store {
 
 const ADMIN_TOKEN_HASH: &[u8] = b"admin_token_sha256";
 
-impl Store {
+impl SledStore {
     /// Opens (or creates) the store in `dir`. sled locks the directory, so a
     /// second gateway on the same data dir fails here instead of corrupting it.
     /// `cache_bytes` bounds the memory sled caches pages in. An older layout
@@ -270,9 +282,239 @@ fn keys_with_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>>
         .map_err(Into::into)
 }
 
+/// sled as a [`Backend`]: each operation is the inherent method of the same
+/// name, in this module's files.
+#[async_trait::async_trait]
+impl Backend for SledStore {
+    async fn flush(&self) -> Result<()> {
+        SledStore::flush(self).await
+    }
+    fn is_ready(&self) -> bool {
+        SledStore::is_ready(self)
+    }
+    fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
+        SledStore::admin_token_hash(self)
+    }
+    async fn set_admin_token_hash(&self, hash: [u8; 32]) -> Result<()> {
+        SledStore::set_admin_token_hash(self, hash).await
+    }
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        SledStore::create_tenant(self, tenant).await
+    }
+    fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        SledStore::get_tenant(self, id)
+    }
+    fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
+        SledStore::tenant_record(self, id)
+    }
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        SledStore::update_tenant(self, tenant).await
+    }
+    fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>> {
+        SledStore::list_tenants(self, after, limit)
+    }
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool> {
+        SledStore::delete_tenant(self, id).await
+    }
+    async fn create_key(&self, key: &ApiKey, token_hash: [u8; 32]) -> Result<()> {
+        SledStore::create_key(self, key, token_hash).await
+    }
+    fn list_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ApiKey>> {
+        SledStore::list_keys(self, tenant, after, limit)
+    }
+    async fn delete_key(&self, tenant: &TenantId, id: &KeyId) -> Result<bool> {
+        SledStore::delete_key(self, tenant, id).await
+    }
+    fn key_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
+        SledStore::key_by_token_hash(self, hash)
+    }
+    async fn create_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()> {
+        SledStore::create_event_type(self, tenant, et).await
+    }
+    fn get_event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventType>> {
+        SledStore::get_event_type(self, tenant, name)
+    }
+    fn list_event_types(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<EventType>> {
+        SledStore::list_event_types(self, tenant, after, limit)
+    }
+    fn event_type_names(&self, tenant: &TenantId) -> Result<Vec<String>> {
+        SledStore::event_type_names(self, tenant)
+    }
+    async fn update_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()> {
+        SledStore::update_event_type(self, tenant, et).await
+    }
+    async fn delete_event_type(&self, tenant: &TenantId, name: &str) -> Result<bool> {
+        SledStore::delete_event_type(self, tenant, name).await
+    }
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        SledStore::create_endpoint(self, endpoint).await
+    }
+    fn get_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Arc<Endpoint>>> {
+        SledStore::get_endpoint(self, tenant, id)
+    }
+    fn list_endpoints(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Endpoint>> {
+        SledStore::list_endpoints(self, tenant, after, limit)
+    }
+    fn read_endpoints(
+        &self,
+        tenant: &TenantId,
+        read: &mut (dyn FnMut(&TenantEndpoints) + Send),
+    ) -> Result<()> {
+        SledStore::with_endpoints(self, tenant, read)
+    }
+    async fn update_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        change: EndpointChange<'_>,
+    ) -> Result<Endpoint> {
+        SledStore::update_endpoint(self, tenant, id, change).await
+    }
+    fn modify_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        change: EndpointChange<'_>,
+    ) -> Result<Endpoint> {
+        SledStore::modify_endpoint(self, tenant, id, change)
+    }
+    async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool> {
+        SledStore::delete_endpoint(self, tenant, id).await
+    }
+    async fn reserve_fan_out(&self, endpoints: usize) -> Option<FanOutPermit> {
+        SledStore::reserve_fan_out(self, endpoints).await
+    }
+    async fn publish_reserved(
+        &self,
+        event: Event,
+        deliveries: Vec<Delivery>,
+        idempotency_key: Option<&str>,
+        reserved: Option<FanOutPermit>,
+    ) -> Result<PublishOutcome> {
+        SledStore::publish_reserved(self, event, deliveries, idempotency_key, reserved).await
+    }
+    fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
+        SledStore::get_event(self, tenant, id)
+    }
+    fn event_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Vec<(EndpointId, DeliveryId)>> {
+        SledStore::event_deliveries(self, tenant, id)
+    }
+    fn put_event(&self, event: &Event) -> Result<()> {
+        SledStore::put_event(self, event)
+    }
+    fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan> {
+        SledStore::due(self, after, now_ms, limit)
+    }
+    fn take_queued_since(&self) -> Option<u64> {
+        SledStore::take_queued_since(self)
+    }
+    fn queue_len(&self) -> usize {
+        SledStore::queue_len(self)
+    }
+    async fn finish_attempt(
+        &self,
+        key: &QueueKey,
+        entry: &QueueEntry,
+        change: DeliveryChange,
+    ) -> Result<Option<Delivery>> {
+        SledStore::finish_attempt(self, key, entry, change).await
+    }
+    fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>> {
+        SledStore::get_delivery(self, tenant, endpoint, id)
+    }
+    async fn record_manual_attempt(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+        attempt: &Attempt,
+    ) -> Result<Option<(Delivery, bool)>> {
+        SledStore::record_manual_attempt(self, tenant, endpoint, id, attempt).await
+    }
+    async fn settle_delivery(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+        status: DeliveryStatus,
+        reason: &str,
+    ) -> Result<Option<Delivery>> {
+        SledStore::settle_delivery(self, tenant, endpoint, id, status, reason).await
+    }
+    async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()> {
+        SledStore::insert_delivery(self, tenant, delivery).await
+    }
+    fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        filter: &DeliveryFilter,
+        cursor: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>> {
+        SledStore::list_deliveries(self, tenant, endpoint, filter, cursor, limit)
+    }
+    async fn prune(&self, cutoff: chrono::DateTime<chrono::Utc>) -> Result<usize> {
+        SledStore::prune(self, cutoff).await
+    }
+    async fn create_plugin(&self, new: NewPlugin<'_>, quota: PluginQuota) -> Result<Stored> {
+        SledStore::create_plugin(self, new, quota).await
+    }
+    fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>> {
+        SledStore::get_plugin(self, tenant, id)
+    }
+    fn list_plugins(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Plugin>> {
+        SledStore::list_plugins(self, tenant, after, limit)
+    }
+    fn all_plugins(&self, tenant: &TenantId) -> Result<Vec<Plugin>> {
+        SledStore::all_plugins(self, tenant)
+    }
+    async fn delete_plugin(&self, plugin: &Plugin) -> Result<bool> {
+        SledStore::delete_plugin(self, plugin).await
+    }
+    fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        SledStore::plugin_blob(self, sha256)
+    }
+    fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>> {
+        SledStore::plugin_artifact(self, sha256, engine)
+    }
+    fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()> {
+        SledStore::put_plugin_artifact(self, sha256, engine, artifact)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::Store;
+    use super::{Backend, SledStore, Store};
     use crate::model::ids::TenantId;
     use crate::model::tenant::Tenant;
 
@@ -288,8 +530,14 @@ pub(crate) mod test_support {
 
     /// A store in a fresh temp dir, kept alive by the returned guard.
     pub fn temp_store() -> (Store, tempfile::TempDir) {
+        let (sled, dir) = temp_sled();
+        (Store::on(sled), dir)
+    }
+
+    /// The sled store itself, for tests of its own layout.
+    pub fn temp_sled() -> (SledStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        (Store::open(dir.path(), 16 << 20).unwrap(), dir)
+        (SledStore::open(dir.path(), 16 << 20).unwrap(), dir)
     }
 
     /// An event type of that name, not stored.
@@ -307,7 +555,7 @@ pub(crate) mod test_support {
 
     /// A stored tenant whose catalog holds `a.b`, the type
     /// `Endpoint::sample` subscribes to.
-    pub async fn stored_tenant(store: &Store, name: &str) -> Tenant {
+    pub async fn stored_tenant<S: Backend + ?Sized>(store: &S, name: &str) -> Tenant {
         let tenant = tenant(name);
         store.create_tenant(&tenant).await.unwrap();
         store

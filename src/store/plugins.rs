@@ -15,7 +15,7 @@ use sled::transaction::abort;
 
 use super::kept::Kept;
 use super::{
-    Page, Result, Store, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
+    Page, Result, SledStore, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
 use crate::model::ids::{PluginId, TenantId};
 use crate::model::plugin::Plugin;
@@ -71,7 +71,7 @@ pub enum Stored {
     Existing(Plugin),
 }
 
-impl Store {
+impl SledStore {
     /// Stores `new` as the next version of its name, unless the same bytes
     /// already are a version of it. Numbering the version and checking the
     /// tenant's quota happen under the content lock, with the write: two
@@ -239,7 +239,10 @@ impl Store {
 
     /// A component's bytes, by SHA-256 (hex).
     pub fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.plugin_blobs.get(sha256.as_bytes())?.map(|v| v.to_vec()))
+        Ok(self
+            .plugin_blobs
+            .get(sha256.as_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     /// A component's machine code for one engine, if compiled before.
@@ -268,8 +271,8 @@ mod tests {
     use super::{NewPlugin, PluginQuota, Stored};
     use crate::model::ids::TenantId;
     use crate::model::plugin::Plugin;
-    use crate::store::test_support::{temp_store, tenant};
-    use crate::store::{Store, StoreError};
+    use crate::store::test_support::{temp_sled, tenant};
+    use crate::store::{SledStore, StoreError};
 
     const ROOMY: PluginQuota = PluginQuota {
         count: usize::MAX,
@@ -282,7 +285,7 @@ mod tests {
     }
 
     async fn upload(
-        store: &Store,
+        store: &SledStore,
         tenant: TenantId,
         name: &str,
         sha256: &str,
@@ -299,7 +302,7 @@ mod tests {
         store.create_plugin(new, quota).await
     }
 
-    async fn created(store: &Store, tenant: TenantId, name: &str, sha256: &str) -> Plugin {
+    async fn created(store: &SledStore, tenant: TenantId, name: &str, sha256: &str) -> Plugin {
         match upload(store, tenant, name, sha256, ROOMY).await.unwrap() {
             Stored::Created(p) => p,
             Stored::Existing(p) => panic!("{} already stored", p.id),
@@ -310,7 +313,7 @@ mod tests {
     /// tenant deletion, is not served from memory.
     #[tokio::test]
     async fn removed_plugins_are_not_served_from_memory() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let owner = tenant("acme");
         store.create_tenant(&owner).await.unwrap();
         let one = created(&store, owner.id, "one", &content("one")).await;
@@ -334,7 +337,7 @@ mod tests {
     /// content another tenant's plugin still refers to.
     #[tokio::test]
     async fn a_deleted_tenants_plugin_content_goes_unless_shared() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let (gone, stays) = (tenant("gone"), tenant("stays"));
         store.create_tenant(&gone).await.unwrap();
         store.create_tenant(&stays).await.unwrap();
@@ -359,7 +362,7 @@ mod tests {
     /// bytes.
     #[tokio::test]
     async fn versions_are_numbered_and_the_quota_holds() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let owner = tenant("acme");
         store.create_tenant(&owner).await.unwrap();
         let quota = PluginQuota {
@@ -391,7 +394,7 @@ mod tests {
     /// number, and together never pass the count quota.
     #[test]
     fn racing_uploads_get_distinct_versions_within_the_quota() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let owner = tenant("acme");
         let runtime = || {
             tokio::runtime::Builder::new_current_thread()
@@ -439,13 +442,13 @@ mod tests {
                 .build()
                 .unwrap()
         };
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let owner = tenant("acme");
         runtime().block_on(store.create_tenant(&owner)).unwrap();
         let sha256 = content("same-content");
         // Uploads `name` with the shared content, runs `meanwhile`, deletes
         // it again; 500 times.
-        let cycle = move |store: Store, name: &'static str, meanwhile: &dyn Fn()| {
+        let cycle = move |store: SledStore, name: &'static str, meanwhile: &dyn Fn()| {
             let runtime = runtime();
             let content = content("same-content");
             for _ in 0..500 {

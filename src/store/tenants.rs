@@ -7,7 +7,7 @@ use sled::transaction::ConflictableTransactionError;
 
 use super::kept::Kept;
 use super::{
-    Page, Result, Store, decode, encode, keys_with_prefix, list_page, scoped_key, tenant_prefix,
+    Page, Result, SledStore, decode, encode, keys_with_prefix, list_page, scoped_key, tenant_prefix,
 };
 use crate::model::event_type::EventType;
 use crate::model::ids::TenantId;
@@ -19,7 +19,7 @@ use crate::model::tenant::Tenant;
 /// never older than the tree once the write has returned.
 pub(super) type TenantRecords = Kept<TenantId, Tenant>;
 
-impl Store {
+impl SledStore {
     /// Stores a new tenant together with the built-in `webhook.test` type
     /// of its catalog.
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
@@ -152,13 +152,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::model::tenant::Tenant;
-    use crate::store::test_support::{temp_store, tenant};
+    use crate::store::test_support::{temp_sled, tenant};
 
     /// Attempts read their tenant from memory; an update or a deletion is
     /// seen by the next read.
     #[tokio::test]
     async fn kept_tenant_records_follow_updates_and_deletion() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let mut acme = tenant("acme");
         store.create_tenant(&acme).await.unwrap();
         assert_eq!(store.tenant_record(&acme.id).unwrap().unwrap().name, "acme");
@@ -176,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn tenants_list_in_creation_order_with_cursor() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let made: Vec<Tenant> = (0..5).map(|i| tenant(&format!("t{i}"))).collect();
         for t in &made {
             store.create_tenant(t).await.unwrap();

@@ -232,11 +232,11 @@ fn commit_group(trees: &Trees, mut group: Vec<Box<dyn Job>>) {
 mod tests {
 
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::temp_sled;
 
     #[tokio::test]
     async fn an_aborting_job_leaves_nothing_and_spares_its_group() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         let mut jobs = Vec::new();
         for i in 0..200u32 {
             let store = store.clone();
@@ -274,10 +274,10 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_in_one_group_see_each_others_writes() {
-        let (store, _dir) = temp_store();
+        let (store, _dir) = temp_sled();
         // Two jobs claiming the same key: whichever runs second sees the
         // first's write, grouped or not.
-        let claim = |store: &crate::store::Store| {
+        let claim = |store: &crate::store::SledStore| {
             let store = store.clone();
             async move {
                 store

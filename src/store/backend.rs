@@ -1,0 +1,328 @@
+//! The store's boundary: every durable operation the gateway needs, in
+//! terms of records and opaque queue positions, never of a storage engine.
+//!
+//! [`Backend`] is what a storage engine implements (sled here, in
+//! [`SledStore`]); [`Store`] is the handle the rest of the gateway holds. The
+//! meaning of each operation (what is atomic, what is durable when it
+//! returns, which rules it keeps) is the trait's, so every backend keeps the
+//! invariants ARCHITECTURE.md lists; `contract.rs` tests them against any
+//! backend.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    DeliveryFilter, DueScan, FanOutPermit, NewPlugin, Page, PluginQuota, PublishOutcome,
+    QueueEntry, QueueKey, Result, SledStore, StoreError, Stored, TenantEndpoints,
+};
+use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::model::endpoint::Endpoint;
+use crate::model::event::Event;
+use crate::model::event_type::EventType;
+use crate::model::ids::{DeliveryId, EndpointId, KeyId, PluginId, TenantId};
+use crate::model::plugin::Plugin;
+use crate::model::tenant::{ApiKey, Tenant};
+
+/// A change to a delivery at the end of its attempt: returns when the next
+/// attempt is due (ms), or `None` for no further attempt.
+pub type DeliveryChange = Box<dyn Fn(&mut Delivery) -> Option<i64> + Send + Sync>;
+
+/// A change to an endpoint; may run more than once (compare-and-swap), and
+/// may refuse.
+pub type EndpointChange<'a> = &'a mut (dyn FnMut(&mut Endpoint) -> Result<()> + Send);
+
+/// Every durable operation of the gateway. A mutation that is `async`
+/// returns once it is durable; the others are reads, or bookkeeping the
+/// gateway can afford to lose in a crash (noted on each).
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    // The operator.
+
+    /// Makes every write so far durable.
+    async fn flush(&self) -> Result<()>;
+    /// Whether the store answers reads.
+    fn is_ready(&self) -> bool;
+    fn admin_token_hash(&self) -> Result<Option<[u8; 32]>>;
+    async fn set_admin_token_hash(&self, hash: [u8; 32]) -> Result<()>;
+
+    // Tenants and their keys.
+
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
+    fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
+    /// The tenant as attempts read it, possibly a shared copy.
+    fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>>;
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+    fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>>;
+    /// Deletes the tenant and everything it owns.
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool>;
+    async fn create_key(&self, key: &ApiKey, token_hash: [u8; 32]) -> Result<()>;
+    fn list_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ApiKey>>;
+    async fn delete_key(&self, tenant: &TenantId, id: &KeyId) -> Result<bool>;
+    fn key_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>>;
+
+    // The event type catalog.
+
+    async fn create_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()>;
+    fn get_event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventType>>;
+    fn list_event_types(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<EventType>>;
+    fn event_type_names(&self, tenant: &TenantId) -> Result<Vec<String>>;
+    async fn update_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()>;
+    /// Refused (`Conflict`) while an endpoint subscribes to it by name,
+    /// atomically with endpoint writes.
+    async fn delete_event_type(&self, tenant: &TenantId, name: &str) -> Result<bool>;
+
+    // Endpoints.
+
+    /// Refused (`Conflict`) if an event type or plugin it names was deleted.
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    fn get_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Arc<Endpoint>>>;
+    fn list_endpoints(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Endpoint>>;
+    /// Lends every endpoint of the tenant to `read`, in creation order.
+    fn read_endpoints(
+        &self,
+        tenant: &TenantId,
+        read: &mut (dyn FnMut(&TenantEndpoints) + Send),
+    ) -> Result<()>;
+    /// Applies `change` atomically; durable when it returns.
+    async fn update_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        change: EndpointChange<'_>,
+    ) -> Result<Endpoint>;
+    /// Applies `change` atomically, without waiting for durability: for
+    /// bookkeeping a crash may lose (the last delivery).
+    fn modify_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        change: EndpointChange<'_>,
+    ) -> Result<Endpoint>;
+    /// Deletes the endpoint, its log and every scheduled attempt.
+    async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool>;
+
+    // Events, their fan-out and the queue.
+
+    /// Takes room for `endpoints` deliveries in the fan-out budget, when a
+    /// publish is that large.
+    async fn reserve_fan_out(&self, endpoints: usize) -> Option<FanOutPermit>;
+    /// Stores an event with its deliveries and their queue entries, all or
+    /// nothing (an idempotent repeat stores nothing).
+    async fn publish_reserved(
+        &self,
+        event: Event,
+        deliveries: Vec<Delivery>,
+        idempotency_key: Option<&str>,
+        reserved: Option<FanOutPermit>,
+    ) -> Result<PublishOutcome>;
+    fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>>;
+    /// The `(endpoint, delivery)` pairs an event was fanned out to.
+    fn event_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Vec<(EndpointId, DeliveryId)>>;
+    /// Stores an event made for a test send, with no fan-out.
+    fn put_event(&self, event: &Event) -> Result<()>;
+    /// Up to `limit` queue entries due at `now_ms`, oldest first, after
+    /// `after` (from the front when `None`).
+    fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan>;
+    /// The earliest due time (ms) of the entries queued since the last call.
+    fn take_queued_since(&self) -> Option<u64>;
+    /// Entries waiting in the queue.
+    fn queue_len(&self) -> usize;
+    /// Ends an attempt: `change` updates the delivery and says when it is
+    /// due next; its entry moves there or goes, with the delivery, all or
+    /// nothing. `None` if the delivery is gone.
+    async fn finish_attempt(
+        &self,
+        key: &QueueKey,
+        entry: &QueueEntry,
+        change: DeliveryChange,
+    ) -> Result<Option<Delivery>>;
+
+    // Delivery logs.
+
+    fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>>;
+    /// Records an attempt made outside the schedule; with whether it took
+    /// the delivery off the queue.
+    async fn record_manual_attempt(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+        attempt: &Attempt,
+    ) -> Result<Option<(Delivery, bool)>>;
+    /// Ends a delivery without a request (filtered, plugin failure).
+    async fn settle_delivery(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        id: &DeliveryId,
+        status: DeliveryStatus,
+        reason: &str,
+    ) -> Result<Option<Delivery>>;
+    async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()>;
+    fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        filter: &DeliveryFilter,
+        cursor: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>>;
+    /// Removes logs older than `cutoff`; returns how many.
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<usize>;
+
+    // Plugins.
+
+    /// Stores the next version of a name, numbered and checked against the
+    /// quota atomically.
+    async fn create_plugin(&self, new: NewPlugin<'_>, quota: PluginQuota) -> Result<Stored>;
+    fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>>;
+    fn list_plugins(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Plugin>>;
+    fn all_plugins(&self, tenant: &TenantId) -> Result<Vec<Plugin>>;
+    /// Refused (`Conflict`) while a chain holds it, atomically with
+    /// endpoint writes; its content goes when no record refers to it.
+    async fn delete_plugin(&self, plugin: &Plugin) -> Result<bool>;
+    fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+    fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>>;
+    /// Caches machine code; may be lost, as it can be made again.
+    fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()>;
+}
+
+/// The handle the gateway holds: one backend, shared. Cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend + 'static;
+
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        &*self.0
+    }
+}
+
+impl Store {
+    /// The store on embedded sled in `dir`.
+    pub fn open(dir: &std::path::Path, cache_bytes: u64) -> Result<Self> {
+        Ok(Self::on(SledStore::open(dir, cache_bytes)?))
+    }
+
+    pub fn on(backend: impl Backend + 'static) -> Self {
+        Self(Arc::new(backend))
+    }
+
+    /// Runs `read` on every endpoint of the tenant, in creation order.
+    pub fn with_endpoints<R>(
+        &self,
+        tenant: &TenantId,
+        read: impl FnOnce(&TenantEndpoints) -> R + Send,
+    ) -> Result<R>
+    where
+        R: Send,
+    {
+        let mut read = Some(read);
+        let mut out = None;
+        self.0.read_endpoints(tenant, &mut |endpoints| {
+            if let Some(read) = read.take() {
+                out = Some(read(endpoints));
+            }
+        })?;
+        Ok(out.expect("read_endpoints lends the endpoints once"))
+    }
+
+    /// Applies `change` to the endpoint atomically; durable when it returns.
+    /// `change` may run more than once, and may refuse with its own error.
+    pub async fn update_endpoint<E: From<StoreError> + Send>(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        mut change: impl FnMut(&mut Endpoint) -> std::result::Result<(), E> + Send,
+    ) -> std::result::Result<Endpoint, E> {
+        let mut refusal = None;
+        let mut adapted = |e: &mut Endpoint| refused(change(e), &mut refusal);
+        let result = self.0.update_endpoint(tenant, id, &mut adapted).await;
+        settle(result, refusal)
+    }
+
+    /// [`Store::update_endpoint`] without waiting for durability.
+    pub fn modify_endpoint<E: From<StoreError> + Send>(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        mut change: impl FnMut(&mut Endpoint) -> std::result::Result<(), E> + Send,
+    ) -> std::result::Result<Endpoint, E> {
+        let mut refusal = None;
+        let mut adapted = |e: &mut Endpoint| refused(change(e), &mut refusal);
+        let result = self.0.modify_endpoint(tenant, id, &mut adapted);
+        settle(result, refusal)
+    }
+
+    /// Ends an attempt (see [`Backend::finish_attempt`]).
+    pub async fn finish_attempt(
+        &self,
+        key: &QueueKey,
+        entry: &QueueEntry,
+        change: impl Fn(&mut Delivery) -> Option<i64> + Send + Sync + 'static,
+    ) -> Result<Option<Delivery>> {
+        self.0.finish_attempt(key, entry, Box::new(change)).await
+    }
+
+    /// Stores an event with its deliveries (see [`Backend::publish_reserved`]).
+    pub async fn publish(
+        &self,
+        event: Event,
+        deliveries: Vec<Delivery>,
+        idempotency_key: Option<&str>,
+    ) -> Result<PublishOutcome> {
+        let reserved = self.0.reserve_fan_out(deliveries.len()).await;
+        self.0
+            .publish_reserved(event, deliveries, idempotency_key, reserved)
+            .await
+    }
+}
+
+/// A caller's refusal, kept aside while the backend sees `Refused`.
+fn refused<E>(result: std::result::Result<(), E>, kept: &mut Option<E>) -> Result<()> {
+    result.map_err(|e| {
+        *kept = Some(e);
+        StoreError::Refused
+    })
+}
+
+fn settle<E: From<StoreError>>(
+    result: Result<Endpoint>,
+    refusal: Option<E>,
+) -> std::result::Result<Endpoint, E> {
+    match (result, refusal) {
+        (Err(_), Some(refusal)) => Err(refusal),
+        (result, _) => result.map_err(E::from),
+    }
+}
