@@ -331,7 +331,7 @@ impl Attempter {
         let event = inner
             .store
             .get_event(&tenant.id, &delivery.event_id)?
-            .ok_or(StoreError::NotFound("event (past retention)"))?;
+            .ok_or(StoreError::NotFound("event"))?;
         let attempt = match make(inner, tenant, endpoint, delivery, &event).await {
             Made::Tried(outcome) => attempt_of(outcome, true),
             Made::NotSent(status, reason) => {
@@ -339,7 +339,7 @@ impl Attempter {
                     .store
                     .settle_delivery(&tenant.id, &endpoint.id, &delivery.id, status, &reason)
                     .await?
-                    .ok_or(StoreError::NotFound("log"))?;
+                    .ok_or(StoreError::NotFound("delivery"))?;
                 return Ok((settled, false));
             }
         };
@@ -347,7 +347,7 @@ impl Attempter {
             .store
             .record_manual_attempt(&tenant.id, &endpoint.id, &delivery.id, &attempt)
             .await?
-            .ok_or(StoreError::NotFound("log"))?;
+            .ok_or(StoreError::NotFound("delivery"))?;
         note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
         Ok((updated, unqueued))
     }

@@ -269,7 +269,7 @@ impl SledStore {
                 .endpoints
                 .get(&key)
                 .map_err(StoreError::from)?
-                .ok_or(StoreError::NotFound("webhook"))?;
+                .ok_or(StoreError::NotFound("endpoint"))?;
             let old: Endpoint = decode(&current)?;
             let mut endpoint = old.clone();
             change(&mut endpoint)?;
