@@ -105,6 +105,16 @@ impl ApiError {
     }
 }
 
+/// A store record as the API names it.
+fn api_name(record: &str) -> &str {
+    match record {
+        "endpoint" => "webhook",
+        "delivery" => "log",
+        "event" => "event (past retention, or never published)",
+        other => other,
+    }
+}
+
 impl From<crate::service::ServiceError> for ApiError {
     fn from(e: crate::service::ServiceError) -> Self {
         match e {
@@ -117,7 +127,7 @@ impl From<crate::service::ServiceError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::NotFound(record) => ApiError::not_found(api_name(record)),
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             StoreError::LimitReached(message) => ApiError::Unprocessable {
                 field: None,
