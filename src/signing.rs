@@ -16,7 +16,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use utoipa::ToSchema;
 
 pub const SECRET_PREFIX: &str = "whsec_";
 
@@ -67,8 +66,7 @@ pub fn generate_secret() -> String {
 
 /// The names of the gateway's own headers, per tenant, so a tenant can play
 /// either platform of docs/platforms.md (`X-Mogu-*`, `X-Menon-Signature`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeaderNames {
     /// Carries the event type. Default `X-Hookgate-Event`.
     #[serde(default = "HeaderNames::default_event")]

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams};
+use super::views::{EventTypeName, EventTypeView};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::model::event_type::{EventType, validate_name};
 use crate::validation::FieldError;
@@ -59,12 +60,12 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 #[derive(Serialize, ToSchema)]
 pub struct EventTypeData {
-    pub event_type: EventType,
+    pub event_type: EventTypeView,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct EventTypeList {
-    pub event_types: Vec<EventType>,
+    pub event_types: Vec<EventTypeView>,
     pub next_cursor: Option<String>,
 }
 
@@ -98,7 +99,11 @@ fn refuse_builtin(et: &EventType) -> Result<(), ApiError> {
 
 /// Add an event type to the catalog.
 #[utoipa::path(post, path = "/v1/event-types", tag = "event-types", security(("bearer" = [])),
-    request_body = CreateEventType,
+    request_body(content = CreateEventType, example = json!({
+        "name": "booking.cancelled",
+        "description": "A booking was cancelled by the traveller or the agency.",
+        "example": {"booking_id": "bk_1042", "reason": "traveller_request"}
+    })),
     responses((status = 201, body = Envelope<EventTypeData>), (status = 400, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope)))]
 async fn create_event_type(
@@ -120,7 +125,9 @@ async fn create_event_type(
         .store
         .create_event_type(&auth.tenant, &event_type)
         .await?;
-    created(EventTypeData { event_type })
+    created(EventTypeData {
+        event_type: EventTypeView::from(&event_type),
+    })
 }
 
 /// List the catalog in name order.
@@ -136,14 +143,14 @@ async fn list_event_types(
         .store
         .list_event_types(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
     ok(EventTypeList {
-        event_types: page.items,
+        event_types: page.items.iter().map(EventTypeView::from).collect(),
         next_cursor: page.next_cursor,
     })
 }
 
 /// Get one event type.
 #[utoipa::path(get, path = "/v1/event-types/{name}", tag = "event-types", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Event type name")),
+    params(("name" = inline(EventTypeName), Path, description = "Event type name")),
     responses((status = 200, body = Envelope<EventTypeData>), (status = 404, body = ErrorEnvelope)))]
 async fn get_event_type(
     auth: Auth,
@@ -151,14 +158,17 @@ async fn get_event_type(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<EventTypeData> {
     ok(EventTypeData {
-        event_type: find(&state, &auth, &name)?,
+        event_type: EventTypeView::from(&find(&state, &auth, &name)?),
     })
 }
 
 /// Change an event type's description or example.
 #[utoipa::path(patch, path = "/v1/event-types/{name}", tag = "event-types", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Event type name")),
-    request_body = UpdateEventType,
+    params(("name" = inline(EventTypeName), Path, description = "Event type name")),
+    request_body(content = UpdateEventType, example = json!({
+        "description": "A booking was confirmed and paid.",
+        "example": {"booking_id": "bk_1042", "total": {"amount": 129900, "currency": "EUR"}}
+    })),
     responses((status = 200, body = Envelope<EventTypeData>), (status = 404, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope)))]
 async fn update_event_type(
@@ -180,12 +190,14 @@ async fn update_event_type(
         .store
         .update_event_type(&auth.tenant, &event_type)
         .await?;
-    ok(EventTypeData { event_type })
+    ok(EventTypeData {
+        event_type: EventTypeView::from(&event_type),
+    })
 }
 
 /// Remove an event type. Refused while an endpoint subscribes to it by name.
 #[utoipa::path(delete, path = "/v1/event-types/{name}", tag = "event-types", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Event type name")),
+    params(("name" = inline(EventTypeName), Path, description = "Event type name")),
     responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope)))]
 async fn delete_event_type(

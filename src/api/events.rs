@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 use super::auth::{PublishScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath};
+use super::views::{DeliveryStatusView, EventRef};
 use super::{ApiResult, AppState, Envelope, ok};
-use crate::model::delivery::DeliveryStatus;
 use crate::model::ids::{DeliveryId, EndpointId};
 use crate::service::{NewEvent, Published};
 use crate::validation::FieldError;
@@ -47,7 +47,7 @@ pub struct PublishEvent {
 pub struct EventDelivery {
     pub webhook_id: EndpointId,
     pub log_id: DeliveryId,
-    pub status: DeliveryStatus,
+    pub status: DeliveryStatusView,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,7 +85,7 @@ fn view(published: Published) -> EventData {
                 .map(|d| EventDelivery {
                     webhook_id: d.endpoint_id,
                     log_id: d.delivery_id,
-                    status: d.status,
+                    status: d.status.into(),
                 })
                 .collect(),
         },
@@ -95,7 +95,15 @@ fn view(published: Published) -> EventData {
 
 /// Publish an event to every subscribed endpoint. 202 means it is durable.
 #[utoipa::path(post, path = "/v1/events", tag = "events", security(("bearer" = [])),
-    request_body = PublishEvent,
+    request_body(content = PublishEvent, example = json!({
+        "type": "booking.created",
+        "id": "bk_1042",
+        "data": {
+            "booking_id": "bk_1042",
+            "traveller": {"name": "Ada Lovelace"},
+            "total": {"amount": 129900, "currency": "EUR"}
+        }
+    })),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a repeated publish create nothing new")),
     responses((status = 202, description = "Accepted and durable", body = Envelope<EventData>),
               (status = 200, description = "Seen before: the first event", body = Envelope<EventData>),
@@ -137,7 +145,7 @@ async fn publish(
 
 /// Get an event with the status of each of its deliveries.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Event id")),
+    params(("id" = inline(EventRef), Path, description = "Event id: the gateway's `evt_...` or the producer's own")),
     responses((status = 200, body = Envelope<EventData>), (status = 404, body = ErrorEnvelope)))]
 async fn get_event(
     auth: Auth,

@@ -3,9 +3,18 @@
 use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::{ApiResult, AppState, ok};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -39,7 +48,8 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Health> {
 /// Prometheus metrics: published events, attempts by outcome, queue depth,
 /// attempt latency.
 #[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+              (status = 503, description = "Another server in this process records the metrics", body = super::error::ErrorEnvelope)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<String, ApiError> {
     state
         .metrics

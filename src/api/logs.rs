@@ -11,8 +11,9 @@ use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiPath, ApiQuery, page_limit, path_id};
 use super::lookup::endpoint_of;
+use super::views::{AttemptView, DeliveryStatusView};
 use super::{ApiResult, AppState, Envelope, ok};
-use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::model::delivery::Delivery;
 use crate::model::endpoint::Endpoint;
 use crate::model::ids::{DeliveryId, EndpointId};
 use crate::store::DeliveryFilter;
@@ -33,7 +34,7 @@ pub struct LogEntry {
     pub webhook_id: EndpointId,
     pub event_id: String,
     pub event_type: String,
-    pub status: DeliveryStatus,
+    pub status: DeliveryStatusView,
     pub response_code: Option<u16>,
     pub response_time_ms: Option<u64>,
     pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -50,7 +51,7 @@ pub struct LogEntry {
 pub struct LogDetail {
     #[serde(flatten)]
     pub entry: LogEntry,
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<AttemptView>,
 }
 
 impl LogEntry {
@@ -60,7 +61,7 @@ impl LogEntry {
             webhook_id: d.endpoint_id,
             event_id: d.event_id.clone(),
             event_type: d.event_type.clone(),
-            status: d.status,
+            status: d.status.into(),
             response_code: d.response_code,
             response_time_ms: d.response_time_ms,
             delivered_at: d.delivered_at,
@@ -78,7 +79,7 @@ impl LogDetail {
     pub fn of(d: Delivery) -> Self {
         Self {
             entry: LogEntry::of(&d),
-            attempts: d.attempts,
+            attempts: d.attempts.iter().map(AttemptView::from).collect(),
         }
     }
 }
@@ -103,7 +104,7 @@ pub struct LogData {
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Only entries with this status.
-    pub status: Option<DeliveryStatus>,
+    pub status: Option<DeliveryStatusView>,
     /// Only entries of this event type.
     pub event_type: Option<String>,
     /// Entries per page, 1 to 250 (default 50).
@@ -122,7 +123,7 @@ fn find_log(state: &AppState, endpoint: &Endpoint, raw: &str) -> Result<Delivery
 
 /// An endpoint's delivery log, newest first.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/logs", tag = "logs", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)"), LogQuery),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)"), LogQuery),
     responses((status = 200, body = Envelope<LogList>), (status = 404, body = ErrorEnvelope)))]
 async fn list_logs(
     auth: Auth,
@@ -138,7 +139,7 @@ async fn list_logs(
         .map(|c| path_id::<DeliveryId>("cursor", c))
         .transpose()?;
     let filter = DeliveryFilter {
-        status: query.status,
+        status: query.status.map(Into::into),
         event_type: query.event_type,
     };
     let page =
@@ -153,8 +154,8 @@ async fn list_logs(
 
 /// One log entry with its attempts (first 4 KiB of each response body).
 #[utoipa::path(get, path = "/v1/webhooks/{id}/logs/{log_id}", tag = "logs", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)"),
-           ("log_id" = String, Path, description = "Log entry id (msg_...)")),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)"),
+           ("log_id" = inline(DeliveryId), Path, description = "Log entry id (msg_...)")),
     responses((status = 200, body = Envelope<LogData>), (status = 404, body = ErrorEnvelope)))]
 async fn get_log(
     auth: Auth,
@@ -175,8 +176,8 @@ async fn get_log(
 
 /// Redeliver now, outside the schedule; answers with the attempt's result.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/logs/{log_id}/retry", tag = "logs", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)"),
-           ("log_id" = String, Path, description = "Log entry id (msg_...)")),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)"),
+           ("log_id" = inline(DeliveryId), Path, description = "Log entry id (msg_...)")),
     responses((status = 200, body = Envelope<LogData>), (status = 404, body = ErrorEnvelope)))]
 async fn retry_log(
     auth: Auth,

@@ -3,8 +3,11 @@
 //!
 //! Handlers authenticate through extractors ([`auth`]), read bodies through
 //! [`extract::ApiJson`], call the [`Store`], and return
-//! `Result<_, ApiError>`; statuses are decided in [`error`] alone. The OpenAPI
-//! document is generated from the handlers' annotations.
+//! `Result<_, ApiError>`; statuses are decided in [`error`] alone. Answers
+//! show the stored records through `views` (their own types, with their
+//! own schemas), never the records themselves. The OpenAPI document is
+//! generated from the handlers' annotations, and `contract_tests` hold it
+//! to what the router serves and answers.
 
 pub mod auth;
 pub mod error;
@@ -16,15 +19,19 @@ mod logs;
 mod lookup;
 mod plugins;
 mod tenants;
+mod views;
 mod webhooks;
+
+#[cfg(test)]
+mod contract_tests;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Serialize;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
@@ -130,7 +137,7 @@ pub struct Deleted {
         (name = "logs", description = "Delivery logs (endpoints scope)"),
         (name = "events", description = "Publishing events (publish scope)"),
         (name = "plugins", description = "WebAssembly plugins (plugins scope)"),
-        (name = "health", description = "Liveness and readiness")
+        (name = "health", description = "Liveness, readiness, metrics and this document")
     )
 )]
 struct ApiDoc;
@@ -147,20 +154,51 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The API's routes: one router per resource, each with its part of the
+/// OpenAPI document. Every route is registered with `routes!`, so none is
+/// served without being documented (the contract tests check it).
+fn resources(max_plugin_bytes: usize) -> Vec<OpenApiRouter<AppState>> {
+    vec![
+        tenants::routes(),
+        event_types::routes(),
+        webhooks::routes(),
+        logs::routes(),
+        events::routes(),
+        plugins::routes(max_plugin_bytes),
+        health::routes(),
+        OpenApiRouter::new().routes(routes!(openapi_json)),
+    ]
+}
+
+/// The OpenAPI document as served, serialised once when the router is built.
+#[derive(Clone)]
+struct OpenApiJson(bytes::Bytes);
+
+/// This document: every route, with its parameters, bodies and answers.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        doc.0,
+    )
+        .into_response()
+}
+
 /// The full API router with its middleware.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(tenants::routes())
-        .merge(event_types::routes())
-        .merge(webhooks::routes())
-        .merge(logs::routes())
-        .merge(events::routes())
-        .merge(plugins::routes(state.config.max_plugin_bytes))
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
-        .routes(routes!(health::metrics))
+    let (api, openapi) = resources(state.config.max_plugin_bytes)
+        .into_iter()
+        .fold(
+            OpenApiRouter::with_openapi(ApiDoc::openapi()),
+            OpenApiRouter::merge,
+        )
         .split_for_parts();
-    let openapi = Arc::new(openapi);
+    let document = serde_json::to_vec(&openapi).expect("the OpenAPI document serialises");
+    let api = api.layer(Extension(OpenApiJson(document.into())));
     let body_limit = state.config.max_body_bytes;
     // The dashboard's files are public: its data calls carry the key.
     let page = crate::ui::PageSettings {
@@ -168,11 +206,7 @@ pub fn router(state: AppState) -> Router {
     };
     let api = api.merge(crate::ui::routes(state.config.ui_dir.clone(), page));
 
-    api.route(
-        "/openapi.json",
-        axum::routing::get(move || async move { Json(openapi.as_ref().clone()) }),
-    )
-    .fallback(|| async { ApiError::NotFound("no such route".into()) })
+    api.fallback(|| async { ApiError::NotFound("no such route".into()) })
     .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
     .with_state(state)
     .layer(DefaultBodyLimit::max(body_limit))

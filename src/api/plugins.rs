@@ -17,13 +17,14 @@ use super::events::PublishEvent;
 use super::extract::{
     ApiJson, ApiPath, ApiQuery, BodyLimit, PageParams, parse_query, path_id, read_body,
 };
+use super::views::{LogLineView, PluginView};
 use super::{ApiResult, AppState, Deleted, Envelope, ok};
 use crate::model::event::{Event, validate_external_id};
 use crate::model::ids::PluginId;
 use crate::model::plugin::{Plugin, validate_name};
 use crate::plugins::PluginError;
 use crate::plugins::Prepared;
-use crate::plugins::host::{LogLine, Outcome};
+use crate::plugins::host::Outcome;
 use crate::plugins::registry::UploadError;
 use crate::store::Stored;
 use crate::validation::FieldError;
@@ -49,7 +50,7 @@ type Auth = TenantAuth<PluginsScope>;
 
 #[derive(Serialize, ToSchema)]
 pub struct PluginData {
-    pub plugin: Plugin,
+    pub plugin: PluginView,
     /// Endpoints whose chain holds this plugin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub used_by: Option<Vec<String>>,
@@ -57,7 +58,7 @@ pub struct PluginData {
 
 #[derive(Serialize, ToSchema)]
 pub struct PluginList {
-    pub plugins: Vec<Plugin>,
+    pub plugins: Vec<PluginView>,
     pub next_cursor: Option<String>,
 }
 
@@ -66,6 +67,7 @@ pub struct PluginList {
 #[into_params(parameter_in = Query)]
 pub struct UploadParams {
     /// The plugin's name; uploading new bytes under a name makes its next version.
+    #[param(pattern = "^[a-z0-9_-]{1,64}$", example = "crm-booking")]
     pub name: String,
 }
 
@@ -123,7 +125,7 @@ async fn upload_plugin(
         Json(Envelope {
             success: true,
             data: PluginData {
-                plugin,
+                plugin: PluginView::from(&plugin),
                 used_by: None,
             },
         }),
@@ -143,7 +145,7 @@ async fn list_plugins(
         .store
         .list_plugins(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
     ok(PluginList {
-        plugins: page.items,
+        plugins: page.items.iter().map(PluginView::from).collect(),
         next_cursor: page.next_cursor,
     })
 }
@@ -169,7 +171,7 @@ fn users(state: &AppState, plugin: &Plugin) -> Result<Vec<String>, ApiError> {
 
 /// Get one plugin version and the endpoints using it.
 #[utoipa::path(get, path = "/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Plugin id (plg_...)")),
+    params(("id" = inline(PluginId), Path, description = "Plugin id (plg_...)")),
     responses((status = 200, body = Envelope<PluginData>), (status = 404, body = ErrorEnvelope)))]
 async fn get_plugin(
     auth: Auth,
@@ -178,12 +180,15 @@ async fn get_plugin(
 ) -> ApiResult<PluginData> {
     let plugin = find(&state, &auth, &id)?;
     let used_by = Some(users(&state, &plugin)?);
-    ok(PluginData { plugin, used_by })
+    ok(PluginData {
+        plugin: PluginView::from(&plugin),
+        used_by,
+    })
 }
 
 /// Delete a plugin version. Refused while an endpoint's chain holds it.
 #[utoipa::path(delete, path = "/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Plugin id (plg_...)")),
+    params(("id" = inline(PluginId), Path, description = "Plugin id (plg_...)")),
     responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope)))]
 async fn delete_plugin(
@@ -202,12 +207,12 @@ async fn delete_plugin(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TestRequest {
+pub struct PluginTestRequest {
     /// The event to transform, as it would be published.
     pub event: PublishEvent,
     /// The configuration to run with; `{}` when left out.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<serde_json::Value>,
     /// The endpoint id the plugin is told about.
     #[serde(default)]
@@ -232,22 +237,29 @@ pub struct TestOutput {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub logs: Vec<LogLine>,
+    pub logs: Vec<LogLineView>,
     /// Wall time of the call, instantiation included.
     pub duration_us: u64,
 }
 
 /// Dry run: the plugin transforms a given event; nothing is stored or sent.
 #[utoipa::path(post, path = "/v1/plugins/{id}/test", tag = "plugins", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Plugin id (plg_...)")),
-    request_body = TestRequest,
+    params(("id" = inline(PluginId), Path, description = "Plugin id (plg_...)")),
+    request_body(content = PluginTestRequest, example = json!({
+        "event": {
+            "type": "booking.created",
+            "data": {"booking_id": "bk_1042", "traveller": {"name": "Ada Lovelace"}}
+        },
+        "config": {"fields": ["booking_id"]},
+        "endpoint_id": "wh_01JD8Z5YV3B2C4D5E6F7G8H9JK"
+    })),
     responses((status = 200, body = Envelope<TestOutput>), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 async fn test_plugin(
     auth: Auth,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<TestRequest>,
+    ApiJson(body): ApiJson<PluginTestRequest>,
 ) -> ApiResult<TestOutput> {
     let plugin = find(&state, &auth, &id)?;
     crate::model::event_type::validate_name(&body.event.event_type)
@@ -287,7 +299,7 @@ fn dry_run_output(input: String, report: crate::plugins::host::CallReport) -> Te
         content_type: None,
         reason: None,
         error: None,
-        logs: report.logs,
+        logs: report.logs.into_iter().map(LogLineView::from).collect(),
         duration_us: duration_us(report.elapsed),
     };
     match report.result {

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use super::auth::Admin;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams, path_id};
+use super::views::{ApiKeyView, HeaderNamesView, ScopeView, TenantView};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::model::ids::{KeyId, TenantId};
 use crate::model::tenant::{ApiKey, KEY_TOKEN_PREFIX, Scope, Tenant, generate_token, hash_token};
@@ -32,7 +33,7 @@ pub struct CreateTenant {
     pub name: String,
     /// Names of the event, delivery and signature headers on deliveries.
     #[serde(default)]
-    pub headers: Option<HeaderNames>,
+    pub headers: Option<HeaderNamesView>,
 }
 
 /// Changes to a tenant; fields left out stay as they are.
@@ -44,23 +45,30 @@ pub struct UpdateTenant {
     /// E.g. `{"event": "X-Mogu-Event", "delivery": "X-Mogu-Delivery",
     /// "signature": "X-Mogu-Signature-256"}`; names left out get the default.
     #[serde(default)]
-    pub headers: Option<HeaderNames>,
+    pub headers: Option<HeaderNamesView>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantData {
-    pub tenant: Tenant,
+    pub tenant: TenantView,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
-    pub tenants: Vec<Tenant>,
+    pub tenants: Vec<TenantView>,
     pub next_cursor: Option<String>,
 }
 
 /// Create a tenant.
 #[utoipa::path(post, path = "/v1/tenants", tag = "operator", security(("bearer" = [])),
-    request_body = CreateTenant,
+    request_body(content = CreateTenant, example = json!({
+        "name": "Acme Travel",
+        "headers": {
+            "event": "X-Mogu-Event",
+            "delivery": "X-Mogu-Delivery",
+            "signature": "X-Mogu-Signature-256"
+        }
+    })),
     responses((status = 201, body = Envelope<TenantData>), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 async fn create_tenant(
@@ -68,7 +76,7 @@ async fn create_tenant(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Created<TenantData> {
-    let headers = body.headers.unwrap_or_default();
+    let headers = body.headers.map(HeaderNames::from).unwrap_or_default();
     headers.validate()?;
     let tenant = Tenant {
         id: TenantId::generate(),
@@ -78,7 +86,9 @@ async fn create_tenant(
     };
     state.store.create_tenant(&tenant).await?;
     tracing::info!(tenant = %tenant.id, "tenant created");
-    created(TenantData { tenant })
+    created(TenantData {
+        tenant: TenantView::from(&tenant),
+    })
 }
 
 /// List tenants, oldest first.
@@ -94,7 +104,7 @@ async fn list_tenants(
         .store
         .list_tenants(page.cursor.as_deref(), page.limit()?)?;
     ok(TenantList {
-        tenants: page.items,
+        tenants: page.items.iter().map(TenantView::from).collect(),
         next_cursor: page.next_cursor,
     })
 }
@@ -109,7 +119,7 @@ fn find_tenant(state: &AppState, raw_id: &str) -> Result<Tenant, ApiError> {
 
 /// Get one tenant.
 #[utoipa::path(get, path = "/v1/tenants/{id}", tag = "operator", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Tenant id (ten_...)")),
+    params(("id" = inline(TenantId), Path, description = "Tenant id (ten_...)")),
     responses((status = 200, body = Envelope<TenantData>), (status = 404, body = ErrorEnvelope)))]
 async fn get_tenant(
     _: Admin,
@@ -117,14 +127,17 @@ async fn get_tenant(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<TenantData> {
     ok(TenantData {
-        tenant: find_tenant(&state, &id)?,
+        tenant: TenantView::from(&find_tenant(&state, &id)?),
     })
 }
 
 /// Rename a tenant or change its delivery header names.
 #[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "operator", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Tenant id (ten_...)")),
-    request_body = UpdateTenant,
+    params(("id" = inline(TenantId), Path, description = "Tenant id (ten_...)")),
+    request_body(content = UpdateTenant, example = json!({
+        "name": "Acme Travel GmbH",
+        "headers": {"signature": "X-Acme-Signature-256"}
+    })),
     responses((status = 200, body = Envelope<TenantData>), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 async fn update_tenant(
@@ -138,17 +151,20 @@ async fn update_tenant(
         tenant.name = display_name("name", name, MAX_NAME)?;
     }
     if let Some(headers) = body.headers {
+        let headers = HeaderNames::from(headers);
         headers.validate()?;
         tenant.headers = headers;
     }
     state.store.update_tenant(&tenant).await?;
-    ok(TenantData { tenant })
+    ok(TenantData {
+        tenant: TenantView::from(&tenant),
+    })
 }
 
 /// Delete a tenant with everything it owns: keys, endpoints, event types,
 /// events and delivery logs.
 #[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "operator", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Tenant id (ten_...)")),
+    params(("id" = inline(TenantId), Path, description = "Tenant id (ten_...)")),
     responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]
 async fn delete_tenant(
     _: Admin,
@@ -175,14 +191,14 @@ pub struct CreateKey {
     #[serde(default)]
     pub name: Option<String>,
     /// At least one of `publish`, `endpoints`, `plugins`.
-    pub scopes: Vec<Scope>,
+    pub scopes: Vec<ScopeView>,
 }
 
 /// An API key as shown; `token` only in the answer that created it.
 #[derive(Serialize, ToSchema)]
 pub struct KeyView {
     #[serde(flatten)]
-    pub key: ApiKey,
+    pub key: ApiKeyView,
     /// The bearer token. Shown once: only its hash is stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -195,14 +211,17 @@ pub struct KeyData {
 
 #[derive(Serialize, ToSchema)]
 pub struct KeyList {
-    pub keys: Vec<ApiKey>,
+    pub keys: Vec<ApiKeyView>,
     pub next_cursor: Option<String>,
 }
 
 /// Create an API key for a tenant. The token is in this answer only.
 #[utoipa::path(post, path = "/v1/tenants/{id}/keys", tag = "operator", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Tenant id (ten_...)")),
-    request_body = CreateKey,
+    params(("id" = inline(TenantId), Path, description = "Tenant id (ten_...)")),
+    request_body(content = CreateKey, example = json!({
+        "name": "billing service",
+        "scopes": ["publish"]
+    })),
     responses((status = 201, body = Envelope<KeyData>), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 async fn create_key(
@@ -217,7 +236,7 @@ async fn create_key(
             FieldError::new("scopes", "give at least one of publish, endpoints, plugins").into(),
         );
     }
-    let mut scopes = body.scopes;
+    let mut scopes: Vec<Scope> = body.scopes.into_iter().map(Scope::from).collect();
     scopes.sort_by_key(|s| Scope::ALL.iter().position(|x| x == s));
     scopes.dedup();
     let name = match body.name {
@@ -241,7 +260,7 @@ async fn create_key(
     tracing::info!(tenant = %tenant.id, key = %key.id, "API key created");
     created(KeyData {
         key: KeyView {
-            key,
+            key: ApiKeyView::from(&key),
             token: Some(token),
         },
     })
@@ -249,7 +268,7 @@ async fn create_key(
 
 /// List a tenant's API keys (never their tokens).
 #[utoipa::path(get, path = "/v1/tenants/{id}/keys", tag = "operator", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Tenant id (ten_...)"), PageParams),
+    params(("id" = inline(TenantId), Path, description = "Tenant id (ten_...)"), PageParams),
     responses((status = 200, body = Envelope<KeyList>), (status = 404, body = ErrorEnvelope)))]
 async fn list_keys(
     _: Admin,
@@ -262,15 +281,15 @@ async fn list_keys(
         .store
         .list_keys(&tenant.id, page.cursor.as_deref(), page.limit()?)?;
     ok(KeyList {
-        keys: page.items,
+        keys: page.items.iter().map(ApiKeyView::from).collect(),
         next_cursor: page.next_cursor,
     })
 }
 
 /// Revoke an API key; it stops working at once.
 #[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", tag = "operator", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Tenant id (ten_...)"),
-           ("key_id" = String, Path, description = "Key id (key_...)")),
+    params(("id" = inline(TenantId), Path, description = "Tenant id (ten_...)"),
+           ("key_id" = inline(KeyId), Path, description = "Key id (key_...)")),
     responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]
 async fn revoke_key(
     _: Admin,

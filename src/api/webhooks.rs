@@ -12,8 +12,9 @@ use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_id};
 use super::lookup::{endpoint_of, find_endpoint};
+use super::views::{EndpointStatusView, LastDeliveryView, PluginRefView, ResponseSummary};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
-use crate::model::endpoint::{self, Endpoint, EndpointStatus, LastDelivery};
+use crate::model::endpoint::{self, Endpoint, EndpointStatus};
 use crate::model::ids::{EndpointId, TenantId};
 use crate::model::plugin::{MAX_CHAIN, PluginRef};
 use crate::signing::generate_secret;
@@ -44,13 +45,13 @@ pub struct WebhookView {
     pub name: String,
     pub url: String,
     pub events: Vec<String>,
-    pub status: EndpointStatus,
+    pub status: EndpointStatusView,
     /// Why the gateway disabled the endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
-    pub last_delivery: Option<LastDelivery>,
+    pub last_delivery: Option<LastDeliveryView>,
     /// The plugin chain run before signing, in order.
-    pub plugins: Vec<PluginRef>,
+    pub plugins: Vec<PluginRefView>,
     /// The signing secret: only in the answers of create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -74,10 +75,10 @@ impl WebhookView {
             name: e.name,
             url: e.url,
             events: e.events,
-            status: e.status,
+            status: e.status.into(),
             disabled_reason: e.disabled_reason,
-            last_delivery: e.last_delivery,
-            plugins: e.plugins,
+            last_delivery: e.last_delivery.as_ref().map(LastDeliveryView::from),
+            plugins: e.plugins.iter().map(PluginRefView::from).collect(),
             secret: None,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -116,7 +117,7 @@ pub struct CreateWebhook {
     pub events: Vec<String>,
     /// Plugins to run on each delivery before signing, in order.
     #[serde(default)]
-    pub plugins: Vec<PluginRef>,
+    pub plugins: Vec<PluginRefView>,
 }
 
 /// Changes to an endpoint; fields left out stay as they are. The secret is kept.
@@ -131,10 +132,10 @@ pub struct UpdateWebhook {
     pub events: Option<Vec<String>>,
     /// `active` (resume) or `paused`.
     #[serde(default)]
-    pub status: Option<EndpointStatus>,
+    pub status: Option<EndpointStatusView>,
     /// Replaces the plugin chain; `[]` removes it.
     #[serde(default)]
-    pub plugins: Option<Vec<PluginRef>>,
+    pub plugins: Option<Vec<PluginRefView>>,
 }
 
 fn validated_url(state: &AppState, raw: &str) -> Result<String, FieldError> {
@@ -159,7 +160,7 @@ fn validated_events(
 fn validated_chain(
     state: &AppState,
     tenant: &TenantId,
-    chain: Vec<PluginRef>,
+    chain: Vec<PluginRefView>,
 ) -> Result<Vec<PluginRef>, ApiError> {
     if chain.len() > MAX_CHAIN {
         return Err(FieldError::new(
@@ -177,12 +178,16 @@ fn validated_chain(
             .into());
         }
     }
-    Ok(chain)
+    Ok(chain.into_iter().map(PluginRef::from).collect())
 }
 
 /// Create an endpoint. The answer holds the signing secret, shown this once.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
-    request_body = CreateWebhook,
+    request_body(content = CreateWebhook, example = json!({
+        "name": "Bookings CRM",
+        "url": "https://crm.example.com/hooks/bookings",
+        "events": ["booking.*"]
+    })),
     responses((status = 201, body = Envelope<WebhookData>), (status = 400, body = ErrorEnvelope),
               (status = 422, body = ErrorEnvelope)))]
 async fn create_webhook(
@@ -243,7 +248,7 @@ async fn list_webhooks(
 
 /// Get one endpoint (without its secret).
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
     responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
 async fn get_webhook(
     auth: Auth,
@@ -281,7 +286,8 @@ async fn update(
         .plugins
         .map(|chain| validated_chain(&state, &auth.tenant, chain))
         .transpose()?;
-    if body.status == Some(EndpointStatus::Disabled) {
+    let status = body.status.map(EndpointStatus::from);
+    if status == Some(EndpointStatus::Disabled) {
         return Err(FieldError::new(
             "status",
             "only the gateway disables endpoints; use 'paused' or 'active'",
@@ -301,7 +307,7 @@ async fn update(
             if let Some(events) = &events {
                 e.events = events.clone();
             }
-            if let Some(status) = body.status {
+            if let Some(status) = status {
                 set_status(e, status);
             }
             if let Some(plugins) = &plugins {
@@ -326,8 +332,12 @@ fn set_status(e: &mut Endpoint, status: EndpointStatus) {
 
 /// Change an endpoint's name, URL, events or status; the secret is kept.
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
-    request_body = UpdateWebhook,
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
+    request_body(content = UpdateWebhook, example = json!({
+        "name": "Bookings CRM (EU)",
+        "events": ["booking.created"],
+        "status": "active"
+    })),
     responses((status = 200, body = Envelope<WebhookData>), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 async fn patch_webhook(
@@ -342,8 +352,12 @@ async fn patch_webhook(
 /// Same as PATCH, for clients written against Menon's `PUT`
 /// (docs/platforms.md).
 #[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
-    request_body = UpdateWebhook,
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
+    request_body(content = UpdateWebhook, example = json!({
+        "name": "Bookings CRM (EU)",
+        "events": ["booking.created"],
+        "status": "active"
+    })),
     responses((status = 200, body = Envelope<WebhookData>), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 async fn put_webhook(
@@ -357,7 +371,7 @@ async fn put_webhook(
 
 /// Delete an endpoint; nothing more is sent to it.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
     responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]
 async fn delete_webhook(
     auth: Auth,
@@ -377,7 +391,7 @@ async fn delete_webhook(
 
 /// Pause: no deliveries until resumed, and events published meanwhile are never sent.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/pause", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
     responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
 async fn pause_webhook(
     auth: Auth,
@@ -385,7 +399,7 @@ async fn pause_webhook(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     let body = UpdateWebhook {
-        status: Some(EndpointStatus::Paused),
+        status: Some(EndpointStatusView::Paused),
         ..Default::default()
     };
     update(auth, state, &id, body).await
@@ -393,7 +407,7 @@ async fn pause_webhook(
 
 /// Resume a paused or disabled endpoint: deliveries start again at once.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/resume", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
     responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
 async fn resume_webhook(
     auth: Auth,
@@ -401,7 +415,7 @@ async fn resume_webhook(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     let body = UpdateWebhook {
-        status: Some(EndpointStatus::Active),
+        status: Some(EndpointStatusView::Active),
         ..Default::default()
     };
     update(auth, state, &id, body).await
@@ -410,7 +424,7 @@ async fn resume_webhook(
 /// Rotate the signing secret. The answer holds the new secret, shown this
 /// once; the old one keeps signing until `previous_secret_expires_at`.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
     responses((status = 200, body = Envelope<WebhookData>), (status = 404, body = ErrorEnvelope)))]
 async fn rotate_secret(
     auth: Auth,
@@ -438,40 +452,31 @@ async fn rotate_secret(
 
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-pub struct TestRequest {
+pub struct WebhookTestRequest {
     /// Send an example of this catalog type instead of `webhook.test`.
     #[serde(default)]
     pub event_type: Option<String>,
 }
 
-/// The receiver's answer to a test send.
-#[derive(Serialize, ToSchema)]
-pub struct TestResult {
-    pub success: bool,
-    pub response_code: Option<u16>,
-    pub response_time_ms: u64,
-    pub error: Option<String>,
-    /// The first 4 KiB of the receiver's answer.
-    pub response_body: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct TestData {
-    pub result: TestResult,
+    /// The receiver's answer to the test send.
+    pub result: ResponseSummary,
     pub log: super::logs::LogDetail,
 }
 
 /// Send a test event now, even while paused, and answer with the receiver's result.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Endpoint id (wh_...)")),
-    request_body(content = Option<TestRequest>, description = "Optional: the event type to send an example of"),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
+    request_body(content = Option<WebhookTestRequest>, description = "Optional: the event type to send an example of",
+        example = json!({"event_type": "booking.created"})),
     responses((status = 200, body = Envelope<TestData>), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 async fn send_test(
     auth: Auth,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<TestRequest>,
+    OptionalJson(body): OptionalJson<WebhookTestRequest>,
 ) -> ApiResult<TestData> {
     let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
     let delivery = state
@@ -480,24 +485,18 @@ async fn send_test(
         .await?;
     let attempt = delivery.attempts.last().cloned();
     let result = match attempt {
-        Some(a) => TestResult {
-            success: a.success,
-            response_code: a.response_code,
-            response_time_ms: a.response_time_ms,
-            error: a.error,
-            response_body: a.response_body,
-        },
+        Some(a) => ResponseSummary::from(&a),
         // A plugin dropped or failed it: nothing was sent.
-        None => TestResult {
+        None => ResponseSummary {
             success: false,
             response_code: None,
             response_time_ms: 0,
+            response_body: None,
             error: Some(format!(
                 "{}: {}",
                 delivery.status.as_str(),
                 delivery.error.as_deref().unwrap_or_default()
             )),
-            response_body: None,
         },
     };
     ok(TestData {

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::ids::{AttemptId, DeliveryId, EndpointId};
 
@@ -12,7 +11,7 @@ pub const MAX_RESPONSE_BODY: usize = 4096;
 /// Attempts kept per delivery (the oldest are dropped past this).
 pub const MAX_ATTEMPTS_KEPT: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Not attempted yet.
@@ -43,7 +42,7 @@ impl DeliveryStatus {
 }
 
 /// One HTTP attempt of a delivery.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {
     pub id: AttemptId,
     pub at: DateTime<Utc>,
@@ -59,7 +58,7 @@ pub struct Attempt {
 }
 
 /// A delivery log entry: one event to one endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: DeliveryId,
     pub endpoint_id: EndpointId,

@@ -2,7 +2,6 @@
 //! "Endpoints").
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::event_type::EventFilter;
 use super::ids::{EndpointId, TenantId};
@@ -16,7 +15,7 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Most subscriptions one endpoint may hold.
 pub const MAX_EVENTS: usize = 256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointStatus {
     /// Receives deliveries.
@@ -29,7 +28,7 @@ pub enum EndpointStatus {
 }
 
 /// The outcome of the endpoint's most recent delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastDelivery {
     pub at: DateTime<Utc>,
     /// The receiver's HTTP status, when it answered.

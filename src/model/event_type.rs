@@ -6,7 +6,6 @@
 //! `booking.`, and `*` matches every type.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::time::Timestamp;
 use chrono::{DateTime, Utc};
@@ -17,7 +16,7 @@ pub const TEST_EVENT_TYPE: &str = "webhook.test";
 /// Longest event type name.
 pub const MAX_NAME_LEN: usize = 128;
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventType {
     pub name: String,
     pub description: String,

@@ -103,18 +103,6 @@ macro_rules! prefixed_id {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
-
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String)
-                    .pattern(Some(concat!("^", $prefix, "[0-9A-HJKMNP-TV-Z]{26}$")))
-                    .examples([concat!($prefix, "01JD8Z5YV3B2C4D5E6F7G8H9JK")])
-                    .into()
-            }
-        }
-
-        impl utoipa::ToSchema for $name {}
     };
 }
 

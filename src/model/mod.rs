@@ -1,6 +1,8 @@
 //! The records hookgate keeps, with their rules and no I/O: what the store
-//! persists, the engine delivers, plugins see and the API shows. Everything
-//! else points down to this module; it points to nothing above it.
+//! persists (their serde form is the on-disk encoding), the engine delivers
+//! and plugins see. The API shows them through views of its own
+//! (`api::views`), so they carry no OpenAPI schema. Everything else points
+//! down to this module; it points to nothing above it.
 //!
 //! - [`ids`]: one typed id per record kind.
 //! - [`tenant`]: tenants and their scoped API keys.

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::ids::{PluginId, TenantId};
 use crate::validation::FieldError;
@@ -14,7 +13,7 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// One uploaded plugin version. Uploading new bytes under the same name makes
 /// the next version; the bytes are stored once per SHA-256.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plugin {
     pub id: PluginId,
     pub tenant_id: TenantId,
@@ -34,13 +33,11 @@ impl Plugin {
 }
 
 /// A plugin in an endpoint's chain, with that endpoint's configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginRef {
     pub plugin_id: PluginId,
     /// Passed to the plugin as JSON text; `{}` when left out.
     #[serde(default = "empty_config")]
-    #[schema(value_type = Object)]
     pub config: serde_json::Value,
 }
 

@@ -10,13 +10,12 @@ use std::str::FromStr;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
 use super::ids::{KeyId, TenantId};
 use crate::signing::HeaderNames;
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
@@ -27,7 +26,7 @@ pub struct Tenant {
 }
 
 /// What a tenant API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Publish events and read them back.
@@ -65,7 +64,7 @@ impl FromStr for Scope {
 }
 
 /// A stored API key: never the token itself.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: KeyId,
     pub tenant_id: TenantId,

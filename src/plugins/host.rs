@@ -97,7 +97,7 @@ const KEEP_RESIDENT: usize = 1 << 20;
 const TICK: Duration = Duration::from_millis(1);
 
 /// One line a plugin logged.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LogLine {
     /// `debug`, `info`, `warn`, `error`, or `stdout`/`stderr`.
     pub level: String,
