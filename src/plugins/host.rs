@@ -223,21 +223,33 @@ pub struct PluginHost {
     /// One permit per pool slot, so a burst of calls waits for a slot
     /// instead of failing to instantiate.
     slots: tokio::sync::Semaphore,
+    /// How long a call waits for a slot before giving up.
+    slot_wait: Duration,
 }
 
 impl PluginHost {
     pub fn new(limits: Limits) -> Result<Arc<Self>, PluginError> {
+        Self::with_slots(limits, POOL_SLOTS, SLOT_WAIT)
+    }
+
+    /// A host running at most `slots` calls at once, each waiting at most
+    /// `slot_wait` for its turn.
+    pub fn with_slots(
+        limits: Limits,
+        slots: u32,
+        slot_wait: Duration,
+    ) -> Result<Arc<Self>, PluginError> {
         // Every count is per-component bound times slots: whatever the mix
         // of components running, a call that has a slot has room.
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOL_SLOTS)
+        pool.total_component_instances(slots)
             .max_core_instances_per_component(MAX_CORE_INSTANCES)
             .max_memories_per_component(MAX_MEMORIES)
             .max_tables_per_component(MAX_TABLES)
-            .total_core_instances(POOL_SLOTS * MAX_CORE_INSTANCES)
-            .total_memories(POOL_SLOTS * MAX_MEMORIES)
-            .total_tables(POOL_SLOTS * MAX_TABLES)
-            .total_stacks(POOL_SLOTS)
+            .total_core_instances(slots * MAX_CORE_INSTANCES)
+            .total_memories(slots * MAX_MEMORIES)
+            .total_tables(slots * MAX_TABLES)
+            .total_stacks(slots)
             .max_memory_size(limits.memory);
         // Keeping pages resident only pays when resetting them is a pagemap
         // scan away; without it, it would memset the kept bytes every call.
@@ -263,7 +275,8 @@ impl PluginHost {
             engine,
             linker,
             limits,
-            slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
+            slots: tokio::sync::Semaphore::new(slots as usize),
+            slot_wait,
         }))
     }
 
@@ -334,11 +347,12 @@ impl PluginHost {
             logs: Vec::new(),
             elapsed: Duration::ZERO,
         };
-        let _slot = match tokio::time::timeout(SLOT_WAIT, self.slots.acquire()).await {
+        let _slot = match tokio::time::timeout(self.slot_wait, self.slots.acquire()).await {
             Ok(slot) => slot.expect("the slots are never closed"),
             Err(_) => {
                 return failed(PluginError::Unavailable(format!(
-                    "no plugin slot came free within {SLOT_WAIT:?}"
+                    "no plugin slot came free within {:?}",
+                    self.slot_wait
                 )));
             }
         };

@@ -528,4 +528,37 @@ mod on_the_executor {
             assert!(took >= BUDGET * 3, "timed out after {took:?} of wall time");
         });
     }
+
+    /// A call that cannot get a slot in time is the gateway's shortage, not
+    /// the plugin's: the delivery is retried, never `plugin_failed`.
+    #[test]
+    fn a_call_without_a_free_slot_is_the_gateways_trouble() {
+        let limits = Limits {
+            time: Duration::from_secs(5),
+            deadline: Duration::from_secs(10),
+            ..Limits::default()
+        };
+        let host = PluginHost::with_slots(limits, 1, Duration::from_millis(100)).unwrap();
+        let (compiled, _) = host.compile(&plugin("hostile-spin")).unwrap();
+        let (_, _, input) = spin_call();
+        one_thread().block_on(async {
+            let busy = {
+                let (host, compiled, input) = (host.clone(), compiled.clone(), input.clone());
+                tokio::spawn(async move {
+                    host.call(&compiled, &input, "{}", &HeaderNames::default(), WALL)
+                        .await
+                })
+            };
+            // Let the spinning call take the only slot.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let report = host
+                .call(&compiled, &input, "{}", &HeaderNames::default(), WALL)
+                .await;
+            busy.abort();
+            match report.result {
+                Err(e @ PluginError::Unavailable(_)) => assert!(e.is_gateway_trouble()),
+                other => panic!("{other:?}"),
+            }
+        });
+    }
 }
