@@ -247,6 +247,10 @@ settings! {
     /// Wall-clock time a delivery's plugin chain, or one dry run, may take.
     plugin_deadline: Duration = Duration::from_secs(1), "DURATION";
 
+    /// Plugin calls one tenant may run at once, all its endpoints together:
+    /// what one tenant's plugins may take of the delivery threads.
+    plugin_tenant_calls: usize = 16, "N";
+
     /// Linear memory one plugin call may use, all its memories together, in
     /// MiB.
     plugin_memory_mib: usize = 32, "MIB";
@@ -470,6 +474,7 @@ impl Config {
         crate::plugins::Limits {
             time: self.plugin_timeout,
             deadline: self.plugin_deadline,
+            tenant_calls: self.plugin_tenant_calls,
             memory: self.plugin_memory_mib << 20,
             output: self.plugin_output_bytes,
         }
@@ -532,6 +537,11 @@ impl Config {
         if self.plugin_timeout.is_zero() || self.plugin_memory_mib == 0 {
             return Err(ConfigError::Invalid(
                 "plugin_timeout and plugin_memory_mib must be positive".into(),
+            ));
+        }
+        if self.plugin_tenant_calls == 0 {
+            return Err(ConfigError::Invalid(
+                "plugin_tenant_calls must be at least 1".into(),
             ));
         }
         if self.plugin_deadline < self.plugin_timeout {

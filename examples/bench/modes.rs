@@ -39,6 +39,17 @@ pub enum HostileChoice {
     Spin,
 }
 
+impl HostileChoice {
+    /// The guest crate.
+    fn name(self) -> &'static str {
+        match self {
+            HostileChoice::None => "none",
+            HostileChoice::Sleep => "hostile-sleep",
+            HostileChoice::Spin => "hostile-spin",
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Load, fault and backlog harness for hookgate")]
 pub struct Args {
@@ -464,13 +475,8 @@ impl Hostile {
     /// deliveries ended, so the measured run starts against a saturated
     /// tenant.
     async fn start(rig: &Rig, plugin: HostileChoice, endpoints: usize) -> Hostile {
-        let name = match plugin {
-            HostileChoice::Sleep => "hostile-sleep",
-            HostileChoice::Spin => "hostile-spin",
-            HostileChoice::None => unreachable!("no hostile tenant asked for"),
-        };
         let token = rig.tenant("hostile").await;
-        let id = rig.upload(&token, name).await;
+        let id = rig.upload(&token, plugin.name()).await;
         let chain = json!([{"plugin_id": id, "config": {}}]);
         let created = rig
             .endpoints(&token, endpoints, "/black-hole", &chain)
@@ -806,8 +812,8 @@ impl ThroughputReport {
             row(
                 "hostile tenant",
                 format!(
-                    "{:?} on {} endpoints, {} events published over {:.1} s",
-                    h.plugin,
+                    "{} on {} endpoints, {} events published over {:.1} s",
+                    h.plugin.name(),
                     h.endpoints,
                     h.published,
                     h.elapsed.as_secs_f64()
@@ -818,12 +824,15 @@ impl ThroughputReport {
                 .map(|(_, (count, _))| count)
                 .sum();
             let statuses: Vec<String> = (h.statuses.iter())
-                .map(|(status, (count, error))| format!("{status} {count} ({error})"))
+                .map(|(status, (count, error))| match error.as_str() {
+                    "" => format!("{status} {count}"),
+                    error => format!("{status} {count} ({error})"),
+                })
                 .collect();
             row(
                 "hostile deliveries ended",
                 format!(
-                    "{ended} ({:.0}/s): {}",
+                    "{ended} ({:.0}/s); by status: {}",
                     ended as f64 / h.elapsed.as_secs_f64(),
                     statuses.join(", ")
                 ),

@@ -55,6 +55,10 @@ pub struct Limits {
     /// Wall-clock time a delivery's whole chain (or one dry run) may take,
     /// instantiation included.
     pub deadline: Duration,
+    /// Calls one tenant may run at once: each running call takes its turns
+    /// on the executor, so this bounds what one tenant's plugins take of
+    /// the threads every tenant's deliveries share.
+    pub tenant_calls: usize,
     /// Linear memory one call may use, summed over all its memories.
     pub memory: usize,
     /// Largest body a plugin may return.
@@ -66,6 +70,7 @@ impl Default for Limits {
         Self {
             time: Duration::from_millis(100),
             deadline: Duration::from_secs(1),
+            tenant_calls: 16,
             memory: 32 << 20,
             output: 1 << 20,
         }
@@ -282,6 +287,11 @@ impl PluginHost {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// How long a call waits for its turn before the gateway gives up on it.
+    pub fn slot_wait(&self) -> Duration {
+        self.slot_wait
     }
 
     /// Identifies this engine's compiled-code format, so cached artifacts of

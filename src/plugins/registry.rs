@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::chain::{ChainOutcome, Prepared};
 use super::compile::Compiler;
@@ -28,6 +29,8 @@ use crate::store::{NewPlugin, PluginQuota, Store, StoreError, Stored};
 /// Linked plugins kept in memory, by content; past it the one used longest
 /// ago is dropped (and loaded from its stored artifact when next used).
 const COMPILED_KEPT: usize = 256;
+/// Tenants whose turns are kept before idle ones are forgotten.
+const TURNS_KEPT: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -85,6 +88,8 @@ impl<C: Clone> CompiledCache<C> {
 
 pub struct Plugins {
     host: Arc<PluginHost>,
+    /// Each tenant's turns at running calls (`Limits::tenant_calls`).
+    tenant_turns: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
     compiler: Compiler,
     store: Store,
     quota: PluginQuota,
@@ -100,6 +105,7 @@ impl Plugins {
     ) -> Arc<Self> {
         Arc::new(Self {
             host,
+            tenant_turns: Mutex::default(),
             compiler,
             store,
             quota,
@@ -211,18 +217,48 @@ impl Plugins {
         tenant: &HeaderNames,
         deadline: Duration,
     ) -> CallReport {
-        match self.compiled(plugin).await {
-            Ok(compiled) => {
-                self.host
-                    .call(&compiled, event, config, tenant, deadline)
-                    .await
+        let failed = |e: PluginError| CallReport {
+            result: Err(e),
+            logs: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        let compiled = match self.compiled(plugin).await {
+            Ok(compiled) => compiled,
+            Err(e) => return failed(e),
+        };
+        // A tenant's calls take turns among themselves, so however many of
+        // its endpoints run plugins, the others' deliveries keep the threads.
+        let turns = self.turns_of(&plugin.tenant_id);
+        let wait = self.host.slot_wait();
+        let _turn = match tokio::time::timeout(wait, turns.acquire_owned()).await {
+            Ok(turn) => turn.expect("turns are never closed"),
+            Err(_) => {
+                return failed(PluginError::Unavailable(format!(
+                    "the tenant's plugin calls left no turn free within {wait:?}"
+                )));
             }
-            Err(e) => CallReport {
-                result: Err(e),
-                logs: Vec::new(),
-                elapsed: Duration::ZERO,
-            },
+        };
+        self.host
+            .call(&compiled, event, config, tenant, deadline)
+            .await
+    }
+
+    /// The tenant's turns, made on first use; tenants with none taken are
+    /// forgotten when the map grows, so it stays near the tenants running
+    /// plugins.
+    fn turns_of(&self, tenant: &TenantId) -> Arc<Semaphore> {
+        let calls = self.host.limits().tenant_calls;
+        let mut turns = self
+            .tenant_turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if turns.len() >= TURNS_KEPT {
+            turns.retain(|_, t| t.available_permits() < calls);
         }
+        turns
+            .entry(*tenant)
+            .or_insert_with(|| Arc::new(Semaphore::new(calls)))
+            .clone()
     }
 
     /// A dry run: one plugin on an event, within the plugin deadline.

@@ -382,6 +382,25 @@ async fn sleeping_plugins_fail_at_their_deadline_and_others_keep_receiving() {
     assert!(run.endpoints.rx.received().is_empty());
 }
 
+/// Spinning plugins on many endpoints: each call yields every tick and is
+/// at once ready to run again, so without a bound on the calls one tenant
+/// runs at once they would share out the delivery threads among
+/// themselves and the bystander's attempts would wait seconds per turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_plugins_time_out_and_others_keep_receiving() {
+    let _turn = one_at_a_time().await;
+    let run = run_hostile(Hostile {
+        wasm: plugin("hostile-spin"),
+        configs: vec![json!({})],
+        endpoints: 32,
+        events: 8,
+        env: &[],
+    })
+    .await;
+    run.assert_all("plugin_failed", |e| e.contains("timed out"));
+    assert!(run.endpoints.rx.received().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deadline_covers_the_whole_chain() {
     let _turn = one_at_a_time().await;
