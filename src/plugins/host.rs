@@ -117,6 +117,32 @@ pub struct CallReport {
     pub elapsed: Duration,
 }
 
+impl CallReport {
+    /// A call that ended before the guest ran.
+    pub fn failed(error: PluginError) -> Self {
+        Self {
+            result: Err(error),
+            logs: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// Waits up to `wait` for a turn (a pool slot, a tenant's call); past it
+/// the gateway is too busy to run the call, which is retried later.
+pub(super) async fn take_turn<P>(
+    wait: Duration,
+    turn: impl std::future::Future<Output = Result<P, tokio::sync::AcquireError>>,
+    what: &str,
+) -> Result<P, PluginError> {
+    match tokio::time::timeout(wait, turn).await {
+        Ok(permit) => Ok(permit.expect("turns are never closed")),
+        Err(_) => Err(PluginError::Unavailable(format!(
+            "{what} left no turn free within {wait:?}"
+        ))),
+    }
+}
+
 /// Per-call state; dropped with the store after the call.
 struct CallState {
     wasi: WasiCtx,
@@ -352,22 +378,12 @@ impl PluginHost {
         tenant: &HeaderNames,
         deadline: Duration,
     ) -> CallReport {
-        let failed = |e: PluginError| CallReport {
-            result: Err(e),
-            logs: Vec::new(),
-            elapsed: Duration::ZERO,
-        };
-        let _slot = match tokio::time::timeout(self.slot_wait, self.slots.acquire()).await {
-            Ok(slot) => slot.expect("the slots are never closed"),
-            Err(_) => {
-                return failed(PluginError::Unavailable(format!(
-                    "no plugin slot came free within {:?}",
-                    self.slot_wait
-                )));
-            }
+        let _slot = match take_turn(self.slot_wait, self.slots.acquire(), "the plugin pool").await {
+            Ok(slot) => slot,
+            Err(e) => return CallReport::failed(e),
         };
         if deadline.is_zero() {
-            return failed(PluginError::Deadline(self.limits.deadline));
+            return CallReport::failed(PluginError::Deadline(self.limits.deadline));
         }
         let stdout = BoundedPipe::new(PIPE_CAPACITY);
         let stderr = BoundedPipe::new(PIPE_CAPACITY);

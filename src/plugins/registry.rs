@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use super::chain::{ChainOutcome, Prepared};
 use super::compile::Compiler;
 use super::error::PluginError;
-use super::host::{CallReport, Compiled, PluginHost};
+use super::host::{CallReport, Compiled, PluginHost, take_turn};
 use super::wit::WitEvent;
 use crate::model::event::Event;
 use crate::model::ids::TenantId;
@@ -131,7 +131,7 @@ impl Plugins {
         {
             return Ok(Stored::Existing(same));
         }
-        let artifact = self.compiler.compile(wasm.clone()).await?;
+        let artifact = bytes::Bytes::from(self.compiler.compile(wasm.clone()).await?);
         let compiled = self.load(artifact.clone()).await?;
         let engine = self.host.engine_fingerprint();
         let new = NewPlugin {
@@ -168,7 +168,7 @@ impl Plugins {
 
     /// Loads machine code on the blocking pool: deserialising a large
     /// component takes milliseconds.
-    async fn load(self: &Arc<Self>, artifact: Vec<u8>) -> Result<Compiled, PluginError> {
+    async fn load(self: &Arc<Self>, artifact: bytes::Bytes) -> Result<Compiled, PluginError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.host.load(&artifact))
             .await
@@ -188,14 +188,15 @@ impl Plugins {
             .plugin_artifact(&plugin.sha256, &engine)
             .map_err(store_err)?;
         let compiled = match artifact {
-            Some(artifact) => self.load(artifact).await?,
+            Some(artifact) => self.load(artifact.into()).await?,
             None => {
                 let wasm = self
                     .store
                     .plugin_blob(&plugin.sha256)
                     .map_err(store_err)?
                     .ok_or_else(|| PluginError::Host("the plugin's bytes are missing".into()))?;
-                let artifact = self.compiler.compile(bytes::Bytes::from(wasm)).await?;
+                let wasm = bytes::Bytes::from(wasm);
+                let artifact = bytes::Bytes::from(self.compiler.compile(wasm).await?);
                 let compiled = self.load(artifact.clone()).await?;
                 self.store
                     .put_plugin_artifact(&plugin.sha256, &engine, &artifact)
@@ -217,26 +218,18 @@ impl Plugins {
         tenant: &HeaderNames,
         deadline: Duration,
     ) -> CallReport {
-        let failed = |e: PluginError| CallReport {
-            result: Err(e),
-            logs: Vec::new(),
-            elapsed: Duration::ZERO,
-        };
         let compiled = match self.compiled(plugin).await {
             Ok(compiled) => compiled,
-            Err(e) => return failed(e),
+            Err(e) => return CallReport::failed(e),
         };
         // A tenant's calls take turns among themselves, so however many of
         // its endpoints run plugins, the others' deliveries keep the threads.
         let turns = self.turns_of(&plugin.tenant_id);
         let wait = self.host.slot_wait();
-        let _turn = match tokio::time::timeout(wait, turns.acquire_owned()).await {
-            Ok(turn) => turn.expect("turns are never closed"),
-            Err(_) => {
-                return failed(PluginError::Unavailable(format!(
-                    "the tenant's plugin calls left no turn free within {wait:?}"
-                )));
-            }
+        let _turn = match take_turn(wait, turns.acquire_owned(), "the tenant's plugin calls").await
+        {
+            Ok(turn) => turn,
+            Err(e) => return CallReport::failed(e),
         };
         self.host
             .call(&compiled, event, config, tenant, deadline)
