@@ -18,6 +18,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::delivery::RetrySchedule;
+use crate::plugins::Limits;
+use crate::plugins::compile::CompileLimits;
 
 /// `HOOKGATE_` followed by a setting's name in capitals, as a `&'static str`
 /// made at compile time.
@@ -242,21 +244,21 @@ settings! {
     rotation_overlap: Duration = Duration::from_secs(24 * 3600), "DURATION";
 
     /// CPU time one plugin call may use.
-    plugin_timeout: Duration = Duration::from_millis(100), "DURATION";
+    plugin_timeout: Duration = Limits::DEFAULT.time, "DURATION";
 
     /// Wall-clock time a delivery's plugin chain, or one dry run, may take.
-    plugin_deadline: Duration = Duration::from_secs(1), "DURATION";
+    plugin_deadline: Duration = Limits::DEFAULT.deadline, "DURATION";
 
     /// Plugin calls one tenant may run at once, all its endpoints together:
     /// what one tenant's plugins may take of the delivery threads.
-    plugin_tenant_calls: usize = 16, "N";
+    plugin_tenant_calls: usize = Limits::DEFAULT.tenant_calls, "N";
 
     /// Linear memory one plugin call may use, all its memories together, in
     /// MiB.
-    plugin_memory_mib: usize = 32, "MIB";
+    plugin_memory_mib: usize = Limits::DEFAULT.memory >> 20, "MIB";
 
     /// Largest body a plugin may return, in bytes.
-    plugin_output_bytes: usize = 1024 * 1024, "BYTES";
+    plugin_output_bytes: usize = Limits::DEFAULT.output, "BYTES";
 
     /// Largest plugin component that may be uploaded, in bytes.
     max_plugin_bytes: usize = 10 * 1024 * 1024, "BYTES";
@@ -269,10 +271,10 @@ settings! {
 
     /// Memory (heap) one plugin compile may use, in MiB; compiles run in a
     /// child process.
-    plugin_compile_memory_mib: usize = 512, "MIB";
+    plugin_compile_memory_mib: usize = CompileLimits::DEFAULT.memory >> 20, "MIB";
 
     /// CPU time one plugin compile may use.
-    plugin_compile_cpu: Duration = Duration::from_secs(10), "DURATION";
+    plugin_compile_cpu: Duration = CompileLimits::DEFAULT.cpu, "DURATION";
 
     /// Delivery logs older than this many days are pruned.
     retention_days: u32 = 30, "DAYS";
@@ -470,8 +472,8 @@ impl ServeArgs {
 
 impl Config {
     /// The sandbox limits of one plugin call.
-    pub fn plugin_limits(&self) -> crate::plugins::Limits {
-        crate::plugins::Limits {
+    pub fn plugin_limits(&self) -> Limits {
+        Limits {
             time: self.plugin_timeout,
             deadline: self.plugin_deadline,
             tenant_calls: self.plugin_tenant_calls,
@@ -481,8 +483,8 @@ impl Config {
     }
 
     /// The bounds of one plugin compile.
-    pub fn compile_limits(&self) -> crate::plugins::compile::CompileLimits {
-        crate::plugins::compile::CompileLimits {
+    pub fn compile_limits(&self) -> CompileLimits {
+        CompileLimits {
             memory: self.plugin_compile_memory_mib << 20,
             cpu: self.plugin_compile_cpu,
         }

@@ -39,12 +39,18 @@ pub struct CompileLimits {
     pub cpu: Duration,
 }
 
+impl CompileLimits {
+    /// The bounds without settings (the operator's settings take their
+    /// defaults from here).
+    pub const DEFAULT: Self = Self {
+        memory: 512 << 20,
+        cpu: Duration::from_secs(10),
+    };
+}
+
 impl Default for CompileLimits {
     fn default() -> Self {
-        Self {
-            memory: 512 << 20,
-            cpu: Duration::from_secs(10),
-        }
+        Self::DEFAULT
     }
 }
 

@@ -65,15 +65,21 @@ pub struct Limits {
     pub output: usize,
 }
 
+impl Limits {
+    /// The limits of a gateway run without settings (the operator's
+    /// settings take their defaults from here).
+    pub const DEFAULT: Self = Self {
+        time: Duration::from_millis(100),
+        deadline: Duration::from_secs(1),
+        tenant_calls: 16,
+        memory: 32 << 20,
+        output: 1 << 20,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            time: Duration::from_millis(100),
-            deadline: Duration::from_secs(1),
-            tenant_calls: 16,
-            memory: 32 << 20,
-            output: 1 << 20,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -8,6 +8,8 @@
 //! - [`compile`]: compiling uploads in a bounded child process.
 //! - [`registry`]: uploads (validated, content-addressed, versioned), the
 //!   cache of compiled plugins, and running an endpoint's chain.
+//! - [`turns`]: each tenant's turns at running calls, fewer for a tenant
+//!   whose calls run out of CPU time.
 //! - [`chain`]: what a chain passes from one plugin to the next.
 
 pub mod chain;
@@ -18,6 +20,7 @@ pub mod offline;
 pub mod output;
 mod pipe;
 pub mod registry;
+mod turns;
 mod wit;
 
 pub use chain::{ChainOutcome, Prepared};

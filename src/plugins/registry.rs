@@ -11,13 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
-
 use super::chain::{ChainOutcome, Prepared};
 use super::compile::Compiler;
 use super::error::PluginError;
-use super::host::{CallReport, Compiled, PluginHost, take_turn};
+use super::host::{CallReport, Compiled, PluginHost};
+use super::turns::Turns;
 use super::wit::WitEvent;
 use crate::model::event::Event;
 use crate::model::ids::TenantId;
@@ -25,6 +23,7 @@ use crate::model::plugin::{Plugin, PluginRef};
 use crate::model::tenant::Tenant;
 use crate::signing::HeaderNames;
 use crate::store::{NewPlugin, PluginQuota, Store, StoreError, Stored};
+use sha2::{Digest, Sha256};
 
 /// Linked plugins kept in memory, by content; past it the one used longest
 /// ago is dropped (and loaded from its stored artifact when next used).
@@ -89,7 +88,7 @@ impl<C: Clone> CompiledCache<C> {
 pub struct Plugins {
     host: Arc<PluginHost>,
     /// Each tenant's turns at running calls (`Limits::tenant_calls`).
-    tenant_turns: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    tenant_turns: Mutex<HashMap<TenantId, Arc<Turns>>>,
     compiler: Compiler,
     store: Store,
     quota: PluginQuota,
@@ -223,34 +222,37 @@ impl Plugins {
             Err(e) => return CallReport::failed(e),
         };
         // A tenant's calls take turns among themselves, so however many of
-        // its endpoints run plugins, the others' deliveries keep the threads.
-        let turns = self.turns_of(&plugin.tenant_id);
-        let wait = self.host.slot_wait();
-        let _turn = match take_turn(wait, turns.acquire_owned(), "the tenant's plugin calls").await
+        // its endpoints run plugins, the others' deliveries keep the threads;
+        // and one whose calls run out of CPU time gets fewer turns.
+        let turn = match self
+            .turns_of(&plugin.tenant_id)
+            .take(self.host.slot_wait())
+            .await
         {
             Ok(turn) => turn,
             Err(e) => return CallReport::failed(e),
         };
-        self.host
+        let report = self
+            .host
             .call(&compiled, event, config, tenant, deadline)
-            .await
+            .await;
+        turn.end(&report.result, report.elapsed);
+        report
     }
 
-    /// The tenant's turns, made on first use; tenants with none taken are
-    /// forgotten when the map grows, so it stays near the tenants running
-    /// plugins.
-    fn turns_of(&self, tenant: &TenantId) -> Arc<Semaphore> {
-        let calls = self.host.limits().tenant_calls;
+    /// The tenant's turns, made on first use; idle tenants are forgotten
+    /// when the map grows, so it stays near the tenants running plugins.
+    fn turns_of(&self, tenant: &TenantId) -> Arc<Turns> {
         let mut turns = self
             .tenant_turns
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if turns.len() >= TURNS_KEPT {
-            turns.retain(|_, t| t.available_permits() < calls);
+            turns.retain(|_, t| !t.idle());
         }
         turns
             .entry(*tenant)
-            .or_insert_with(|| Arc::new(Semaphore::new(calls)))
+            .or_insert_with(|| Turns::new(self.host.limits().tenant_calls))
             .clone()
     }
 

@@ -394,7 +394,10 @@ async fn spinning_plugins_time_out_and_others_keep_receiving() {
         configs: vec![json!({})],
         endpoints: 32,
         events: 8,
-        env: &[],
+        // A tenant whose calls run out of time is down to one call at a
+        // time, paused four times its CPU after each: 256 calls of 100 ms
+        // would take two minutes.
+        env: &[("HOOKGATE_PLUGIN_TIMEOUT", "10ms")],
     })
     .await;
     run.assert_all("plugin_failed", |e| e.contains("timed out"));
