@@ -49,7 +49,7 @@ fn signing(c: &mut Criterion) {
         bench.iter(|| {
             signing::headers(
                 &names,
-                "msg_1",
+                "dlv_1",
                 "booking.created",
                 &[&a],
                 1,
@@ -61,7 +61,7 @@ fn signing(c: &mut Criterion) {
         bench.iter(|| {
             signing::headers(
                 &names,
-                "msg_1",
+                "dlv_1",
                 "booking.created",
                 &[&a, &b],
                 1,

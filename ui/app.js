@@ -662,8 +662,8 @@ async function renderLogs(id) {
   if (logState.eventType) q.set('event_type', logState.eventType);
   const cursor = logState.cursors[logState.page];
   if (cursor) q.set('cursor', cursor);
-  const data = await api('GET', `/v1/webhooks/${encodeURIComponent(id)}/logs?${q}`);
-  const rows = data.logs.map((l) => h('tr', { dataset: { logId: l.id } },
+  const data = await api('GET', `/v1/webhooks/${encodeURIComponent(id)}/deliveries?${q}`);
+  const rows = data.deliveries.map((l) => h('tr', { dataset: { logId: l.id } },
     h('td', { 'data-label': 'Status' }, h('span', { class: `log-status log-${l.status}` }, l.status), l.test ? h('span', { class: 'muted' }, ' (test)') : null),
     h('td', { 'data-label': 'Response' }, l.response_code ? statusText(l.response_code) : (l.error || '—')),
     h('td', { 'data-label': 'Time' }, fmtTime(l.delivered_at || l.updated_at), l.response_time_ms != null ? h('span', { class: 'muted' }, ` (${l.response_time_ms} ms)`) : null),
@@ -689,16 +689,16 @@ async function renderLogs(id) {
       h('a', { class: 'button secondary', href: '#/endpoints' }, 'Back to webhooks')),
     h('p', { class: 'muted url' }, webhook.url),
     filters,
-    data.logs.length ? table : h('p', { class: 'empty' }, 'No deliveries match.'),
+    data.deliveries.length ? table : h('p', { class: 'empty' }, 'No deliveries match.'),
     pager);
 }
 
 async function retryLog(webhook, l, button) {
   button.disabled = true;
   try {
-    const { log } = await api('POST', `/v1/webhooks/${webhook.id}/logs/${l.id}/retry`);
-    const a = log.attempts[log.attempts.length - 1];
-    notice(`Retry of ${l.id}: ${log.status}${a ? ` (${resultText(a)})` : ''}.`);
+    const { delivery } = await api('POST', `/v1/webhooks/${webhook.id}/deliveries/${l.id}/retry`);
+    const a = delivery.attempts[delivery.attempts.length - 1];
+    notice(`Retry of ${l.id}: ${delivery.status}${a ? ` (${resultText(a)})` : ''}.`);
     route();
   } catch (e) {
     showError(e, 'Could not retry the delivery');
@@ -708,8 +708,8 @@ async function retryLog(webhook, l, button) {
 
 async function viewLog(webhook, logId) {
   let data;
-  try { data = await api('GET', `/v1/webhooks/${webhook.id}/logs/${logId}`); } catch (e) { showError(e, 'Could not load the delivery'); return; }
-  const l = data.log;
+  try { data = await api('GET', `/v1/webhooks/${webhook.id}/deliveries/${logId}`); } catch (e) { showError(e, 'Could not load the delivery'); return; }
+  const l = data.delivery;
   await modal(`Delivery ${l.id}`, (d, close) => {
     d.append(
       h('dl', { class: 'facts' },

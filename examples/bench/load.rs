@@ -175,7 +175,7 @@ pub async fn ceiling(
                     let body = format!(
                         r#"{{"id":"evt_b{event}","type":"booking.created","created_at":"2026-11-23T18:00:00.000Z","data":{data}}}"#
                     );
-                    let id = format!("msg_{n}");
+                    let id = format!("dlv_{n}");
                     let ts = chrono::Utc::now().timestamp().to_string();
                     let mut mac = Hmac::<Sha256>::new_from_slice(&keys[k]).unwrap();
                     for part in [id.as_bytes(), b".", ts.as_bytes(), b".", body.as_bytes()] {

@@ -518,7 +518,7 @@ impl Hostile {
             loop {
                 let page: Value = rig
                     .api
-                    .get(rig.url(&format!("/v1/webhooks/{id}/logs?limit=250{cursor}")))
+                    .get(rig.url(&format!("/v1/webhooks/{id}/deliveries?limit=250{cursor}")))
                     .bearer_auth(&self.token)
                     .send()
                     .await
@@ -526,7 +526,10 @@ impl Hostile {
                     .json()
                     .await
                     .unwrap();
-                for log in page["data"]["logs"].as_array().expect("a page of logs") {
+                for log in page["data"]["deliveries"]
+                    .as_array()
+                    .expect("a page of deliveries")
+                {
                     let status = log["status"].as_str().unwrap_or("?").to_string();
                     let (count, error) = statuses.entry(status).or_insert((0, String::new()));
                     *count += 1;

@@ -134,7 +134,7 @@ struct Fixtures {
     key: String,
     event_type: String,
     webhook: String,
-    log: String,
+    delivery: String,
     event: String,
     plugin: String,
 }
@@ -210,7 +210,7 @@ impl Fixtures {
             key: text(&other_key["key"]["id"]),
             event_type: event_type.into(),
             webhook: text(&webhook["webhook"]["id"]),
-            log: text(&event["event"]["deliveries"][0]["log_id"]),
+            delivery: text(&event["event"]["deliveries"][0]["delivery_id"]),
             event: text(&event["event"]["id"]),
             plugin: plugin.id.to_string(),
         }
@@ -224,7 +224,7 @@ impl Fixtures {
             ("tenants", "key_id") => &self.key,
             ("event-types", "name") => &self.event_type,
             ("webhooks", "id") => &self.webhook,
-            ("webhooks", "log_id") => &self.log,
+            ("webhooks", "delivery_id" | "log_id") => &self.delivery,
             ("events", "id") => &self.event,
             ("plugins", "id") => &self.plugin,
             _ => panic!("no fixture for {{{name}}} in {path}: add one to Fixtures"),

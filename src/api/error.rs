@@ -109,7 +109,6 @@ impl ApiError {
 fn api_name(record: &str) -> &str {
     match record {
         "endpoint" => "webhook",
-        "delivery" => "log",
         "event" => "event (past retention, or never published)",
         other => other,
     }

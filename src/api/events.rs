@@ -46,6 +46,8 @@ pub struct PublishEvent {
 #[derive(Serialize, ToSchema)]
 pub struct EventDelivery {
     pub webhook_id: EndpointId,
+    pub delivery_id: DeliveryId,
+    /// The same id under its older name.
     pub log_id: DeliveryId,
     pub status: DeliveryStatusView,
 }
@@ -84,6 +86,7 @@ fn view(published: Published) -> EventData {
                 .into_iter()
                 .map(|d| EventDelivery {
                     webhook_id: d.endpoint_id,
+                    delivery_id: d.delivery_id,
                     log_id: d.delivery_id,
                     status: d.status.into(),
                 })

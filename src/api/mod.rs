@@ -10,6 +10,7 @@
 //! to what the router serves and answers.
 
 pub mod auth;
+mod deliveries;
 pub mod error;
 mod event_types;
 mod events;
@@ -127,14 +128,15 @@ pub struct Deleted {
 #[openapi(
     info(
         title = "hookgate",
-        description = "Multi-tenant webhook gateway: endpoints, signed deliveries, retries, logs and WASM plugins."
+        description = "Multi-tenant webhook gateway: endpoints, signed deliveries, retries, delivery logs and WASM plugins."
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "operator", description = "Tenants and their API keys (admin token)"),
         (name = "event-types", description = "The tenant's event type catalog (endpoints scope)"),
         (name = "webhooks", description = "Endpoints (endpoints scope)"),
-        (name = "logs", description = "Delivery logs (endpoints scope)"),
+        (name = "deliveries", description = "An endpoint's deliveries and their attempts (endpoints scope)"),
+        (name = "logs", description = "The same deliveries under their older name, `logs` (endpoints scope)"),
         (name = "events", description = "Publishing events (publish scope)"),
         (name = "plugins", description = "WebAssembly plugins (plugins scope)"),
         (name = "health", description = "Liveness, readiness, metrics and this document")
@@ -162,6 +164,7 @@ fn resources(max_plugin_bytes: usize) -> Vec<OpenApiRouter<AppState>> {
         tenants::routes(),
         event_types::routes(),
         webhooks::routes(),
+        deliveries::routes(),
         logs::routes(),
         events::routes(),
         plugins::routes(max_plugin_bytes),

@@ -462,7 +462,10 @@ pub struct WebhookTestRequest {
 pub struct TestData {
     /// The receiver's answer to the test send.
     pub result: ResponseSummary,
-    pub log: super::logs::LogDetail,
+    /// The delivery the test made, with its attempt.
+    pub delivery: super::deliveries::DeliveryDetail,
+    /// The same delivery under its older name.
+    pub log: super::deliveries::DeliveryDetail,
 }
 
 /// Send a test event now, even while paused, and answer with the receiver's result.
@@ -501,6 +504,7 @@ async fn send_test(
     };
     ok(TestData {
         result,
-        log: super::logs::LogDetail::of(delivery),
+        delivery: (&delivery).into(),
+        log: (&delivery).into(),
     })
 }

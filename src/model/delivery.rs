@@ -1,5 +1,5 @@
-//! Delivery logs (docs/product.md, "Delivery logs"): one entry per event and
-//! endpoint, with its attempts.
+//! Deliveries (docs/product.md, "Deliveries"): one per event and endpoint,
+//! with its attempts.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -40,6 +40,9 @@ pub struct IdError {
 
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        prefixed_id!($(#[$doc])* $name, $prefix, $kind, formerly $prefix);
+    };
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal, formerly $former:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Ulid);
@@ -83,7 +86,10 @@ macro_rules! prefixed_id {
 
             fn from_str(s: &str) -> Result<Self, IdError> {
                 let err = || IdError { kind: $kind, prefix: $prefix, value: s.to_string() };
-                let rest = s.strip_prefix($prefix).ok_or_else(err)?;
+                let rest = s
+                    .strip_prefix($prefix)
+                    .or_else(|| s.strip_prefix($former))
+                    .ok_or_else(err)?;
                 if rest.len() != ULID_LEN {
                     return Err(err());
                 }
@@ -124,11 +130,13 @@ prefixed_id!(
 );
 prefixed_id!(
     /// One delivery of one event to one endpoint, stable across retries.
-    DeliveryId, "msg_", "delivery"
+    /// Written `msg_` before schema version 3; those ids still parse.
+    DeliveryId, "dlv_", "delivery", formerly "msg_"
 );
 prefixed_id!(
-    /// One HTTP attempt of a delivery.
-    AttemptId, "log_", "attempt"
+    /// One HTTP attempt of a delivery. Written `log_` before schema
+    /// version 3; those ids still parse.
+    AttemptId, "att_", "attempt", formerly "log_"
 );
 prefixed_id!(
     /// A stored plugin version.
@@ -172,5 +180,24 @@ mod tests {
                 .is_err()
         );
         assert!(format!("wh_{ulid}x").parse::<EndpointId>().is_err());
+    }
+
+    /// Deliveries and attempts were `msg_` and `log_` before they took
+    /// their own names: ids stored or linked to then still parse, as the
+    /// same ids, and are written with the new prefix.
+    #[test]
+    fn former_prefixes_still_parse() {
+        let ulid = Ulid::new();
+        let delivery: DeliveryId = format!("msg_{ulid}").parse().unwrap();
+        assert_eq!(delivery, DeliveryId::from_ulid(ulid));
+        assert_eq!(delivery.to_string(), format!("dlv_{ulid}"));
+        let json = format!("\"log_{ulid}\"");
+        let attempt: AttemptId = serde_json::from_str(&json).unwrap();
+        assert_eq!(attempt.to_string(), format!("att_{ulid}"));
+        let err = format!("log_{ulid}").parse::<DeliveryId>().unwrap_err();
+        assert_eq!(
+            err.prefix, "dlv_",
+            "a former prefix of another kind is refused"
+        );
     }
 }

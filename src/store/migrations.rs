@@ -9,12 +9,16 @@
 //!   attempts sat in an `inflight` tree instead of staying queued; an
 //!   event's `(endpoint, delivery)` list sat inside the event record instead
 //!   of in `event_deliveries`.
-//! - version 2: the layout `store/mod.rs` documents.
+//! - version 2: deliveries were keyed by ids written `msg_...` (attempts
+//!   `log_...`), before they took their own names, `dlv_` and `att_`. Ids
+//!   inside records still parse with the old prefixes; only the keys of the
+//!   `deliveries` tree spell them, and are rewritten.
+//! - version 3: the layout `store/mod.rs` documents.
 
 use super::{Result, SledStore, StoreError, decode, encode};
 
 /// The layout this binary writes.
-pub(super) const SCHEMA_VERSION: u32 = 2;
+pub(super) const SCHEMA_VERSION: u32 = 3;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
@@ -35,6 +39,10 @@ pub(super) fn migrate(store: &SledStore, db: &sled::Db) -> Result<bool> {
     if found < 2 {
         requeue_old_leases(store, db)?;
         move_event_lists(store)?;
+        wrote = true;
+    }
+    if found < 3 {
+        rename_delivery_keys(store)?;
         wrote = true;
     }
     if store.meta.get(VERSION_KEY)?.is_none() || wrote {
@@ -87,6 +95,39 @@ fn move_event_lists(store: &SledStore) -> Result<()> {
         store.events.insert(&key, encode(&event))?;
     }
     Ok(())
+}
+
+/// Version 2 keyed deliveries `{tenant}/{endpoint}/msg_{ulid}`; they move
+/// to `.../dlv_{ulid}`, a chunk at a time (each chunk one batch, so a crash
+/// midway leaves every delivery under one key or the other, and the next
+/// start finishes the move).
+fn rename_delivery_keys(store: &SledStore) -> Result<()> {
+    const OLD: &[u8] = b"/msg_";
+    const CHUNK: usize = 10_000;
+    let new = format!("/{}", crate::model::ids::DeliveryId::PREFIX);
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut moved = 0;
+        for item in store.deliveries.iter() {
+            let (key, value) = item?;
+            let Some(at) = key.windows(OLD.len()).rposition(|w| w == OLD) else {
+                continue;
+            };
+            let mut renamed = key[..at].to_vec();
+            renamed.extend_from_slice(new.as_bytes());
+            renamed.extend_from_slice(&key[at + OLD.len()..]);
+            batch.insert(renamed, value);
+            batch.remove(key);
+            moved += 1;
+            if moved == CHUNK {
+                break;
+            }
+        }
+        if moved == 0 {
+            return Ok(());
+        }
+        store.deliveries.apply_batch(batch)?;
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +200,45 @@ mod tests {
         assert_eq!(read.body, event.body);
         let raw: serde_json::Value = decode(&store.events.get(&key).unwrap().unwrap()).unwrap();
         assert!(raw.get("deliveries").is_none(), "the event lost the field");
+    }
+
+    /// A version 2 dir with a delivery keyed by its `msg_` id: it is found
+    /// by its id, listed, and keeps its attempts.
+    #[test]
+    fn version_2_delivery_keys_take_the_new_prefix() {
+        use crate::model::delivery::Delivery;
+        use crate::store::DeliveryFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let (tenant, endpoint) = (TenantId::generate(), EndpointId::generate());
+        let delivery = Delivery::new(endpoint, "evt_1", "a.b", chrono::Utc::now());
+        let ulid = delivery.id.ulid();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(VERSION_KEY, encode(&2u32))
+                .unwrap();
+            let mut old = serde_json::to_value(&delivery).unwrap();
+            old["id"] = format!("msg_{ulid}").into();
+            let key = format!("{tenant}/{endpoint}/msg_{ulid}");
+            db.open_tree("deliveries")
+                .unwrap()
+                .insert(key.as_bytes(), encode(&old))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        assert_eq!(version(&store), SCHEMA_VERSION);
+        let read = store
+            .get_delivery(&tenant, &endpoint, &delivery.id)
+            .unwrap()
+            .expect("found under its new key");
+        assert_eq!(read.id.to_string(), format!("dlv_{ulid}"));
+        let page = store
+            .list_deliveries(&tenant, &endpoint, &DeliveryFilter::default(), None, 10)
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(store.deliveries.len(), 1, "the old key is gone");
     }
 
     #[test]

@@ -45,7 +45,7 @@ async fn deliveries_are_signed_and_verify_independently() {
 
     assert_eq!(req.header("x-hookgate-event"), "booking.created");
     let delivery = req.header("x-hookgate-delivery").to_string();
-    assert!(delivery.starts_with("msg_"));
+    assert!(delivery.starts_with("dlv_"));
     assert_eq!(
         req.header("x-hookgate-signature-256"),
         hex_signature(&secret, &req.body)
@@ -63,7 +63,7 @@ async fn deliveries_are_signed_and_verify_independently() {
 
     // The log and the endpoint say so too.
     let logs = gw
-        .wait_for_logs(&token, &wh, LONG, |l| {
+        .wait_for_deliveries(&token, &wh, LONG, |l| {
             l.first().is_some_and(|l| l["status"] == "delivered")
         })
         .await;
@@ -109,7 +109,7 @@ async fn tenant_header_names_play_either_platform() {
     gw.publish(&token, "trip.created", json!({"trip": 1})).await;
     let req = rx.wait_for(1, LONG).await[0].clone();
     assert_eq!(req.header("x-mogu-event"), "trip.created");
-    assert!(req.header("x-mogu-delivery").starts_with("msg_"));
+    assert!(req.header("x-mogu-delivery").starts_with("dlv_"));
     assert_eq!(
         req.header("x-mogu-signature-256"),
         hex_signature(&secret, &req.body)
@@ -216,7 +216,7 @@ async fn full_retry_schedule_then_failed_and_endpoint_disabled() {
         assert!(gap >= Duration::from_millis(min - 10), "gap {i}: {gap:?}");
     }
     let logs = gw
-        .wait_for_logs(&token, &wh, LONG, |l| {
+        .wait_for_deliveries(&token, &wh, LONG, |l| {
             l.first()
                 .is_some_and(|l| l["status"] == "failed" && l["next_retry"].is_null())
         })
@@ -226,16 +226,19 @@ async fn full_retry_schedule_then_failed_and_endpoint_disabled() {
     assert_eq!(logs[0]["error"], "Internal Server Error");
     let (_, body) = gw
         .get(
-            &format!("/v1/webhooks/{wh}/logs/{}", logs[0]["id"].as_str().unwrap()),
+            &format!(
+                "/v1/webhooks/{wh}/deliveries/{}",
+                logs[0]["id"].as_str().unwrap()
+            ),
             &token,
         )
         .await;
-    let attempts = body["data"]["log"]["attempts"].as_array().unwrap();
+    let attempts = body["data"]["delivery"]["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 4);
     assert!(
         attempts
             .iter()
-            .all(|a| a["response_code"] == 500 && a["id"].as_str().unwrap().starts_with("log_"))
+            .all(|a| a["response_code"] == 500 && a["id"].as_str().unwrap().starts_with("att_"))
     );
 
     let (_, body) = gw.get(&format!("/v1/webhooks/{wh}"), &token).await;
@@ -254,7 +257,9 @@ async fn full_retry_schedule_then_failed_and_endpoint_disabled() {
 
     // Disabled: new events are logged as skipped, not sent.
     gw.publish(&token, "a.b", json!({"x": 2})).await;
-    let logs = gw.wait_for_logs(&token, &wh, LONG, |l| l.len() == 2).await;
+    let logs = gw
+        .wait_for_deliveries(&token, &wh, LONG, |l| l.len() == 2)
+        .await;
     assert_eq!(logs[0]["status"], "skipped");
 
     // Resume re-enables it.
@@ -277,7 +282,7 @@ async fn a_failure_then_success_is_delivered_with_one_retry() {
     rx.wait_for(1, LONG).await;
     rx.respond_with(204);
     let logs = gw
-        .wait_for_logs(&token, &wh, LONG, |l| {
+        .wait_for_deliveries(&token, &wh, LONG, |l| {
             l.first().is_some_and(|l| l["status"] == "delivered")
         })
         .await;
@@ -295,7 +300,9 @@ async fn pause_skips_events_for_good_test_still_goes_and_delete_stops_retries() 
         .await;
     assert_eq!(body["data"]["webhook"]["status"], "paused");
     gw.publish(&token, "a.b", json!({"during": "pause"})).await;
-    let logs = gw.wait_for_logs(&token, &wh, LONG, |l| l.len() == 1).await;
+    let logs = gw
+        .wait_for_deliveries(&token, &wh, LONG, |l| l.len() == 1)
+        .await;
     assert_eq!(logs[0]["status"], "skipped");
 
     // A test event goes out while paused, answered synchronously.
@@ -305,7 +312,11 @@ async fn pause_skips_events_for_good_test_still_goes_and_delete_stops_retries() 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["result"]["success"], true);
     assert_eq!(body["data"]["result"]["response_code"], 200);
-    assert_eq!(body["data"]["log"]["test"], true);
+    assert_eq!(body["data"]["delivery"]["test"], true);
+    assert_eq!(
+        body["data"]["log"], body["data"]["delivery"],
+        "the older name"
+    );
     let got = rx.wait_for(1, LONG).await;
     assert_eq!(got[0].header("x-hookgate-event"), "webhook.test");
 
@@ -366,7 +377,9 @@ async fn publishing_the_same_id_or_idempotency_key_twice_creates_nothing() {
     rx.wait_for(2, LONG).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.received().len(), 2);
-    let logs = gw.wait_for_logs(&token, &wh, LONG, |l| l.len() == 2).await;
+    let logs = gw
+        .wait_for_deliveries(&token, &wh, LONG, |l| l.len() == 2)
+        .await;
     assert_eq!(logs.len(), 2);
 
     // Bad producer ids are refused.
@@ -396,7 +409,7 @@ async fn manual_retry_redelivers_now_with_the_same_delivery_id() {
     rx.respond_with(502);
     gw.publish(&token, "a.b", json!({})).await;
     let logs = gw
-        .wait_for_logs(&token, &wh, LONG, |l| {
+        .wait_for_deliveries(&token, &wh, LONG, |l| {
             l.first().is_some_and(|l| l["status"] == "failed")
         })
         .await;
@@ -404,13 +417,13 @@ async fn manual_retry_redelivers_now_with_the_same_delivery_id() {
     rx.respond_with(200);
     let (status, body) = gw
         .post(
-            &format!("/v1/webhooks/{wh}/logs/{log_id}/retry"),
+            &format!("/v1/webhooks/{wh}/deliveries/{log_id}/retry"),
             &token,
             json!({}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let log = &body["data"]["log"];
+    let log = &body["data"]["delivery"];
     assert_eq!(log["status"], "delivered");
     assert_eq!(log["attempts"].as_array().unwrap().len(), 2);
     assert_eq!(log["attempts"][1]["manual"], true);
@@ -423,7 +436,7 @@ async fn manual_retry_redelivers_now_with_the_same_delivery_id() {
     let (status, _) = gw
         .call(
             Method::POST,
-            &format!("/v1/webhooks/{wh}/logs/msg_nope/retry"),
+            &format!("/v1/webhooks/{wh}/deliveries/dlv_nope/retry"),
             Some(&token),
             None,
         )
@@ -513,7 +526,7 @@ async fn private_addresses_are_refused_at_delivery_time() {
     gw.publish(&token, "a.b", json!({})).await;
     for wh in [&by_ip, &by_name] {
         let logs = gw
-            .wait_for_logs(&token, wh, LONG, |l| {
+            .wait_for_deliveries(&token, wh, LONG, |l| {
                 l.first().is_some_and(|l| l["status"] == "failed")
             })
             .await;
@@ -527,7 +540,7 @@ async fn private_addresses_are_refused_at_delivery_time() {
 }
 
 #[tokio::test]
-async fn logs_filter_and_paginate() {
+async fn deliveries_filter_and_paginate() {
     let (gw, rx, token, wh, _) = setup("0ms", &["a.b", "c.d"]).await;
     for i in 0..3 {
         gw.publish(&token, "a.b", json!({"i": i})).await;
@@ -535,40 +548,46 @@ async fn logs_filter_and_paginate() {
     rx.wait_for(3, LONG).await;
     rx.respond_with(500);
     gw.publish(&token, "c.d", json!({})).await;
-    gw.wait_for_logs(&token, &wh, LONG, |l| {
+    gw.wait_for_deliveries(&token, &wh, LONG, |l| {
         l.len() == 4 && l.iter().all(|x| x["status"] != "pending")
     })
     .await;
     let (_, body) = gw
-        .get(&format!("/v1/webhooks/{wh}/logs?status=failed"), &token)
-        .await;
-    let logs = body["data"]["logs"].as_array().unwrap();
-    assert_eq!(logs.len(), 1);
-    assert_eq!(logs[0]["event_type"], "c.d");
-    let (_, body) = gw
-        .get(&format!("/v1/webhooks/{wh}/logs?event_type=a.b"), &token)
-        .await;
-    assert_eq!(body["data"]["logs"].as_array().unwrap().len(), 3);
-
-    // Newest first, two per page.
-    let (_, page1) = gw
-        .get(&format!("/v1/webhooks/{wh}/logs?limit=2"), &token)
-        .await;
-    assert_eq!(page1["data"]["logs"][0]["event_type"], "c.d");
-    let cursor = page1["data"]["next_cursor"].as_str().unwrap();
-    let (_, page2) = gw
         .get(
-            &format!("/v1/webhooks/{wh}/logs?limit=2&cursor={cursor}"),
+            &format!("/v1/webhooks/{wh}/deliveries?status=failed"),
             &token,
         )
         .await;
-    assert_eq!(page2["data"]["logs"].as_array().unwrap().len(), 2);
+    let logs = body["data"]["deliveries"].as_array().unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["event_type"], "c.d");
+    let (_, body) = gw
+        .get(
+            &format!("/v1/webhooks/{wh}/deliveries?event_type=a.b"),
+            &token,
+        )
+        .await;
+    assert_eq!(body["data"]["deliveries"].as_array().unwrap().len(), 3);
+
+    // Newest first, two per page.
+    let (_, page1) = gw
+        .get(&format!("/v1/webhooks/{wh}/deliveries?limit=2"), &token)
+        .await;
+    assert_eq!(page1["data"]["deliveries"][0]["event_type"], "c.d");
+    let cursor = page1["data"]["next_cursor"].as_str().unwrap();
+    let (_, page2) = gw
+        .get(
+            &format!("/v1/webhooks/{wh}/deliveries?limit=2&cursor={cursor}"),
+            &token,
+        )
+        .await;
+    assert_eq!(page2["data"]["deliveries"].as_array().unwrap().len(), 2);
     assert!(page2["data"]["next_cursor"].is_null());
-    let ids: Vec<&str> = page1["data"]["logs"]
+    let ids: Vec<&str> = page1["data"]["deliveries"]
         .as_array()
         .unwrap()
         .iter()
-        .chain(page2["data"]["logs"].as_array().unwrap())
+        .chain(page2["data"]["deliveries"].as_array().unwrap())
         .map(|l| l["id"].as_str().unwrap())
         .collect();
     let mut sorted = ids.clone();
@@ -576,19 +595,84 @@ async fn logs_filter_and_paginate() {
     assert_eq!(ids, sorted);
 
     let (status, _) = gw
-        .get(&format!("/v1/webhooks/{wh}/logs?status=bogus"), &token)
+        .get(
+            &format!("/v1/webhooks/{wh}/deliveries?status=bogus"),
+            &token,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, body) = gw
-        .get(&format!("/v1/webhooks/{wh}/logs?cursor=zzz"), &token)
+        .get(&format!("/v1/webhooks/{wh}/deliveries?cursor=zzz"), &token)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "cursor");
 
     // Another tenant sees none of it.
     let (_, other) = gw.tenant_with_key("other").await;
-    let (status, _) = gw.get(&format!("/v1/webhooks/{wh}/logs"), &other).await;
+    let (status, _) = gw
+        .get(&format!("/v1/webhooks/{wh}/deliveries"), &other)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The older names of the deliveries' routes and fields (`.../logs`,
+/// `log`, `log_id`, ids written `msg_`) answer as the new ones do.
+#[tokio::test]
+async fn the_older_logs_routes_and_fields_still_answer() {
+    let (gw, rx, token, wh, _) = setup("0ms", &["a.b"]).await;
+    rx.respond_with(500);
+    let published = gw.publish(&token, "a.b", json!({})).await;
+    let listed = &published["deliveries"][0];
+    let id = listed["delivery_id"].as_str().unwrap().to_string();
+    assert_eq!(listed["log_id"], listed["delivery_id"]);
+    assert!(id.starts_with("dlv_"), "{id}");
+    gw.wait_for_deliveries(&token, &wh, LONG, |l| {
+        l.first().is_some_and(|l| l["status"] == "failed")
+    })
+    .await;
+
+    let (_, new) = gw
+        .get(&format!("/v1/webhooks/{wh}/deliveries"), &token)
+        .await;
+    let (status, old) = gw.get(&format!("/v1/webhooks/{wh}/logs"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{old}");
+    assert_eq!(old["data"]["logs"], new["data"]["deliveries"]);
+
+    let (_, new) = gw
+        .get(&format!("/v1/webhooks/{wh}/deliveries/{id}"), &token)
+        .await;
+    let formerly = id.replacen("dlv_", "msg_", 1);
+    for path in [
+        format!("/logs/{id}"),
+        format!("/logs/{formerly}"),
+        format!("/deliveries/{formerly}"),
+    ] {
+        let (status, old) = gw.get(&format!("/v1/webhooks/{wh}{path}"), &token).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {old}");
+        let entry = if path.starts_with("/logs") {
+            &old["data"]["log"]
+        } else {
+            &old["data"]["delivery"]
+        };
+        assert_eq!(entry, &new["data"]["delivery"], "{path}");
+        assert_eq!(entry["id"], id.as_str(), "{path}");
+    }
+
+    rx.respond_with(200);
+    let (status, retried) = gw
+        .post(
+            &format!("/v1/webhooks/{wh}/logs/{id}/retry"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(retried["data"]["log"]["status"], "delivered");
+    let (status, body) = gw
+        .get(&format!("/v1/webhooks/{wh}/logs/log_nope"), &token)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "log_id");
 }
 
 #[tokio::test]
@@ -632,7 +716,9 @@ async fn sigterm_lets_the_attempt_in_flight_finish() {
         .delivering("0ms,100ms")
         .data_dir(&dir)
         .start();
-    let logs = gw.wait_for_logs(&token, &wh, LONG, |l| !l.is_empty()).await;
+    let logs = gw
+        .wait_for_deliveries(&token, &wh, LONG, |l| !l.is_empty())
+        .await;
     assert_eq!(logs[0]["status"], "delivered");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -661,7 +747,9 @@ async fn redirects_are_not_followed_and_slow_receivers_time_out() {
     gw.publish(&token, "a.b", json!({})).await;
 
     let failed = |l: &[serde_json::Value]| l.first().is_some_and(|l| l["status"] == "failed");
-    let logs = gw.wait_for_logs(&token, &wh_redirect, LONG, failed).await;
+    let logs = gw
+        .wait_for_deliveries(&token, &wh_redirect, LONG, failed)
+        .await;
     assert_eq!(logs[0]["response_code"], 301);
     assert!(
         logs[0]["error"]
@@ -669,7 +757,7 @@ async fn redirects_are_not_followed_and_slow_receivers_time_out() {
             .unwrap()
             .contains("redirects are not followed")
     );
-    let logs = gw.wait_for_logs(&token, &wh_slow, LONG, failed).await;
+    let logs = gw.wait_for_deliveries(&token, &wh_slow, LONG, failed).await;
     assert!(logs[0]["response_code"].is_null());
     assert!(
         logs[0]["error"].as_str().unwrap().contains("timed out"),

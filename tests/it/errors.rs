@@ -441,7 +441,7 @@ async fn deliveries_ignore_proxy_settings_in_the_environment() {
     rx.wait_for(2, Duration::from_secs(15)).await;
     for wh in [by_ip, by_name] {
         let logs = gw
-            .wait_for_logs(&token, &wh, Duration::from_secs(15), |l| {
+            .wait_for_deliveries(&token, &wh, Duration::from_secs(15), |l| {
                 l.first().is_some_and(|l| l["status"] == "delivered")
             })
             .await;

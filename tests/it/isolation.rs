@@ -263,7 +263,7 @@ impl Endpoints {
         let mut all = Vec::new();
         for (config, hook) in &self.hooks {
             let logs = gw
-                .wait_for_logs(&self.token, hook, LONG, |logs| {
+                .wait_for_deliveries(&self.token, hook, LONG, |logs| {
                     logs.len() == events
                         && logs
                             .iter()
@@ -434,7 +434,7 @@ async fn the_deadline_covers_the_whole_chain() {
     }
     for (hook, status) in hooks.iter().zip(["delivered", "plugin_failed"]) {
         let logs = gw
-            .wait_for_logs(&token, hook, LONG, |l| {
+            .wait_for_deliveries(&token, hook, LONG, |l| {
                 l.len() == 2 && l.iter().all(|x| x["status"] != "pending")
             })
             .await;
@@ -457,7 +457,7 @@ async fn shutdown_does_not_wait_for_a_sleeping_plugin() {
     endpoints.publish(&gw, 4).await;
     // The calls are in flight once every delivery is logged (pending).
     for (_, hook) in &endpoints.hooks {
-        gw.wait_for_logs(&endpoints.token, hook, LONG, |l| l.len() == 4)
+        gw.wait_for_deliveries(&endpoints.token, hook, LONG, |l| l.len() == 4)
             .await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -773,7 +773,7 @@ async fn the_tenants_own_header_names_are_refused_in_dry_runs_too() {
         let hook = body["id"].as_str().unwrap().to_string();
         gw.publish(token, EVENT, json!({})).await;
         let logs = gw
-            .wait_for_logs(token, &hook, LONG, |l| {
+            .wait_for_deliveries(token, &hook, LONG, |l| {
                 l.len() == 1 && l[0]["status"] != "pending"
             })
             .await;

@@ -195,7 +195,7 @@ async fn field_filter_drops_what_does_not_match_and_logs_it_as_filtered() {
     let got = rx.wait_for(1, LONG).await;
     assert_eq!(got[0].json()["data"]["booking"]["status"], "confirmed");
     let logs = gw
-        .wait_for_logs(&token, &wh, LONG, |l| {
+        .wait_for_deliveries(&token, &wh, LONG, |l| {
             l.len() == 2 && l.iter().all(|x| x["status"] != "pending")
         })
         .await;
@@ -294,7 +294,7 @@ async fn hostile_plugins_are_contained_and_others_keep_receiving() {
     healthy.wait_for(3, LONG).await;
     for (wh, (name, reason)) in hooks.iter().zip(cases) {
         let logs = gw
-            .wait_for_logs(&token, wh, LONG, |l| {
+            .wait_for_deliveries(&token, wh, LONG, |l| {
                 l.len() == 3 && l.iter().all(|x| x["status"] == "plugin_failed")
             })
             .await;
@@ -312,7 +312,7 @@ async fn hostile_plugins_are_contained_and_others_keep_receiving() {
     }
     assert!(victim.received().is_empty());
     let logs = gw
-        .wait_for_logs(&token, &healthy_wh, LONG, |l| l.len() == 3)
+        .wait_for_deliveries(&token, &healthy_wh, LONG, |l| l.len() == 3)
         .await;
     assert!(logs.iter().all(|l| l["status"] == "delivered"));
     // The gateway is still fine.

@@ -23,6 +23,12 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/webhooks/{id}/resume", &["post"]),
     ("/v1/webhooks/{id}/rotate-secret", &["post"]),
     ("/v1/webhooks/{id}/test", &["post"]),
+    ("/v1/webhooks/{id}/deliveries", &["get"]),
+    ("/v1/webhooks/{id}/deliveries/{delivery_id}", &["get"]),
+    (
+        "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+        &["post"],
+    ),
     ("/v1/webhooks/{id}/logs", &["get"]),
     ("/v1/webhooks/{id}/logs/{log_id}", &["get"]),
     ("/v1/webhooks/{id}/logs/{log_id}/retry", &["post"]),

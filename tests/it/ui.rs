@@ -207,7 +207,7 @@ async fn dashboard_flow_in_a_real_browser() {
         json!({"payment": {"id": "pay_1"}}),
     )
     .await;
-    gw.wait_for_logs(&token, &flaky_id, Duration::from_secs(15), |logs| {
+    gw.wait_for_deliveries(&token, &flaky_id, Duration::from_secs(15), |logs| {
         logs.iter().any(|l| l["status"] == "failed")
     })
     .await;
@@ -230,7 +230,7 @@ async fn dashboard_flow_in_a_real_browser() {
         )
         .await;
     }
-    gw.wait_for_logs(&token, &feed_id, Duration::from_secs(30), |logs| {
+    gw.wait_for_deliveries(&token, &feed_id, Duration::from_secs(30), |logs| {
         logs.iter().filter(|l| l["status"] == "delivered").count() == 23
     })
     .await;

@@ -277,8 +277,9 @@ impl Gateway {
         body["data"]["event"].clone()
     }
 
-    /// Polls an endpoint's logs until `done` holds for the list, or panics.
-    pub async fn wait_for_logs(
+    /// Polls an endpoint's deliveries until `done` holds for the list, or
+    /// panics.
+    pub async fn wait_for_deliveries(
         &self,
         token: &str,
         webhook: &str,
@@ -288,16 +289,19 @@ impl Gateway {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let (status, body) = self
-                .get(&format!("/v1/webhooks/{webhook}/logs?limit=250"), token)
+                .get(
+                    &format!("/v1/webhooks/{webhook}/deliveries?limit=250"),
+                    token,
+                )
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            let logs = body["data"]["logs"].as_array().unwrap().clone();
+            let logs = body["data"]["deliveries"].as_array().unwrap().clone();
             if done(&logs) {
                 return logs;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "logs did not reach the expected state in {timeout:?}: {logs:#?}"
+                "deliveries did not reach the expected state in {timeout:?}: {logs:#?}"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
