@@ -19,9 +19,7 @@ use hookgate::plugins::host::{Limits, Outcome, PluginHost};
 use hookgate::signing::HeaderNames;
 use serde_json::{Value, json};
 
-#[path = "../tests/it/utils/wasm.rs"]
-#[allow(dead_code)]
-mod wasm;
+use hookgate_test_support::wasm;
 
 /// A booking event whose body is about `size` bytes.
 fn event(size: usize) -> Event {

@@ -1,6 +1,7 @@
 //! A minimal webhook receiver an integrator can copy.
 //!
-//! It verifies both signature styles hookgate sends, accepts either secret
+//! It verifies both signature styles hookgate sends (with the checks of
+//! `tests/support/src/verify.rs`, which the tests use too), accepts either secret
 //! during a rotation overlap, and ignores repeats of a delivery id (hookgate
 //! delivers at least once). Run it next to a development gateway:
 //!
@@ -20,10 +21,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hookgate_test_support::verify;
 
 /// How many recent delivery ids are remembered for de-duplication.
 const REMEMBERED: usize = 10_000;
@@ -34,70 +32,32 @@ struct Receiver {
     seen: Arc<Mutex<(HashSet<String>, VecDeque<String>)>>,
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac
+/// Standard Webhooks' timestamp must be recent: refuse replays of old
+/// requests (5 minutes either way).
+fn fresh(headers: &HeaderMap) -> bool {
+    headers
+        .get("webhook-timestamp")
+        .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
+        .is_some_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= 300)
 }
 
-/// `X-Hookgate-Signature-256: sha256=<hex> [sha256=<hex>]`, keyed with the
-/// secret string as shown.
-fn hex_signature_ok(header: &str, secret: &str, body: &[u8]) -> bool {
-    header.split(' ').any(|sig| {
-        sig.strip_prefix("sha256=")
-            .and_then(|h| hex::decode(h).ok())
-            .is_some_and(|expected| {
-                hmac(secret.as_bytes(), &[body])
-                    .verify_slice(&expected)
-                    .is_ok()
-            })
-    })
-}
-
-/// Standard Webhooks: `webhook-signature: v1,<base64> [v1,<base64>]` over
-/// `{webhook-id}.{webhook-timestamp}.{body}`, keyed with the decoded secret.
-fn standard_signature_ok(headers: &HeaderMap, secret: &str, body: &[u8]) -> bool {
-    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let (Some(id), Some(ts), Some(sigs)) = (
-        get("webhook-id"),
-        get("webhook-timestamp"),
-        get("webhook-signature"),
-    ) else {
-        return false;
-    };
-    // Refuse replays of old requests (5 minutes either way).
-    let fresh = ts
-        .parse::<i64>()
-        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= 300);
-    let Some(key) = secret
-        .strip_prefix("whsec_")
-        .and_then(|s| B64.decode(s).ok())
-    else {
-        return false;
-    };
-    fresh
-        && sigs.split(' ').any(|sig| {
-            sig.strip_prefix("v1,")
-                .and_then(|b| B64.decode(b).ok())
-                .is_some_and(|expected| {
-                    hmac(&key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body])
-                        .verify_slice(&expected)
-                        .is_ok()
-                })
-        })
-}
-
-async fn webhook(State(rx): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+/// Both signatures must be the secret's: `X-Hookgate-Signature-256` (hex,
+/// keyed with the secret string) and Standard Webhooks' `webhook-signature`
+/// (keyed with the decoded `whsec_` secret).
+fn signed_with(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     let hex_header = headers
         .get("x-hookgate-signature-256")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let valid = rx.secrets.iter().any(|s| {
-        hex_signature_ok(hex_header, s, &body) && standard_signature_ok(&headers, s, &body)
-    });
-    if !valid {
+    let Some(key) = verify::standard_key(secret) else {
+        return false;
+    };
+    verify::verify_hex(hex_header, secret, body) && verify::verify_standard(&key, headers, body)
+}
+
+async fn webhook(State(rx): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let valid = rx.secrets.iter().any(|s| signed_with(s, &headers, &body));
+    if !valid || !fresh(&headers) {
         return StatusCode::UNAUTHORIZED;
     }
     let delivery = headers

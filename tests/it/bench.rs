@@ -4,21 +4,7 @@
 //! failing endpoints, rate, plain HTTP, the ceiling), fails here rather than
 //! only in a hand-run benchmark.
 
-#[path = "../../examples/bench/gateway.rs"]
-#[allow(dead_code)]
-mod gateway;
-#[path = "../../examples/bench/load.rs"]
-#[allow(dead_code)]
-mod load;
-#[path = "../../examples/bench/modes.rs"]
-#[allow(dead_code)]
-mod modes;
-#[path = "../../examples/bench/sink.rs"]
-#[allow(dead_code)]
-mod sink;
-
-// The harness's modules reach these as `super::receiver` and `super::wasm`.
-use crate::utils::{receiver, wasm};
+use hookgate_test_support::bench::modes;
 
 use clap::Parser;
 

@@ -1,10 +1,10 @@
-//! Starts the real `hookgate` binary and talks to it over HTTP.
+//! Starts the real `hookgate` binary (through the shared launcher) and
+//! talks to it over HTTP.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
+
+use hookgate_test_support::process::{Launch, Process};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -54,56 +54,27 @@ impl GatewayBuilder {
                 (Some(t), d)
             }
         };
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOOKGATE_LISTEN", "127.0.0.1:0")
-            .env("HOOKGATE_DATA_DIR", &data_dir)
-            .env("RUST_LOG", "warn,hookgate=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(token) = &self.admin_token {
-            cmd.env("HOOKGATE_ADMIN_TOKEN", token);
+        let process = Launch {
+            admin_token: self.admin_token,
+            log: "warn,hookgate=debug".into(),
+            env: self.env,
+            ..Launch::new(env!("CARGO_BIN_EXE_hookgate"), &data_dir)
         }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn hookgate");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut printed = Vec::new();
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("hookgate did not start; stdout so far: {printed:?}"));
-            if let Some(addr) = line.strip_prefix("hookgate listening on ") {
-                break addr.to_string();
-            }
-            printed.push(line);
-        };
+        .start();
         Gateway {
-            child,
-            base: addr,
+            base: process.base.clone(),
+            stdout_before_listen: process.printed.clone(),
+            process,
             data_dir,
             _temp: temp,
-            stdout_before_listen: printed,
             client: reqwest::Client::new(),
         }
     }
 }
 
-/// A running gateway process; killed on drop.
+/// A running gateway process with an API client; killed on drop.
 pub struct Gateway {
-    child: Child,
+    process: Process,
     pub base: String,
     pub data_dir: PathBuf,
     _temp: Option<TempDir>,
@@ -338,8 +309,7 @@ impl Gateway {
 
     /// Kills the process with SIGKILL: no shutdown, no flush.
     pub fn kill(mut self) -> (PathBuf, Option<TempDir>) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         (self.data_dir.clone(), self._temp.take())
     }
 
@@ -402,70 +372,22 @@ impl Gateway {
         pages
     }
 
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
     /// Stops the process with SIGTERM (graceful shutdown) and hands over the
     /// data dir, so a test can start a new gateway on it.
     pub fn stop(mut self) -> (PathBuf, Option<TempDir>) {
-        self.terminate();
+        self.process.stop();
         (self.data_dir.clone(), self._temp.take())
     }
-}
 
-impl Gateway {
-    /// The process id of the gateway.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The gateway's resident memory now and at its peak (`VmRSS`,
-    /// `VmHWM` of /proc/<pid>/status), in bytes. Linux only.
+    /// The gateway's resident memory now and at its peak, in bytes.
     pub fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("read the gateway's /proc status");
-        let kib = |field: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("no {field} in {status}"))
-        };
-        (kib("VmRSS:") * 1024, kib("VmHWM:") * 1024)
+        self.process.memory()
     }
 
     /// Sends SIGTERM and waits up to `limit` for the process to exit by
     /// itself; returns how long it took, or `None` if it still runs then
     /// (it is killed on drop).
     pub fn terminate_within(&mut self, limit: Duration) -> Option<Duration> {
-        let started = std::time::Instant::now();
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        while started.elapsed() < limit {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return Some(started.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.terminate_within(limit)
     }
 }

@@ -1,12 +1,11 @@
-//! Shared test helpers: a gateway process, an HTTPS receiver, an independent
-//! signature check, and envelope assertions.
+//! Test helpers: a gateway process with an API client ([`gateway`]) and
+//! envelope assertions ([`assert`]); the rest comes from the shared
+//! `hookgate-test-support` crate (tests/support).
 
 pub mod assert;
-pub mod components;
 pub mod gateway;
-pub mod receiver;
-pub mod verify;
-pub mod wasm;
+
+pub use hookgate_test_support::{components, receiver, verify, wasm};
 
 #[allow(unused_imports)]
 pub use assert::{

@@ -1,4 +1,5 @@
-//! hookgate's load, fault and backlog harness (BENCHMARKS.md).
+//! hookgate's load, fault and backlog harness (BENCHMARKS.md): the command
+//! line of `hookgate_test_support::bench` (tests/support).
 //!
 //! `cargo run --release --example bench -- [options]` starts the release
 //! gateway as its own process on a fresh data dir, a loopback sink that
@@ -17,22 +18,9 @@
 //!   sink is down, then the sink comes up; memory, API latency meanwhile and
 //!   the drain rate.
 
-mod gateway;
-mod load;
-mod modes;
-mod sink;
-
-#[path = "../../tests/it/utils/components.rs"]
-#[allow(dead_code)]
-mod components;
-#[path = "../../tests/it/utils/receiver.rs"]
-#[allow(dead_code)]
-mod receiver;
-#[path = "../../tests/it/utils/wasm.rs"]
-#[allow(dead_code)]
-mod wasm;
-
 use clap::Parser;
+use hookgate_test_support::bench::modes;
+use hookgate_test_support::components;
 
 fn main() {
     let args = modes::Args::parse();

@@ -16,10 +16,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+
+use crate::verify::verify_standard;
 
 /// How the sink treats requests.
 #[derive(Debug, Clone, Default)]
@@ -153,7 +151,7 @@ impl Sink {
         let handle = axum_server::Handle::new();
         let service = app.into_make_service();
         if https {
-            let ca = super::receiver::test_ca();
+            let ca = crate::receiver::test_ca();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
                 ca.cert_pem.clone().into_bytes(),
                 ca.key_pem.clone().into_bytes(),
@@ -210,26 +208,6 @@ fn event_index(body: &[u8]) -> Option<usize> {
     id.strip_prefix("evt_b")?.parse().ok()
 }
 
-/// Checks the `webhook-signature` header against `key`.
-pub fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(id), Some(ts), Some(signatures)) = (
-        get("webhook-id"),
-        get("webhook-timestamp"),
-        get("webhook-signature"),
-    ) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
-    signatures.split(' ').any(|s| s == expected)
-}
-
 fn key_of(shared: &Shared, endpoint: usize) -> Option<&[u8]> {
     shared.keys.get()?.get(endpoint).map(Vec::as_slice)
 }
@@ -258,7 +236,7 @@ async fn receive(
         return StatusCode::OK;
     }
     match key_of(&shared, k) {
-        Some(key) if verify(key, &headers, &body) => {}
+        Some(key) if verify_standard(key, &headers, &body) => {}
         _ => {
             tally.bad_signatures.fetch_add(1, Ordering::Relaxed);
             return StatusCode::UNAUTHORIZED;
@@ -284,7 +262,7 @@ async fn ceiling(
     body: Bytes,
 ) -> StatusCode {
     match key_of(&shared, k) {
-        Some(key) if verify(key, &headers, &body) && event_index(&body).is_some() => {
+        Some(key) if verify_standard(key, &headers, &body) && event_index(&body).is_some() => {
             shared.tally.ceiling.fetch_add(1, Ordering::Relaxed);
             StatusCode::NO_CONTENT
         }

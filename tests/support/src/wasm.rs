@@ -24,7 +24,7 @@ pub const GUESTS: [&str; 11] = [
 const TARGET: &str = "wasm32-wasip2";
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    crate::repo_root()
 }
 
 fn ensure_target() {

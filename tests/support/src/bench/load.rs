@@ -5,12 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::sink::Tally;
+use crate::verify::sign_standard;
 
 /// The `data` of every bench event: a booking padded to about `size` bytes
 /// of envelope.
@@ -177,11 +173,7 @@ pub async fn ceiling(
                     );
                     let id = format!("dlv_{n}");
                     let ts = chrono::Utc::now().timestamp().to_string();
-                    let mut mac = Hmac::<Sha256>::new_from_slice(&keys[k]).unwrap();
-                    for part in [id.as_bytes(), b".", ts.as_bytes(), b".", body.as_bytes()] {
-                        mac.update(part);
-                    }
-                    let signature = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
+                    let signature = sign_standard(&keys[k], &id, &ts, body.as_bytes());
                     let resp = client
                         .post(&urls[k])
                         .header("content-type", "application/json")

@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
-use super::gateway::{self, ADMIN_TOKEN, Gateway, Launch, Usage};
+use super::gateway::{self, ADMIN_TOKEN};
 use super::load::{self, Publisher};
 use super::sink::{Behaviour, Sink, Tally};
-use super::{receiver, wasm};
+use crate::process::{self, Launch, Process, Usage};
+use crate::verify::standard_key;
+use crate::{receiver, wasm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -128,7 +129,7 @@ pub struct Args {
 /// A running scenario: the gateway, the sink, and the tenant's setup.
 struct Rig {
     launch: Launch,
-    gateway: Option<Gateway>,
+    gateway: Option<Process>,
     base: Arc<RwLock<String>>,
     sink: Sink,
     tally: Arc<Tally>,
@@ -169,7 +170,7 @@ impl Rig {
             .unwrap_or_else(gateway::build_release_binary);
         let tally = Tally::new(events, endpoints);
         let keys_cell = Arc::new(OnceLock::new());
-        let sink_port = gateway::free_port();
+        let sink_port = process::free_port();
         let https = !args.http;
         let sink = Sink::start(
             sink_port,
@@ -199,12 +200,18 @@ impl Rig {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let launch = Launch {
-            binary,
-            data_dir,
-            port: gateway::free_port(),
+            port: process::free_port(),
+            admin_token: Some(ADMIN_TOKEN.into()),
             env,
+            pass_settings: true,
+            // HOOKGATE_BENCH_WRAP runs the gateway under a profiler, e.g.
+            // "heaptrack -o /tmp/gw" (the figures are then the wrapper's).
+            wrap: std::env::var("HOOKGATE_BENCH_WRAP")
+                .ok()
+                .filter(|w| !w.trim().is_empty()),
+            ..Launch::new(binary, data_dir)
         };
-        let gw = Gateway::start(&launch);
+        let gw = launch.start();
         let base = Arc::new(RwLock::new(gw.base.clone()));
         let api = reqwest::Client::new();
         let mut rig = Rig {
@@ -262,11 +269,7 @@ impl Rig {
         let created = self.endpoints(&self.token, endpoints, "/e", &chain).await;
         self.keys = created
             .iter()
-            .map(|(_, secret)| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(secret.strip_prefix("whsec_").unwrap())
-                    .unwrap()
-            })
+            .map(|(_, secret)| standard_key(secret).expect("a whsec_ secret"))
             .collect();
     }
 
@@ -403,7 +406,7 @@ impl Rig {
     fn restart(&mut self) {
         let usage = self.gateway.take().unwrap().kill();
         self.past.push(usage);
-        let gw = Gateway::start(&self.launch);
+        let gw = self.launch.start();
         *self.base.write().unwrap() = gw.base.clone();
         self.gateway = Some(gw);
     }
@@ -413,7 +416,7 @@ impl Rig {
         let now = self
             .gateway
             .as_ref()
-            .map(Gateway::usage)
+            .map(Process::usage)
             .unwrap_or_default();
         self.past.iter().fold(now, |acc, u| Usage {
             cpu_seconds: acc.cpu_seconds + u.cpu_seconds,
@@ -1078,7 +1081,7 @@ pub async fn backlog(args: &Args) -> BacklogReport {
                         None => probes.failures += 1,
                     }
                 }
-                probes.rss_mib = probes.rss_mib.max(gateway::rss_mib(pid));
+                probes.rss_mib = probes.rss_mib.max(process::rss_mib(pid));
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
