@@ -223,7 +223,9 @@ settings! {
     /// Delivery attempts in flight at once, across all endpoints.
     workers: usize = 256, "N";
 
-    /// Delivery attempts in flight at once to one endpoint.
+    /// Most delivery attempts in flight at once to one endpoint without its
+    /// own `max_in_flight`; each endpoint's limit adapts below it to its
+    /// receiver's answers.
     endpoint_concurrency: usize = 8, "N";
 
     /// Delivery attempts in flight at once for one tenant, all its endpoints

@@ -66,6 +66,16 @@ impl Service {
             schedule,
         }
     }
+    /// An endpoint's in-flight limit now, where its receiver's answers have
+    /// brought it below its maximum.
+    pub fn in_flight_limit(&self, endpoint: &EndpointId) -> Option<usize> {
+        self.engine.in_flight_limit(endpoint)
+    }
+
+    /// The maximum in flight of an endpoint without its own.
+    pub fn default_max_in_flight(&self) -> usize {
+        self.engine.default_max_in_flight()
+    }
 
     /// Publishes an event to every endpoint of `tenant` subscribed to its
     /// type; durable when it returns.

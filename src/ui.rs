@@ -47,10 +47,12 @@ connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 frame-ancestors 'none'";
 
 /// What the page must know of the gateway's settings to check a form as the
-/// API will: whether endpoint URLs may be plain `http://`.
+/// API will: whether endpoint URLs may be plain `http://`, and an endpoint's
+/// default `max_in_flight`.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct PageSettings {
     pub allow_http: bool,
+    pub endpoint_concurrency: usize,
 }
 
 /// `/ui`, `/ui/` (the page), `/ui/settings.json` and `/ui/{file}` (its

@@ -386,8 +386,9 @@ function eventPicker(catalog, chosen = []) {
 }
 
 // The gateway's settings the forms check against, as the API will
-// (/ui/settings.json): plain http:// endpoint URLs only with HOOKGATE_ALLOW_HTTP.
-const settings = { allow_http: false };
+// (/ui/settings.json): plain http:// endpoint URLs only with HOOKGATE_ALLOW_HTTP,
+// and an endpoint's default most deliveries in flight.
+const settings = { allow_http: false, endpoint_concurrency: null };
 fetch('/ui/settings.json', { cache: 'no-store' })
   .then((r) => (r.ok ? r.json() : null))
   .then((s) => { if (s) Object.assign(settings, s); })
@@ -421,15 +422,23 @@ function endpointFields(catalog, initial = {}) {
     'The address of your server that will receive the events. HTTPS only.');
   url.input.addEventListener('input', () => checkHttps(url.input));
   const picker = eventPicker(catalog, initial.events || []);
+  const own = initial.max_in_flight != null && initial.max_in_flight !== settings.endpoint_concurrency ? String(initial.max_in_flight) : '';
+  const concurrency = field('Concurrent deliveries', h('input', { type: 'number', min: '1', max: '1024', step: '1', value: own, placeholder: String(settings.endpoint_concurrency ?? ''), inputmode: 'numeric' }),
+    'The most deliveries in flight at once to this endpoint. The gateway sends fewer while your server fails or slows down. Leave empty for the default.');
   const validate = () => {
     if (!name.input.value.trim()) return ['Enter a name.', name.input];
     const u = checkHttps(url.input);
     if (u) return [u, url.input];
     if (!picker.selected().length) return ['Select at least one event from the list.', picker.el.querySelector('input')];
+    const c = concurrency.input.value.trim();
+    if (c && !(/^[0-9]+$/.test(c) && +c >= 1 && +c <= 1024)) return ['Concurrent deliveries must be a whole number from 1 to 1024, or empty.', concurrency.input];
     return null;
   };
-  const value = () => ({ name: name.input.value.trim(), url: url.input.value.trim(), events: picker.selected() });
-  return { els: [name.wrap, url.wrap, picker.el], validate, value };
+  const value = () => {
+    const c = concurrency.input.value.trim();
+    return { name: name.input.value.trim(), url: url.input.value.trim(), events: picker.selected(), max_in_flight: c ? +c : null };
+  };
+  return { els: [name.wrap, url.wrap, picker.el, concurrency.wrap], validate, value };
 }
 
 // ---------- endpoints ----------
@@ -470,6 +479,9 @@ function endpointCard(w, catalog) {
       h('dt', {}, 'Last delivery'), h('dd', { class: `last-delivery ${last ? (last.success ? 'ok' : 'bad') : ''}` },
         last ? `${resultText(last)} · ${fmtTime(last.at)}` : 'No deliveries yet'),
       w.plugins?.length ? [h('dt', {}, 'Plugins'), h('dd', {}, `${w.plugins.length} in chain`)] : null,
+      h('dt', {}, 'In flight'), h('dd', { class: 'in-flight' }, w.in_flight_limit < w.max_in_flight
+        ? `up to ${w.in_flight_limit} of ${w.max_in_flight}, fewer while the server fails or slows down`
+        : `up to ${w.max_in_flight} at once`),
       w.previous_secret_expires_at ? [h('dt', {}, 'Old secret'), h('dd', {}, `valid until ${fmtTime(w.previous_secret_expires_at)}`)] : null),
     h('div', { class: 'switch-row' }, toggle, h('span', { class: 'muted' }, active ? 'Receiving events' : 'Not receiving events')),
     result,

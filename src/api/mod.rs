@@ -206,6 +206,7 @@ pub fn router(state: AppState) -> Router {
     // The dashboard's files are public: its data calls carry the key.
     let page = crate::ui::PageSettings {
         allow_http: state.config.allow_http,
+        endpoint_concurrency: state.config.endpoint_concurrency,
     };
     let api = api.merge(crate::ui::routes(state.config.ui_dir.clone(), page));
 

@@ -52,6 +52,13 @@ pub struct WebhookView {
     pub last_delivery: Option<LastDeliveryView>,
     /// The plugin chain run before signing, in order.
     pub plugins: Vec<PluginRefView>,
+    /// The most attempts in flight at once to this endpoint: its own, or
+    /// the gateway's default.
+    pub max_in_flight: u32,
+    /// Attempts in flight allowed now: the maximum while the receiver
+    /// answers 2xx promptly, less after failures, timeouts or slow answers
+    /// (down to 1, one probe at a time), growing back as it recovers.
+    pub in_flight_limit: u32,
     /// The signing secret: only in the answers of create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -63,9 +70,18 @@ pub struct WebhookView {
 }
 
 impl WebhookView {
-    fn of(e: Endpoint) -> Self {
+    fn of(state: &AppState, e: Endpoint) -> Self {
         let now = crate::time::now();
+        let max_in_flight = e
+            .max_in_flight
+            .unwrap_or(state.service.default_max_in_flight() as u32);
+        let in_flight_limit = state
+            .service
+            .in_flight_limit(&e.id)
+            .map_or(max_in_flight, |l| l as u32);
         Self {
+            max_in_flight,
+            in_flight_limit,
             previous_secret_expires_at: e
                 .previous_secret
                 .as_ref()
@@ -85,11 +101,11 @@ impl WebhookView {
         }
     }
 
-    fn with_secret(e: Endpoint) -> Self {
+    fn with_secret(state: &AppState, e: Endpoint) -> Self {
         let secret = e.secret.clone();
         Self {
             secret: Some(secret),
-            ..Self::of(e)
+            ..Self::of(state, e)
         }
     }
 }
@@ -118,6 +134,10 @@ pub struct CreateWebhook {
     /// Plugins to run on each delivery before signing, in order.
     #[serde(default)]
     pub plugins: Vec<PluginRefView>,
+    /// The most attempts in flight at once to this endpoint, 1 to
+    /// [`MAX_IN_FLIGHT`]; the gateway's default when left out.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
 }
 
 /// Changes to an endpoint; fields left out stay as they are. The secret is kept.
@@ -136,6 +156,33 @@ pub struct UpdateWebhook {
     /// Replaces the plugin chain; `[]` removes it.
     #[serde(default)]
     pub plugins: Option<Vec<PluginRefView>>,
+    /// The most attempts in flight at once, 1 to [`MAX_IN_FLIGHT`];
+    /// `null` goes back to the gateway's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub max_in_flight: Option<Option<u32>>,
+}
+
+/// A field that may be left out (`None`), `null` (`Some(None)`) or set.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The highest `max_in_flight` an endpoint may ask for.
+pub const MAX_IN_FLIGHT: u32 = 1024;
+
+fn validated_max_in_flight(max: Option<u32>) -> Result<Option<u32>, FieldError> {
+    match max {
+        Some(n) if !(1..=MAX_IN_FLIGHT).contains(&n) => Err(FieldError::new(
+            "max_in_flight",
+            format!("must be from 1 to {MAX_IN_FLIGHT}"),
+        )),
+        _ => Ok(max),
+    }
 }
 
 fn validated_url(state: &AppState, raw: &str) -> Result<String, FieldError> {
@@ -205,6 +252,7 @@ async fn create_webhook(
     };
     let events = validated_events(&state, &auth.tenant, &body.events)?;
     let plugins = validated_chain(&state, &auth.tenant, body.plugins)?;
+    let max_in_flight = validated_max_in_flight(body.max_in_flight)?;
     let now = crate::time::now();
     let endpoint = Endpoint {
         id: EndpointId::generate(),
@@ -218,13 +266,14 @@ async fn create_webhook(
         previous_secret: None,
         last_delivery: None,
         plugins,
+        max_in_flight,
         created_at: now,
         updated_at: now,
     };
     state.store.create_endpoint(&endpoint).await?;
     tracing::info!(tenant = %auth.tenant, endpoint = %endpoint.id, "endpoint created");
     created(WebhookData {
-        webhook: WebhookView::with_secret(endpoint),
+        webhook: WebhookView::with_secret(&state, endpoint),
     })
 }
 
@@ -241,7 +290,11 @@ async fn list_webhooks(
         .store
         .list_endpoints(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
     ok(WebhookList {
-        webhooks: page.items.into_iter().map(WebhookView::of).collect(),
+        webhooks: page
+            .items
+            .into_iter()
+            .map(|e| WebhookView::of(&state, e))
+            .collect(),
         next_cursor: page.next_cursor,
     })
 }
@@ -256,7 +309,7 @@ async fn get_webhook(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     ok(WebhookData {
-        webhook: WebhookView::of(find_endpoint(&state, &auth.tenant, &id)?),
+        webhook: WebhookView::of(&state, find_endpoint(&state, &auth.tenant, &id)?),
     })
 }
 
@@ -286,6 +339,10 @@ async fn update(
         .plugins
         .map(|chain| validated_chain(&state, &auth.tenant, chain))
         .transpose()?;
+    let max_in_flight = body
+        .max_in_flight
+        .map(validated_max_in_flight)
+        .transpose()?;
     let status = body.status.map(EndpointStatus::from);
     if status == Some(EndpointStatus::Disabled) {
         return Err(FieldError::new(
@@ -313,12 +370,15 @@ async fn update(
             if let Some(plugins) = &plugins {
                 e.plugins = plugins.clone();
             }
+            if let Some(max) = max_in_flight {
+                e.max_in_flight = max;
+            }
             e.updated_at = now;
             Ok::<_, ApiError>(())
         })
         .await?;
     ok(WebhookData {
-        webhook: WebhookView::of(endpoint),
+        webhook: WebhookView::of(&state, endpoint),
     })
 }
 
@@ -446,7 +506,7 @@ async fn rotate_secret(
         .await?;
     tracing::info!(tenant = %auth.tenant, endpoint = %id, "endpoint secret rotated");
     ok(WebhookData {
-        webhook: WebhookView::with_secret(endpoint),
+        webhook: WebhookView::with_secret(&state, endpoint),
     })
 }
 

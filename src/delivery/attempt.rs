@@ -76,9 +76,12 @@ async fn send_signed(
 
 /// What an attempt came to before any retry is decided.
 enum Made {
-    /// A request was sent, or the gateway could not send it now (counted as
-    /// a failed attempt, as a network error is).
+    /// A request was sent: the receiver's answer, or why there was none.
     Tried(Outcome),
+    /// The gateway could not send it now (its plugins were too busy): a
+    /// failed attempt, as a network error is, but none of the receiver's
+    /// doing.
+    Busy(Outcome),
     /// The chain ended it without a request: this log status and reason.
     NotSent(DeliveryStatus, String),
 }
@@ -96,7 +99,7 @@ async fn make(
         ChainOutcome::Deliver(prepared) => {
             Made::Tried(send_signed(inner, tenant, endpoint, delivery, prepared).await)
         }
-        ChainOutcome::Unavailable(reason) => Made::Tried(Outcome {
+        ChainOutcome::Unavailable(reason) => Made::Busy(Outcome {
             success: false,
             response_code: None,
             response_time_ms: 0,
@@ -154,12 +157,69 @@ fn attempt_of(outcome: Outcome, manual: bool) -> Attempt {
     attempt
 }
 
+/// What the receiver's answer says of its health, for the endpoint's
+/// in-flight limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Answer {
+    /// It answered 2xx after this long.
+    Healthy(std::time::Duration),
+    /// It failed: no answer in time, no connection, or not 2xx.
+    Failing,
+    /// No request was sent (a plugin ended the delivery, the gateway was
+    /// busy, the endpoint is paused): nothing learnt.
+    Unknown,
+}
+
+impl Answer {
+    fn of(made: &Made) -> Self {
+        match made {
+            Made::Tried(o) if o.success => {
+                Self::Healthy(std::time::Duration::from_millis(o.response_time_ms))
+            }
+            Made::Tried(_) => Self::Failing,
+            Made::Busy(_) | Made::NotSent(..) => Self::Unknown,
+        }
+    }
+}
+
+/// Told once, as soon as the receiver has answered and before the result
+/// is made durable, so the endpoint's slot is free for its next attempt
+/// while this one's write waits for its group. An attempt that ends
+/// without telling tells [`Answer::Unknown`] when it is dropped.
+pub(super) struct Answered(Option<Tell>);
+
+/// Tells the answer, with the endpoint's own `max_in_flight`.
+type Tell = Box<dyn FnOnce(Answer, Option<usize>) + Send>;
+
+impl Answered {
+    pub(super) fn new(tell: impl FnOnce(Answer, Option<usize>) + Send + 'static) -> Self {
+        Self(Some(Box::new(tell)))
+    }
+
+    /// Tells the answer, with the endpoint's own `max_in_flight`.
+    fn tell(mut self, answer: Answer, max_in_flight: Option<usize>) {
+        if let Some(tell) = self.0.take() {
+            tell(answer, max_in_flight);
+        }
+    }
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if let Some(tell) = self.0.take() {
+            tell(Answer::Unknown, None);
+        }
+    }
+}
+
 /// Makes the attempt a queue entry stands for and records it; `true` when
-/// it put the entry back in the queue for a later attempt.
+/// it put the entry back in the queue for a later attempt. `answered` is
+/// told when the request is over, before the result is recorded.
 pub(super) async fn scheduled(
     inner: &Attempter,
     key: &QueueKey,
     entry: &QueueEntry,
+    answered: Answered,
 ) -> Result<bool, StoreError> {
     let store = &inner.store;
     let endpoint = store.get_endpoint(&entry.tenant, &entry.endpoint)?;
@@ -195,8 +255,13 @@ pub(super) async fn scheduled(
             .await
             .map(|_| false);
     };
-    let attempt = match make(inner, &tenant, &endpoint, &delivery, &event).await {
-        Made::Tried(outcome) => attempt_of(outcome, false),
+    let made = make(inner, &tenant, &endpoint, &delivery, &event).await;
+    answered.tell(
+        Answer::of(&made),
+        endpoint.max_in_flight.map(|m| m as usize),
+    );
+    let attempt = match made {
+        Made::Tried(outcome) | Made::Busy(outcome) => attempt_of(outcome, false),
         Made::NotSent(status, reason) => {
             return settle(store, key, entry, status, &reason)
                 .await
@@ -309,7 +374,7 @@ impl Attempter {
                 delivery.status = status;
                 delivery.error = Some(reason);
             }
-            Made::Tried(outcome) => {
+            Made::Tried(outcome) | Made::Busy(outcome) => {
                 let attempt = attempt_of(outcome, true);
                 delivery.record(attempt.clone());
                 note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
@@ -333,7 +398,7 @@ impl Attempter {
             .get_event(&tenant.id, &delivery.event_id)?
             .ok_or(StoreError::NotFound("event"))?;
         let attempt = match make(inner, tenant, endpoint, delivery, &event).await {
-            Made::Tried(outcome) => attempt_of(outcome, true),
+            Made::Tried(outcome) | Made::Busy(outcome) => attempt_of(outcome, true),
             Made::NotSent(status, reason) => {
                 let settled = inner
                     .store

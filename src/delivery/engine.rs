@@ -19,8 +19,8 @@
 //! next entry falls due, a publish wakes it, or a worker finishes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
@@ -28,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::RetrySchedule;
-use super::attempt::{Attempter, scheduled};
+use super::attempt::{Answer, Answered, Attempter, scheduled};
 use super::sender::Sender;
+use super::window::Window;
 use crate::model::delivery::Delivery;
 use crate::model::endpoint::Endpoint;
 use crate::model::ids::{EndpointId, TenantId};
@@ -78,11 +79,25 @@ pub(super) struct Inner {
     runtime: tokio::runtime::Handle,
     wake: Notify,
     queued: AtomicI64,
+    /// Each endpoint's in-flight limit where its window has it below its
+    /// maximum (the dispatcher's, published for the API).
+    limits: Mutex<HashMap<EndpointId, usize>>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
 
 impl Engine {
+    /// The endpoint's in-flight limit now, when its receiver's answers have
+    /// brought it below the endpoint's maximum; `None` at the maximum.
+    pub fn in_flight_limit(&self, endpoint: &EndpointId) -> Option<usize> {
+        self.inner.limits().get(endpoint).copied()
+    }
+
+    /// The maximum in flight of an endpoint without its own.
+    pub fn default_max_in_flight(&self) -> usize {
+        self.inner.settings.endpoint_concurrency
+    }
+
     /// Starts the dispatcher and the retention task on `runtime`, where the
     /// attempts will run too. Attempts a previous run left unfinished are
     /// still due in the queue and are made again.
@@ -179,6 +194,7 @@ impl Inner {
             runtime,
             wake: Notify::new(),
             queued: AtomicI64::new(queued),
+            limits: Mutex::default(),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         }
@@ -186,6 +202,10 @@ impl Inner {
 
     fn store(&self) -> &Store {
         &self.attempts.store
+    }
+
+    fn limits(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, usize>> {
+        self.limits.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn add_queued(&self, delta: i64) {
@@ -261,17 +281,32 @@ impl Held {
     }
 }
 
+/// What a running attempt tells the dispatcher.
+enum Report {
+    /// The request is over (or was never made): the attempt's worker and its
+    /// endpoint's and tenant's slots are free, and its endpoint's window
+    /// takes in the answer (with the endpoint's own maximum, if it has one).
+    Answered(QueueEntry, Answer, Option<usize>),
+    /// Its result is durable: the entry may be read again.
+    Recorded(QueueKey),
+}
+
 /// The scheduling state, owned by the dispatcher task alone.
 struct Dispatcher {
     inner: Arc<Inner>,
+    /// Attempts whose request is not over yet: what `workers` bounds.
+    running: usize,
     /// Attempts running per endpoint.
     in_flight: HashMap<EndpointId, usize>,
     /// Attempts running per tenant.
     tenant_in_flight: HashMap<TenantId, usize>,
+    /// Endpoints whose in-flight limit adapts to their receiver's answers
+    /// (ones at their maximum with nothing in flight are not kept).
+    windows: HashMap<EndpointId, Window>,
     held: Held,
-    /// Entries whose attempt is running (so, in all, the attempts running):
-    /// they stay in the queue until it ends, so a scan must not start them
-    /// twice.
+    /// Entries whose attempt is running or whose result is being made
+    /// durable: they stay in the queue until it is, so a scan must not start
+    /// them twice, and a crash before makes the attempt again.
     taken: HashSet<QueueKey>,
     /// The last queue key read: every due entry before it is taken, held,
     /// or was passed over and waits for the next wrap.
@@ -284,17 +319,19 @@ struct Dispatcher {
     /// After a pass that had to pass entries over, the next scan waits until
     /// then: a publish wake-up must not re-read a saturated backlog.
     rest_until: Instant,
-    done_tx: mpsc::UnboundedSender<(QueueEntry, QueueKey)>,
-    done_rx: mpsc::UnboundedReceiver<(QueueEntry, QueueKey)>,
+    reports_tx: mpsc::UnboundedSender<Report>,
+    reports_rx: mpsc::UnboundedReceiver<Report>,
 }
 
 impl Dispatcher {
     fn new(inner: Arc<Inner>) -> Self {
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         Self {
             inner,
+            running: 0,
             in_flight: HashMap::new(),
             tenant_in_flight: HashMap::new(),
+            windows: HashMap::new(),
             held: Held::default(),
             taken: HashSet::new(),
             cursor: None,
@@ -302,8 +339,8 @@ impl Dispatcher {
             caught_up: true,
             last_wrap: Instant::now(),
             rest_until: Instant::now(),
-            done_tx,
-            done_rx,
+            reports_tx,
+            reports_rx,
         }
     }
 
@@ -314,10 +351,10 @@ impl Dispatcher {
             tokio::select! {
                 _ = inner.stop.cancelled() => return,
                 _ = inner.wake.notified() => {},
-                Some((entry, key)) = self.done_rx.recv() => {
-                    self.finished(&entry, &key);
-                    while let Ok((entry, key)) = self.done_rx.try_recv() {
-                        self.finished(&entry, &key);
+                Some(report) = self.reports_rx.recv() => {
+                    self.report(report);
+                    while let Ok(report) = self.reports_rx.try_recv() {
+                        self.report(report);
                     }
                 },
                 _ = tokio::time::sleep(wait) => {},
@@ -332,32 +369,75 @@ impl Dispatcher {
         }
     }
 
-    /// An attempt ended: its endpoint's next held entry may start, or else
-    /// one of its tenant's other endpoints'.
-    fn finished(&mut self, done: &QueueEntry, key: &QueueKey) {
-        self.taken.remove(key);
+    fn report(&mut self, report: Report) {
+        match report {
+            Report::Answered(entry, answer, max) => self.answered(&entry, answer, max),
+            Report::Recorded(key) => {
+                self.taken.remove(&key);
+            }
+        }
+    }
+
+    /// An attempt's request is over: its endpoint's window learns from the
+    /// answer, and its endpoint's next held entry may start, or else one of
+    /// its tenant's other endpoints'.
+    fn answered(&mut self, done: &QueueEntry, answer: Answer, max: Option<usize>) {
+        self.running -= 1;
         release(&mut self.in_flight, &done.endpoint);
         release(&mut self.tenant_in_flight, &done.tenant);
+        self.learn(&done.endpoint, answer, max);
         if !self.tenant_has_room(&done.tenant) {
             return;
         }
-        if let Some((key, entry)) = self.held.pop(&done.endpoint) {
+        while self.endpoint_has_room(&done.endpoint)
+            && self.tenant_has_room(&done.tenant)
+            && self.running < self.inner.settings.workers
+            && let Some((key, entry)) = self.held.pop(&done.endpoint)
+        {
             self.start(key, entry);
-            return;
         }
         for endpoint in self.held.endpoints_of(&done.tenant) {
-            if self.endpoint_has_room(&endpoint)
+            if self.tenant_has_room(&done.tenant)
+                && self.endpoint_has_room(&endpoint)
+                && self.running < self.inner.settings.workers
                 && let Some((key, entry)) = self.held.pop(&endpoint)
             {
                 self.start(key, entry);
-                return;
+            }
+        }
+    }
+
+    /// Moves the endpoint's window by one answer, and publishes its limit.
+    fn learn(&mut self, endpoint: &EndpointId, answer: Answer, max: Option<usize>) {
+        let max = max.unwrap_or(self.inner.settings.endpoint_concurrency);
+        let window = self
+            .windows
+            .entry(*endpoint)
+            .or_insert_with(|| Window::new(max));
+        let before = window.limit();
+        window.answered(answer, max, Instant::now());
+        let limit = window.limit();
+        let resting = limit >= max && !self.in_flight.contains_key(endpoint);
+        if resting {
+            // As good as a new one: not kept.
+            self.windows.remove(endpoint);
+        }
+        if before != limit || resting {
+            let mut limits = self.inner.limits();
+            if limit >= max {
+                limits.remove(endpoint);
+            } else {
+                limits.insert(*endpoint, limit);
             }
         }
     }
 
     fn endpoint_has_room(&self, endpoint: &EndpointId) -> bool {
-        self.in_flight.get(endpoint).copied().unwrap_or(0)
-            < self.inner.settings.endpoint_concurrency
+        let limit = match self.windows.get(endpoint) {
+            Some(window) => window.limit(),
+            None => self.inner.settings.endpoint_concurrency,
+        };
+        self.in_flight.get(endpoint).copied().unwrap_or(0) < limit
     }
 
     fn tenant_has_room(&self, tenant: &TenantId) -> bool {
@@ -369,15 +449,29 @@ impl Dispatcher {
         self.endpoint_has_room(&entry.endpoint) && self.tenant_has_room(&entry.tenant)
     }
 
+    /// Whether another attempt may start: a worker is free, and the results
+    /// waiting to be made durable are not piling up behind a slow disk.
+    fn workers_free(&self) -> bool {
+        let workers = self.inner.settings.workers;
+        self.running < workers && self.taken.len() < workers * 2
+    }
+
     /// Starts an entry's attempt on a worker.
     fn start(&mut self, key: QueueKey, entry: QueueEntry) {
         self.inner.add_queued(-1);
+        self.running += 1;
         *self.in_flight.entry(entry.endpoint).or_insert(0) += 1;
         *self.tenant_in_flight.entry(entry.tenant).or_insert(0) += 1;
         self.taken.insert(key.clone());
-        let (inner, done) = (self.inner.clone(), self.done_tx.clone());
+        let (inner, reports) = (self.inner.clone(), self.reports_tx.clone());
         self.inner.tasks.spawn_on(async move {
-            match scheduled(&inner.attempts, &key, &entry).await {
+            let answered = {
+                let (reports, entry) = (reports.clone(), entry.clone());
+                Answered::new(move |answer, max| {
+                    let _ = reports.send(Report::Answered(entry, answer, max));
+                })
+            };
+            match scheduled(&inner.attempts, &key, &entry, answered).await {
                 Ok(true) => inner.add_queued(1),
                 Ok(false) => {}
                 // The entry stays due: the attempt is made again, at the
@@ -386,7 +480,7 @@ impl Dispatcher {
                     tracing::error!(delivery = %entry.delivery, error = %e, "delivery attempt could not be recorded");
                 }
             }
-            let _ = done.send((entry, key));
+            let _ = reports.send(Report::Recorded(key));
         }, &self.inner.runtime);
     }
 
@@ -394,7 +488,7 @@ impl Dispatcher {
     /// how long to sleep if nothing wakes the dispatcher.
     fn pass(&mut self) -> Result<Duration, crate::store::StoreError> {
         let idle = Duration::from_secs(60);
-        if self.taken.len() >= self.inner.settings.workers {
+        if !self.workers_free() {
             // A finishing worker wakes us.
             return Ok(idle);
         }
@@ -426,7 +520,7 @@ impl Dispatcher {
             .due(self.cursor.as_ref(), now_ms, SCAN_LIMIT)?;
         let mut passed_over = false;
         for (key, entry) in scan.entries {
-            if self.taken.len() >= self.inner.settings.workers {
+            if !self.workers_free() {
                 // Not read: the cursor stays before it.
                 self.caught_up = false;
                 return Ok(idle);

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod fanout;
 pub mod retry;
 pub mod sender;
+mod window;
 
 pub use engine::{Engine, EngineSettings};
 pub use retry::RetrySchedule;

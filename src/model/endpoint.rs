@@ -68,6 +68,11 @@ pub struct Endpoint {
     /// The plugin chain run on every delivery before signing, in order.
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
+    /// The most attempts in flight at once to this endpoint; its window
+    /// adapts below it (`delivery/window.rs`). `None`: the gateway's
+    /// `endpoint_concurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -102,6 +107,7 @@ impl Endpoint {
             previous_secret: None,
             last_delivery: None,
             plugins: Vec::new(),
+            max_in_flight: None,
             created_at: now,
             updated_at: now,
         }

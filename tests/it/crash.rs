@@ -87,3 +87,56 @@ async fn every_accepted_event_is_delivered_after_sigkill() {
     }
     drop(gw);
 }
+
+/// An attempt's endpoint slot is freed when the receiver answers, and its
+/// result is made durable after: a gateway killed in between (here, just
+/// after its receiver answered the tenth request) still has those entries
+/// queued, and sends them again when it comes back. Nothing is lost; the
+/// ones whose result was not yet durable arrive twice.
+#[tokio::test]
+async fn a_kill_between_an_answer_and_its_record_loses_nothing() {
+    let gw = Gateway::builder().delivering("0ms,100ms,200ms").start();
+    let rx = Receiver::start().await;
+    let (_, token) = gw.tenant_with_key("acme").await;
+    gw.add_event_types(&token, &["a.b"]).await;
+    gw.create_webhook(&token, &rx.url(), &["a.b"]).await;
+    // Each request answered 50 ms after it arrives: the kill lands just
+    // after a round of answers reached the gateway, while their results
+    // are being written.
+    rx.delay(Duration::from_millis(50));
+    let mut accepted = HashSet::new();
+    for i in 0..40 {
+        let event = gw.publish(&token, "a.b", json!({"i": i})).await;
+        accepted.insert(event["id"].as_str().unwrap().to_string());
+    }
+    rx.wait_for(10, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(51)).await;
+    let (dir, _guard) = gw.kill();
+    let before = rx.received().len();
+    assert!(before < 40, "everything arrived before the kill");
+
+    let gw = Gateway::builder()
+        .delivering("0ms,100ms,200ms")
+        .data_dir(&dir)
+        .start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: HashSet<String> = rx
+            .received()
+            .iter()
+            .map(|r| r.json()["id"].as_str().unwrap().to_string())
+            .collect();
+        let lost: Vec<&String> = accepted.difference(&got).collect();
+        if lost.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} accepted events never delivered after the restart, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(gw);
+}

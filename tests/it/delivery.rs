@@ -766,3 +766,47 @@ async fn redirects_are_not_followed_and_slow_receivers_time_out() {
     );
     assert_eq!(redirecting.received().len(), 1);
 }
+
+/// The endpoint's in-flight limit adapts: a receiver answering 503 brings
+/// it down to one request at a time (a dead receiver costs one request per
+/// retry slot), and once it answers 2xx again the limit grows back to the
+/// endpoint's maximum.
+#[tokio::test]
+async fn a_failing_receiver_gets_one_request_at_a_time_until_it_recovers() {
+    let (gw, rx, token, wh, _) = setup("0ms,300ms,300ms,300ms,300ms,300ms,300ms", &["a.b"]).await;
+    assert_eq!(in_flight_limit(&gw, &token, &wh).await, 8);
+    rx.respond_with(503);
+    for i in 0..40 {
+        gw.publish(&token, "a.b", json!({"i": i})).await;
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    while in_flight_limit(&gw, &token, &wh).await > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the limit never fell to 1"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    rx.respond_with(200);
+    for i in 0..60 {
+        gw.publish(&token, "a.b", json!({"recovered": i})).await;
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    while in_flight_limit(&gw, &token, &wh).await < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the limit never grew back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An endpoint's `in_flight_limit` now (its maximum checked to be 8).
+async fn in_flight_limit(gw: &Gateway, token: &str, wh: &str) -> u64 {
+    let (status, body) = gw.get(&format!("/v1/webhooks/{wh}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let webhook = &body["data"]["webhook"];
+    assert_eq!(webhook["max_in_flight"], 8);
+    webhook["in_flight_limit"].as_u64().unwrap()
+}

@@ -767,3 +767,77 @@ async fn malformed_and_unknown_webhook_ids() {
     let list = expect_ok(gw.get("/v1/webhooks", &token).await, StatusCode::OK);
     assert_eq!(list["webhooks"].as_array().unwrap().len(), 1);
 }
+
+/// `max_in_flight`: validated on create and PATCH, shown with the limit in
+/// force now, and `null` goes back to the gateway's default.
+#[tokio::test]
+async fn max_in_flight_is_set_checked_and_reset() {
+    let (gw, token) = setup().await;
+    let mut hook = booking_hook();
+    hook["max_in_flight"] = json!(3);
+    let created = gw.create_webhook_with(&token, hook.clone()).await;
+    assert_eq!(created["max_in_flight"], 3);
+    assert_eq!(created["in_flight_limit"], 3);
+    let id = created["id"].as_str().unwrap();
+
+    let patch = |bad: &Value| json!({ "max_in_flight": bad });
+    for bad in [json!(0), json!(1025)] {
+        hook["max_in_flight"] = bad.clone();
+        expect_invalid(
+            gw.post("/v1/webhooks", &token, hook.clone()).await,
+            "max_in_flight",
+        );
+        expect_invalid(
+            gw.patch(&format!("/v1/webhooks/{id}"), &token, patch(&bad))
+                .await,
+            "max_in_flight",
+        );
+    }
+    // Not a whole number at all: the body does not parse (422), and the
+    // error names the field.
+    for bad in [json!(-1), json!("8")] {
+        hook["max_in_flight"] = bad.clone();
+        for resp in [
+            gw.post("/v1/webhooks", &token, hook.clone()).await,
+            gw.patch(&format!("/v1/webhooks/{id}"), &token, patch(&bad))
+                .await,
+        ] {
+            let error = expect_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+            assert_eq!(error["field"], "max_in_flight", "{error}");
+        }
+    }
+    let changed = expect_ok(
+        gw.patch(
+            &format!("/v1/webhooks/{id}"),
+            &token,
+            json!({"max_in_flight": 40}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(changed["webhook"]["max_in_flight"], 40);
+    let other = expect_ok(
+        gw.patch(
+            &format!("/v1/webhooks/{id}"),
+            &token,
+            json!({"name": "renamed"}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        other["webhook"]["max_in_flight"], 40,
+        "kept when left out"
+    );
+    let reset = expect_ok(
+        gw.patch(
+            &format!("/v1/webhooks/{id}"),
+            &token,
+            json!({"max_in_flight": null}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(reset["webhook"]["max_in_flight"], 8, "the default");
+    assert_eq!(reset["webhook"]["in_flight_limit"], 8);
+}
