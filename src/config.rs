@@ -226,7 +226,7 @@ settings! {
     /// Most delivery attempts in flight at once to one endpoint without its
     /// own `max_in_flight`; each endpoint's limit adapts below it to its
     /// receiver's answers.
-    endpoint_concurrency: usize = 8, "N";
+    endpoint_concurrency: usize = 64, "N";
 
     /// Delivery attempts in flight at once for one tenant, all its endpoints
     /// together: what one tenant's slow receivers or plugins can hold of the

@@ -41,7 +41,7 @@ use crate::store::{QueueEntry, QueueKey, Store, StoreError};
 /// Queue entries read per dispatcher pass.
 const SCAN_LIMIT: usize = 1024;
 /// Due entries held in memory for one endpoint at its in-flight cap.
-const HOLD_PER_ENDPOINT: usize = 256;
+const HOLD_PER_ENDPOINT: usize = 4096;
 /// Due entries held in memory in all.
 const HOLD_TOTAL: usize = 16_384;
 /// Pause between passes that leave entries behind for saturated endpoints,

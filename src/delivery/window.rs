@@ -1,5 +1,5 @@
 //! Each endpoint's in-flight limit, adapting to its receiver as TCP's
-//! congestion window does to a path (ARCHITECTURE.md, "Delivery"):
+//! congestion window does to a path (docs/product.md, "Delivery"):
 //! additive increase while answers are 2xx and their latency stays near its
 //! floor, multiplicative decrease on failures (no answer in time, no
 //! connection, an error status) and on latency far above the floor.

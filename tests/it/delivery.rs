@@ -774,6 +774,14 @@ async fn redirects_are_not_followed_and_slow_receivers_time_out() {
 #[tokio::test]
 async fn a_failing_receiver_gets_one_request_at_a_time_until_it_recovers() {
     let (gw, rx, token, wh, _) = setup("0ms,300ms,300ms,300ms,300ms,300ms,300ms", &["a.b"]).await;
+    let (status, body) = gw
+        .patch(
+            &format!("/v1/webhooks/{wh}"),
+            &token,
+            json!({"max_in_flight": 8}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(in_flight_limit(&gw, &token, &wh).await, 8);
     rx.respond_with(503);
     for i in 0..40 {

@@ -100,10 +100,12 @@ async fn ui_dir_serves_files_from_disk() {
 /// form checks what the API will.
 #[tokio::test]
 async fn page_settings_follow_the_gateway() {
-    for (env, allowed) in [(None, false), (Some("true"), true)] {
+    for (env, allowed, concurrency) in [(None, false, 64), (Some("true"), true, 5)] {
         let mut builder = Gateway::builder();
         if let Some(v) = env {
-            builder = builder.env("HOOKGATE_ALLOW_HTTP", v);
+            builder = builder
+                .env("HOOKGATE_ALLOW_HTTP", v)
+                .env("HOOKGATE_ENDPOINT_CONCURRENCY", &concurrency.to_string());
         }
         let gw = builder.start();
         let resp = gw
@@ -119,7 +121,11 @@ async fn page_settings_follow_the_gateway() {
                 .contains("default-src 'self'")
         );
         let body: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(body, json!({"allow_http": allowed}), "{env:?}");
+        assert_eq!(
+            body,
+            json!({"allow_http": allowed, "endpoint_concurrency": concurrency}),
+            "{env:?}"
+        );
     }
 }
 

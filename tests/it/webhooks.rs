@@ -825,10 +825,7 @@ async fn max_in_flight_is_set_checked_and_reset() {
         .await,
         StatusCode::OK,
     );
-    assert_eq!(
-        other["webhook"]["max_in_flight"], 40,
-        "kept when left out"
-    );
+    assert_eq!(other["webhook"]["max_in_flight"], 40, "kept when left out");
     let reset = expect_ok(
         gw.patch(
             &format!("/v1/webhooks/{id}"),
@@ -838,6 +835,6 @@ async fn max_in_flight_is_set_checked_and_reset() {
         .await,
         StatusCode::OK,
     );
-    assert_eq!(reset["webhook"]["max_in_flight"], 8, "the default");
-    assert_eq!(reset["webhook"]["in_flight_limit"], 8);
+    assert_eq!(reset["webhook"]["max_in_flight"], 64, "the default");
+    assert_eq!(reset["webhook"]["in_flight_limit"], 64);
 }

@@ -183,15 +183,21 @@ try {
     await expectText(c.locator('.last-delivery'), '200 OK');
   });
 
-  await step('Edit changes name and events; the secret is kept', async () => {
+  await step('Edit changes name, events and concurrency; the secret is kept', async () => {
+    await expectText(card('My integration').locator('.in-flight'), 'up to 64 at once');
     await card('My integration').getByRole('button', { name: 'Edit' }).click();
     await dialog().getByRole('heading', { name: 'Edit My integration' }).waitFor();
     await expectText(dialog(), 'The signing secret is kept');
     assert.equal(await dialog().getByRole('checkbox', { name: /^booking\.created/ }).isChecked(), true);
     await dialog().getByLabel('Name').fill('My integration (renamed)');
     await dialog().getByRole('checkbox', { name: /^trip\.created/ }).check();
+    await dialog().getByLabel('Concurrent deliveries').fill('0');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await expectText(dialog(), 'whole number from 1 to 1024');
+    await dialog().getByLabel('Concurrent deliveries').fill('8');
     await dialog().getByRole('button', { name: 'Save changes' }).click();
     await expectText(card('My integration (renamed)').locator('.chips'), 'trip.created');
+    await expectText(card('My integration (renamed)').locator('.in-flight'), 'up to 8 at once');
   });
 
   await step('Rotate secret: confirm, new secret once behind the same box, old one\'s expiry shown', async () => {
