@@ -313,6 +313,10 @@ struct Dispatcher {
     cursor: Option<QueueKey>,
     /// Entries were passed over since the cursor last went to the front.
     passed_over: bool,
+    /// Endpoints with entries passed over since the cursor last went to the
+    /// front: their later entries are passed over too, so each endpoint's
+    /// deliveries start oldest first.
+    behind: HashSet<EndpointId>,
     /// The last pass read every due entry after the cursor.
     caught_up: bool,
     last_wrap: Instant,
@@ -336,6 +340,7 @@ impl Dispatcher {
             taken: HashSet::new(),
             cursor: None,
             passed_over: false,
+            behind: HashSet::new(),
             caught_up: true,
             last_wrap: Instant::now(),
             rest_until: Instant::now(),
@@ -449,6 +454,14 @@ impl Dispatcher {
         self.endpoint_has_room(&entry.endpoint) && self.tenant_has_room(&entry.tenant)
     }
 
+    /// Whether an endpoint with entries passed over has none held: only the
+    /// cursor's return to the front gives it work again.
+    fn starved(&self) -> bool {
+        self.behind
+            .iter()
+            .any(|e| !self.held.by_endpoint.contains_key(e))
+    }
+
     /// Whether another attempt may start: a worker is free, and the results
     /// waiting to be made durable are not piling up behind a slow disk.
     fn workers_free(&self) -> bool {
@@ -497,12 +510,16 @@ impl Dispatcher {
             return Ok(self.rest_until - now);
         }
         let since_wrap = now.duration_since(self.last_wrap);
-        if self.caught_up
-            && self.cursor.is_some()
-            && ((self.passed_over && since_wrap >= WRAP_EVERY) || since_wrap >= SAFETY_WRAP)
-        {
+        // Back to the front once the scan has read all it could, or sooner
+        // when an endpoint whose entries wait there has nothing held left:
+        // it would idle until the scan reached the end of the backlog.
+        let wrap =
+            (self.passed_over && since_wrap >= WRAP_EVERY && (self.caught_up || self.starved()))
+                || (self.caught_up && since_wrap >= SAFETY_WRAP);
+        if wrap && self.cursor.is_some() {
             self.cursor = None;
             self.passed_over = false;
+            self.behind.clear();
             self.last_wrap = now;
         }
         if let (Some(queued), Some(cursor)) = (self.inner.store().take_queued_since(), &self.cursor)
@@ -529,8 +546,18 @@ impl Dispatcher {
             if self.held.keys.contains(&key) || self.taken.contains(&key) {
                 continue;
             }
+            if self.behind.contains(&entry.endpoint) {
+                // Older entries of its endpoint wait for the wrap: so do
+                // the newer ones.
+                passed_over = true;
+                continue;
+            }
             if !self.has_room(&entry) {
-                passed_over |= !self.held.push(key, entry);
+                let endpoint = entry.endpoint;
+                if !self.held.push(key, entry) {
+                    self.behind.insert(endpoint);
+                    passed_over = true;
+                }
                 continue;
             }
             self.start(key, entry);
@@ -678,5 +705,51 @@ mod tests {
             "the entry behind the cursor was not read"
         );
         assert_eq!(d.held.len(), 2);
+    }
+
+    /// Once an endpoint's entry is passed over (its hold is full), its
+    /// newer entries wait too, even when the endpoint has room again, until
+    /// the cursor goes back to the front and starts the older one first.
+    #[tokio::test]
+    async fn an_endpoints_newer_entries_never_start_before_one_passed_over() {
+        use super::{HOLD_PER_ENDPOINT, WRAP_EVERY};
+        use crate::store::QueueEntry;
+        let (store, _dir) = temp_store();
+        let mut d = dispatcher(store.clone());
+        let endpoint = EndpointId::generate();
+        let tenant = crate::model::ids::TenantId::generate();
+        // At its cap, with a full hold.
+        d.in_flight.insert(endpoint, 1);
+        for i in 0..HOLD_PER_ENDPOINT {
+            let entry = QueueEntry {
+                tenant,
+                endpoint,
+                delivery: crate::model::ids::DeliveryId::generate(),
+            };
+            assert!(d.held.push(QueueKey::before(i as u64), entry));
+        }
+        let older = publish(&store, endpoint, 1000).await;
+        d.pass().unwrap();
+        assert!(!d.held.keys.contains(&older) && !d.taken.contains(&older));
+        assert!(d.behind.contains(&endpoint));
+
+        // The endpoint drains: room again, nothing held.
+        d.in_flight.clear();
+        d.held = Default::default();
+        d.rest_until = std::time::Instant::now();
+        let newer = publish(&store, endpoint, 0).await;
+        d.pass().unwrap();
+        assert!(
+            !d.taken.contains(&newer),
+            "a newer entry started while an older one waits"
+        );
+
+        // At the wrap, the older one starts first.
+        d.last_wrap = std::time::Instant::now() - WRAP_EVERY * 2;
+        d.rest_until = std::time::Instant::now();
+        d.pass().unwrap();
+        assert!(d.taken.contains(&older), "the older entry did not start");
+        assert!(!d.taken.contains(&newer), "the endpoint's cap is one");
+        assert!(d.held.keys.contains(&newer));
     }
 }

@@ -678,6 +678,9 @@ pub struct ThroughputReport {
     pub ceiling: Option<(f64, usize)>,
     pub bad_signatures: u64,
     pub duplicates: u64,
+    /// Deliveries that arrived after the delivery to the same endpoint of an
+    /// event published over 100 ms later.
+    pub overtaken: u64,
     pub usage: Usage,
     pub hostile: Option<HostileReport>,
 }
@@ -769,6 +772,7 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
         ceiling,
         bad_signatures: tally.bad_signatures.load(Ordering::Relaxed),
         duplicates: tally.duplicates.load(Ordering::Relaxed),
+        overtaken: tally.overtaken.load(Ordering::Relaxed),
         usage,
         hostile,
     }
@@ -863,6 +867,13 @@ impl ThroughputReport {
         row(
             "bad signatures / duplicates",
             format!("{} / {}", self.bad_signatures, self.duplicates),
+        );
+        row(
+            "delivered after one published 100 ms later",
+            format!(
+                "{:.1}%",
+                100.0 * self.overtaken as f64 / (self.delivered.max(1)) as f64
+            ),
         );
         assert_eq!(self.bad_signatures, 0, "bad signatures");
     }

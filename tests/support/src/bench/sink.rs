@@ -35,6 +35,10 @@ pub struct Behaviour {
     pub hang_for: Duration,
 }
 
+/// How much later an event already received must have been published for
+/// an earlier one to count as overtaken.
+pub const OVERTAKEN_BY: Duration = Duration::from_millis(100);
+
 /// Counters shared between the sink, the load generator and the report.
 pub struct Tally {
     pub endpoints: usize,
@@ -56,6 +60,14 @@ pub struct Tally {
     latencies: Mutex<Vec<u32>>,
     /// Time of the latest first receipt, ns since `epoch`.
     pub last_receipt: AtomicU64,
+    /// Per endpoint, the latest publish time (`published_at`) among the
+    /// events it has received.
+    newest: Vec<AtomicU64>,
+    /// First receipts of an event published over [`OVERTAKEN_BY`] before
+    /// one its endpoint had already received: delivery order straying from
+    /// publish order by more than concurrent publishes and attempts in
+    /// flight explain.
+    pub overtaken: AtomicU64,
 }
 
 impl Tally {
@@ -74,6 +86,8 @@ impl Tally {
             black_hole: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
             last_receipt: AtomicU64::new(0),
+            newest: (0..endpoints).map(|_| AtomicU64::new(0)).collect(),
+            overtaken: AtomicU64::new(0),
         })
     }
 
@@ -93,6 +107,12 @@ impl Tally {
         let now = self.now_ns();
         self.last_receipt.fetch_max(now, Ordering::Relaxed);
         let sent = self.published_at[event].load(Ordering::Relaxed);
+        if let Some(newest) = self.newest.get(endpoint)
+            && sent > 0
+            && newest.fetch_max(sent, Ordering::Relaxed) > sent + OVERTAKEN_BY.as_nanos() as u64
+        {
+            self.overtaken.fetch_add(1, Ordering::Relaxed);
+        }
         if sent > 0 && now > sent {
             self.latencies
                 .lock()
