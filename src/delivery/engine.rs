@@ -10,7 +10,12 @@
 //! and in all) and started the moment one of that endpoint's (or tenant's)
 //! attempts finishes, without touching the queue; past
 //! those bounds it is left queued and found again when the cursor wraps to the
-//! front. An entry whose due time was set before another, later one's
+//! front, and that endpoint's newer entries are left with it, so each
+//! endpoint's deliveries start oldest first (the cursor wraps early when
+//! such an endpoint has nothing held left). An attempt frees its worker and
+//! its endpoint's and tenant's slots when the receiver answers, and its
+//! entry when the result is durable; each endpoint's in-flight limit adapts
+//! to the answers (`window.rs`). An entry whose due time was set before another, later one's
 //! commit lands behind the cursor; the store notes the earliest due time
 //! written, and the next pass steps back to it. So a slow or dead endpoint
 //! holds at most its cap of workers, one tenant's endpoints (slow receivers,
@@ -317,6 +322,13 @@ struct Dispatcher {
     /// front: their later entries are passed over too, so each endpoint's
     /// deliveries start oldest first.
     behind: HashSet<EndpointId>,
+    /// The first queue key passed over since the cursor last went back: it
+    /// goes back there, not to the front, since every due entry before it
+    /// is taken or held.
+    first_passed: Option<QueueKey>,
+    /// An endpoint with entries passed over has run out of held ones: the
+    /// cursor should go back now rather than at the end of the backlog.
+    starving: bool,
     /// The last pass read every due entry after the cursor.
     caught_up: bool,
     last_wrap: Instant,
@@ -341,6 +353,8 @@ impl Dispatcher {
             cursor: None,
             passed_over: false,
             behind: HashSet::new(),
+            first_passed: None,
+            starving: false,
             caught_up: true,
             last_wrap: Instant::now(),
             rest_until: Instant::now(),
@@ -401,6 +415,11 @@ impl Dispatcher {
         {
             self.start(key, entry);
         }
+        if self.behind.contains(&done.endpoint)
+            && !self.held.by_endpoint.contains_key(&done.endpoint)
+        {
+            self.starving = true;
+        }
         for endpoint in self.held.endpoints_of(&done.tenant) {
             if self.tenant_has_room(&done.tenant)
                 && self.endpoint_has_room(&endpoint)
@@ -454,12 +473,10 @@ impl Dispatcher {
         self.endpoint_has_room(&entry.endpoint) && self.tenant_has_room(&entry.tenant)
     }
 
-    /// Whether an endpoint with entries passed over has none held: only the
-    /// cursor's return to the front gives it work again.
-    fn starved(&self) -> bool {
-        self.behind
-            .iter()
-            .any(|e| !self.held.by_endpoint.contains_key(e))
+    fn note_passed(&mut self, key: &QueueKey) {
+        if self.first_passed.as_ref().is_none_or(|first| key < first) {
+            self.first_passed = Some(key.clone());
+        }
     }
 
     /// Whether another attempt may start: a worker is free, and the results
@@ -513,13 +530,18 @@ impl Dispatcher {
         // Back to the front once the scan has read all it could, or sooner
         // when an endpoint whose entries wait there has nothing held left:
         // it would idle until the scan reached the end of the backlog.
-        let wrap =
-            (self.passed_over && since_wrap >= WRAP_EVERY && (self.caught_up || self.starved()))
-                || (self.caught_up && since_wrap >= SAFETY_WRAP);
-        if wrap && self.cursor.is_some() {
-            self.cursor = None;
+        let early =
+            self.passed_over && since_wrap >= WRAP_EVERY && (self.caught_up || self.starving);
+        let safety = self.caught_up && since_wrap >= SAFETY_WRAP;
+        if (early || safety) && self.cursor.is_some() {
+            self.cursor = match (safety, self.first_passed.take()) {
+                (false, Some(first)) => Some(QueueKey::before(first.due_ms())),
+                _ => None,
+            };
+            self.first_passed = None;
             self.passed_over = false;
             self.behind.clear();
+            self.starving = false;
             self.last_wrap = now;
         }
         if let (Some(queued), Some(cursor)) = (self.inner.store().take_queued_since(), &self.cursor)
@@ -550,13 +572,15 @@ impl Dispatcher {
                 // Older entries of its endpoint wait for the wrap: so do
                 // the newer ones.
                 passed_over = true;
+                self.note_passed(&key);
                 continue;
             }
             if !self.has_room(&entry) {
                 let endpoint = entry.endpoint;
-                if !self.held.push(key, entry) {
+                if !self.held.push(key.clone(), entry) {
                     self.behind.insert(endpoint);
                     passed_over = true;
+                    self.note_passed(&key);
                 }
                 continue;
             }

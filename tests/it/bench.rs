@@ -60,8 +60,11 @@ async fn throughput_mode_with_every_option_delivers_and_measures() {
     let p99 = report.receipt[report.receipt.len() * 99 / 100];
     assert!(p99 >= 50_000, "publish->receipt p99 {p99} µs");
     assert!(report.delivery_rate > 0.0);
-    let (ceiling, in_flight) = report.ceiling.expect("the ceiling ran");
-    assert!(ceiling > 0.0 && in_flight > 0);
+    // At the gateway's own concurrency (3 endpoints delivered to × 64)
+    // and at the harness's 8 clients.
+    let in_flight: Vec<usize> = report.ceiling.iter().map(|c| c.1).collect();
+    assert_eq!(in_flight, [192, 8]);
+    assert!(report.ceiling.iter().all(|c| c.0 > 0.0));
     assert!(report.usage.cpu_seconds > 0.0 && report.usage.peak_rss_mib > 0.0);
 }
 
@@ -74,7 +77,7 @@ async fn throughput_mode_over_plain_http() {
     assert_eq!(report.expected, 200);
     assert_eq!(report.delivered, 200);
     assert_eq!(report.bad_signatures, 0);
-    assert!(report.ceiling.is_none());
+    assert!(report.ceiling.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -674,8 +674,10 @@ pub struct ThroughputReport {
     /// Publish-to-receipt latency of first receipts, µs, sorted.
     pub receipt: Vec<u32>,
     /// The plain reqwest client's rate against the same sink, and its
-    /// concurrency; `None` with `--no-ceiling`.
-    pub ceiling: Option<(f64, usize)>,
+    /// concurrency: at the gateway's own (endpoints × its per-endpoint
+    /// maximum, within its workers), then at the harness's clients (`-c`)
+    /// when that differs; empty with `--no-ceiling`.
+    pub ceiling: Vec<(f64, usize)>,
     pub bad_signatures: u64,
     pub duplicates: u64,
     /// Deliveries that arrived after the delivery to the same endpoint of an
@@ -732,12 +734,30 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
     let delivery_rate = delivered as f64 / span.as_secs_f64();
     let receipt = tally.latencies();
 
-    let ceiling = if args.no_ceiling {
-        None
-    } else {
-        // The gateway's own delivery concurrency, on the same transport.
+    let mut ceiling = Vec::new();
+    let mut concurrencies = Vec::new();
+    if !args.no_ceiling {
+        // The gateway's own delivery concurrency, as it reports it.
+        let settings: Value = rig
+            .api
+            .get(rig.url("/ui/settings.json"))
+            .send()
+            .await
+            .expect("read the gateway's page settings")
+            .json()
+            .await
+            .expect("page settings are JSON");
+        let per_endpoint = settings["endpoint_concurrency"]
+            .as_u64()
+            .expect("endpoint_concurrency in the page settings")
+            as usize;
         let workers = args.workers.unwrap_or(256);
-        let concurrency = workers.min((endpoints - failing) * 8).max(1);
+        concurrencies.push(workers.min((endpoints - failing) * per_endpoint).max(1));
+        if !concurrencies.contains(&args.clients) {
+            concurrencies.push(args.clients);
+        }
+    }
+    for concurrency in concurrencies {
         let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
         if !args.http {
             let pem = std::fs::read(&receiver::test_ca().ca_file).unwrap();
@@ -756,8 +776,8 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
             &data,
         )
         .await;
-        Some((count as f64 / took.as_secs_f64(), concurrency))
-    };
+        ceiling.push((count as f64 / took.as_secs_f64(), concurrency));
+    }
     ThroughputReport {
         endpoints,
         failing,
@@ -854,13 +874,13 @@ impl ThroughputReport {
             format!("{:.0} MiB", self.usage.peak_rss_mib),
         );
         row("gateway CPU", format!("{:.1} s", self.usage.cpu_seconds));
-        if let Some((rate, concurrency)) = self.ceiling {
+        for &(rate, concurrency) in &self.ceiling {
             row(
-                "ceiling: reqwest -> sink",
-                format!("{rate:.0} requests/s ({concurrency} in flight)"),
+                &format!("ceiling: reqwest -> sink, {concurrency} in flight"),
+                format!("{rate:.0} requests/s"),
             );
             row(
-                "gateway / ceiling",
+                &format!("gateway / ceiling at {concurrency}"),
                 format!("{:.0}%", 100.0 * self.delivery_rate / rate),
             );
         }
