@@ -408,7 +408,7 @@ impl Dispatcher {
         if !self.tenant_has_room(&done.tenant) {
             return;
         }
-        while self.endpoint_has_room(&done.endpoint)
+        while self.endpoint_has_room(&done.tenant, &done.endpoint)
             && self.tenant_has_room(&done.tenant)
             && self.running < self.inner.settings.workers
             && let Some((key, entry)) = self.held.pop(&done.endpoint)
@@ -422,7 +422,7 @@ impl Dispatcher {
         }
         for endpoint in self.held.endpoints_of(&done.tenant) {
             if self.tenant_has_room(&done.tenant)
-                && self.endpoint_has_room(&endpoint)
+                && self.endpoint_has_room(&done.tenant, &endpoint)
                 && self.running < self.inner.settings.workers
                 && let Some((key, entry)) = self.held.pop(&endpoint)
             {
@@ -456,12 +456,23 @@ impl Dispatcher {
         }
     }
 
-    fn endpoint_has_room(&self, endpoint: &EndpointId) -> bool {
+    fn endpoint_has_room(&self, tenant: &TenantId, endpoint: &EndpointId) -> bool {
         let limit = match self.windows.get(endpoint) {
             Some(window) => window.limit(),
-            None => self.inner.settings.endpoint_concurrency,
+            None => self.max_in_flight(tenant, endpoint),
         };
         self.in_flight.get(endpoint).copied().unwrap_or(0) < limit
+    }
+
+    /// The endpoint's own `max_in_flight`, or the default: where it has no
+    /// window (none of its answers came in since it last rested at its
+    /// maximum), read from the store's endpoint cache.
+    fn max_in_flight(&self, tenant: &TenantId, endpoint: &EndpointId) -> usize {
+        let own = match self.inner.store().get_endpoint(tenant, endpoint) {
+            Ok(Some(e)) => e.max_in_flight,
+            _ => None,
+        };
+        own.map_or(self.inner.settings.endpoint_concurrency, |m| m as usize)
     }
 
     fn tenant_has_room(&self, tenant: &TenantId) -> bool {
@@ -470,7 +481,8 @@ impl Dispatcher {
     }
 
     fn has_room(&self, entry: &QueueEntry) -> bool {
-        self.endpoint_has_room(&entry.endpoint) && self.tenant_has_room(&entry.tenant)
+        self.endpoint_has_room(&entry.tenant, &entry.endpoint)
+            && self.tenant_has_room(&entry.tenant)
     }
 
     fn note_passed(&mut self, key: &QueueKey) {

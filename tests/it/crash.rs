@@ -99,10 +99,18 @@ async fn a_kill_between_an_answer_and_its_record_loses_nothing() {
     let rx = Receiver::start().await;
     let (_, token) = gw.tenant_with_key("acme").await;
     gw.add_event_types(&token, &["a.b"]).await;
-    gw.create_webhook(&token, &rx.url(), &["a.b"]).await;
-    // Each request answered 50 ms after it arrives: the kill lands just
-    // after a round of answers reached the gateway, while their results
-    // are being written.
+    let (wh, _) = gw.create_webhook(&token, &rx.url(), &["a.b"]).await;
+    // Four at a time, each answered 50 ms after it arrives: the 40 take
+    // ten rounds, and the kill lands just after a round of answers reached
+    // the gateway, while their results are being written.
+    let (status, body) = gw
+        .patch(
+            &format!("/v1/webhooks/{wh}"),
+            &token,
+            json!({"max_in_flight": 4}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     rx.delay(Duration::from_millis(50));
     let mut accepted = HashSet::new();
     for i in 0..40 {
