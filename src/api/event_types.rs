@@ -1,14 +1,14 @@
 //! The tenant's event type catalog (endpoints scope).
 
 use axum::extract::State;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams};
+use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams, present};
 use super::views::{EventTypeName, EventTypeView};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::model::event_type::{EventType, validate_name};
@@ -49,13 +49,6 @@ pub struct UpdateEventType {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     pub example: Option<Option<serde_json::Value>>,
-}
-
-/// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Serialize, ToSchema)]

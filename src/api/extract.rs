@@ -283,6 +283,17 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "present")]` on an
+/// `Option<Option<T>>` field of a PATCH body: tells a field sent as `null`
+/// (`Some(None)`) from one left out (`None`).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use axum::Router;

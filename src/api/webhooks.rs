@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_id};
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_id, present};
 use super::lookup::{endpoint_of, find_endpoint};
 use super::views::{EndpointStatusView, LastDeliveryView, PluginRefView, ResponseSummary};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
@@ -161,15 +161,6 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>)]
     pub max_in_flight: Option<Option<u32>>,
-}
-
-/// A field that may be left out (`None`), `null` (`Some(None)`) or set.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The highest `max_in_flight` an endpoint may ask for.
