@@ -431,16 +431,21 @@ impl Dispatcher {
         }
     }
 
-    /// Moves the endpoint's window by one answer, and publishes its limit.
-    fn learn(&mut self, endpoint: &EndpointId, answer: Answer, max: Option<usize>) {
-        let max = max.unwrap_or(self.inner.settings.endpoint_concurrency);
+    /// Moves the endpoint's window by one answer (and to the endpoint's own
+    /// maximum, when the attempt read one), and publishes its limit.
+    fn learn(&mut self, endpoint: &EndpointId, answer: Answer, own_max: Option<usize>) {
+        let default = self.inner.settings.endpoint_concurrency;
+        // Made when the attempt started; kept while it was in flight.
         let window = self
             .windows
             .entry(*endpoint)
-            .or_insert_with(|| Window::new(max));
+            .or_insert_with(|| Window::new(own_max.unwrap_or(default)));
+        if let Some(max) = own_max {
+            window.set_max(max);
+        }
         let before = window.limit();
-        window.answered(answer, max, Instant::now());
-        let limit = window.limit();
+        window.answered(answer, Instant::now());
+        let (limit, max) = (window.limit(), window.max());
         let resting = limit >= max && !self.in_flight.contains_key(endpoint);
         if resting {
             // As good as a new one: not kept.
@@ -456,17 +461,23 @@ impl Dispatcher {
         }
     }
 
-    fn endpoint_has_room(&self, tenant: &TenantId, endpoint: &EndpointId) -> bool {
+    fn endpoint_has_room(&mut self, tenant: &TenantId, endpoint: &EndpointId) -> bool {
         let limit = match self.windows.get(endpoint) {
             Some(window) => window.limit(),
-            None => self.max_in_flight(tenant, endpoint),
+            None => {
+                // First sight since it last rested: its window starts at
+                // its maximum, read once for the whole busy spell.
+                let window = Window::new(self.max_in_flight(tenant, endpoint));
+                let limit = window.limit();
+                self.windows.insert(*endpoint, window);
+                limit
+            }
         };
         self.in_flight.get(endpoint).copied().unwrap_or(0) < limit
     }
 
-    /// The endpoint's own `max_in_flight`, or the default: where it has no
-    /// window (none of its answers came in since it last rested at its
-    /// maximum), read from the store's endpoint cache.
+    /// The endpoint's own `max_in_flight`, or the default, from the store's
+    /// endpoint cache.
     fn max_in_flight(&self, tenant: &TenantId, endpoint: &EndpointId) -> usize {
         let own = match self.inner.store().get_endpoint(tenant, endpoint) {
             Ok(Some(e)) => e.max_in_flight,
@@ -480,7 +491,7 @@ impl Dispatcher {
             < self.inner.settings.tenant_concurrency
     }
 
-    fn has_room(&self, entry: &QueueEntry) -> bool {
+    fn has_room(&mut self, entry: &QueueEntry) -> bool {
         self.endpoint_has_room(&entry.tenant, &entry.endpoint)
             && self.tenant_has_room(&entry.tenant)
     }

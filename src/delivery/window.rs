@@ -27,6 +27,8 @@ const CUT_GAP: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub(super) struct Window {
     limit: f64,
+    /// The endpoint's `max_in_flight`: the limit never passes it.
+    max: usize,
     /// The lowest recent latency of a 2xx answer; it creeps up towards
     /// newer ones, so a floor from quieter times is forgotten.
     floor: Option<Duration>,
@@ -39,6 +41,7 @@ impl Window {
     pub(super) fn new(max: usize) -> Self {
         Self {
             limit: max.max(1) as f64,
+            max: max.max(1),
             floor: None,
             cut_at: None,
         }
@@ -49,9 +52,20 @@ impl Window {
         (self.limit as usize).max(1)
     }
 
-    /// Takes in one answer of an endpoint whose ceiling is `max`.
-    pub(super) fn answered(&mut self, answer: Answer, max: usize, now: Instant) {
-        let max = max.max(1) as f64;
+    /// The endpoint's maximum.
+    pub(super) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// The endpoint's maximum changed: the limit follows a lower one at
+    /// once, and may grow to a higher one.
+    pub(super) fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+        self.limit = self.limit.min(self.max as f64);
+    }
+
+    /// Takes in one answer of the endpoint.
+    pub(super) fn answered(&mut self, answer: Answer, now: Instant) {
         match answer {
             Answer::Unknown => {}
             Answer::Failing => self.cut(0.5, now),
@@ -68,7 +82,7 @@ impl Window {
                 }
             }
         }
-        self.limit = self.limit.clamp(1.0, max);
+        self.limit = self.limit.clamp(1.0, self.max as f64);
     }
 
     fn cut(&mut self, factor: f64, now: Instant) {
@@ -93,14 +107,14 @@ mod tests {
     fn failures_halve_the_limit_once_per_gap_down_to_one() {
         let mut w = Window::new(8);
         let t = Instant::now();
-        w.answered(Answer::Failing, 8, t);
+        w.answered(Answer::Failing, t);
         assert_eq!(w.limit(), 4);
         // The other attempts in flight with it fail together: one cut.
-        w.answered(Answer::Failing, 8, t + 10 * MS);
+        w.answered(Answer::Failing, t + 10 * MS);
         assert_eq!(w.limit(), 4);
-        w.answered(Answer::Failing, 8, t + 200 * MS);
-        w.answered(Answer::Failing, 8, t + 400 * MS);
-        w.answered(Answer::Failing, 8, t + 600 * MS);
+        w.answered(Answer::Failing, t + 200 * MS);
+        w.answered(Answer::Failing, t + 400 * MS);
+        w.answered(Answer::Failing, t + 600 * MS);
         assert_eq!(w.limit(), 1, "a dead receiver gets one probe at a time");
     }
 
@@ -109,19 +123,19 @@ mod tests {
         let mut w = Window::new(8);
         let t = Instant::now();
         for i in 0..4 {
-            w.answered(Answer::Failing, 8, t + i * 200 * MS);
+            w.answered(Answer::Failing, t + i * 200 * MS);
         }
         assert_eq!(w.limit(), 1);
         let mut answers = 0;
         while w.limit() < 8 {
-            w.answered(Answer::Healthy(2 * MS), 8, t + 1000 * MS);
+            w.answered(Answer::Healthy(2 * MS), t + 1000 * MS);
             answers += 1;
             assert!(answers < 100, "it does not grow");
         }
         // About one more per `limit` answers: 1 + 2 + ... + 7 = 28.
         assert!((25..=32).contains(&answers), "{answers}");
         for _ in 0..100 {
-            w.answered(Answer::Healthy(2 * MS), 8, t + 1000 * MS);
+            w.answered(Answer::Healthy(2 * MS), t + 1000 * MS);
         }
         assert_eq!(w.limit(), 8);
     }
@@ -131,12 +145,12 @@ mod tests {
         let mut w = Window::new(10);
         let t = Instant::now();
         for _ in 0..10 {
-            w.answered(Answer::Healthy(MS), 10, t);
+            w.answered(Answer::Healthy(MS), t);
         }
         // Within the slack: not congestion.
-        w.answered(Answer::Healthy(15 * MS), 10, t);
+        w.answered(Answer::Healthy(15 * MS), t);
         assert_eq!(w.limit(), 10);
-        w.answered(Answer::Healthy(200 * MS), 10, t + 10 * MS);
+        w.answered(Answer::Healthy(200 * MS), t + 10 * MS);
         assert_eq!(w.limit(), 8);
     }
 
@@ -144,9 +158,11 @@ mod tests {
     fn a_lower_max_takes_effect_at_the_next_answer_and_unknowns_change_nothing() {
         let mut w = Window::new(8);
         let t = Instant::now();
-        w.answered(Answer::Unknown, 8, t);
+        w.answered(Answer::Unknown, t);
         assert_eq!(w.limit(), 8);
-        w.answered(Answer::Healthy(MS), 2, t);
+        w.set_max(2);
+        assert_eq!(w.limit(), 2);
+        w.answered(Answer::Healthy(MS), t);
         assert_eq!(w.limit(), 2);
     }
 }
