@@ -262,6 +262,8 @@ pub struct PluginHost {
     slots: tokio::sync::Semaphore,
     /// How long a call waits for a slot before giving up.
     slot_wait: Duration,
+    /// Advances the epoch while calls run.
+    ticker: Arc<Ticker>,
 }
 
 impl PluginHost {
@@ -307,13 +309,14 @@ impl PluginHost {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|_| Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .map_err(|e| PluginError::Host(format!("{e:#}")))?;
-        start_ticker(&engine);
+        let ticker = Ticker::start(&engine);
         Ok(Arc::new(Self {
             engine,
             linker,
             limits,
             slots: tokio::sync::Semaphore::new(slots as usize),
             slot_wait,
+            ticker,
         }))
     }
 
@@ -391,6 +394,8 @@ impl PluginHost {
         if deadline.is_zero() {
             return CallReport::failed(PluginError::Deadline(self.limits.deadline));
         }
+        // Before the store exists: no guest code runs without ticks.
+        let _ticking = self.ticker.running();
         let stdout = BoundedPipe::new(PIPE_CAPACITY);
         let stderr = BoundedPipe::new(PIPE_CAPACITY);
         let wasi = WasiCtxBuilder::new()
@@ -610,17 +615,60 @@ fn charge(
     }
 }
 
-/// Advances the engine's epoch every [`TICK`] while the engine lives.
-fn start_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("hookgate-plugin-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(TICK);
-            }
-        })
-        .expect("spawn the epoch ticker");
+/// Advances the engine's epoch every [`TICK`] while a call runs, and sleeps
+/// while none does: an idle ticker would wake the gateway a thousand times
+/// a second for nothing.
+struct Ticker {
+    /// Calls running; the ticker ticks while it is above zero.
+    calls: std::sync::Mutex<usize>,
+    changed: std::sync::Condvar,
+}
+
+/// A running call's claim on the ticker; ends with the call.
+struct Ticking<'a>(&'a Ticker);
+
+impl Ticker {
+    /// Starts the ticker thread, which ends once `engine` is dropped.
+    fn start(engine: &Engine) -> Arc<Self> {
+        let ticker = Arc::new(Self {
+            calls: std::sync::Mutex::new(0),
+            changed: std::sync::Condvar::new(),
+        });
+        let (weak, this) = (engine.weak(), Arc::downgrade(&ticker));
+        std::thread::Builder::new()
+            .name("hookgate-plugin-epoch".into())
+            .spawn(move || {
+                while let Some(ticker) = this.upgrade() {
+                    {
+                        let calls = ticker.calls.lock().unwrap_or_else(|e| e.into_inner());
+                        // Wakes now and then to see whether the host is gone.
+                        let _ = ticker
+                            .changed
+                            .wait_timeout_while(calls, Duration::from_secs(1), |calls| *calls == 0);
+                    }
+                    drop(ticker);
+                    let Some(engine) = weak.upgrade() else { return };
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .expect("spawn the epoch ticker");
+        ticker
+    }
+
+    fn running(&self) -> Ticking<'_> {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        *calls += 1;
+        if *calls == 1 {
+            self.changed.notify_one();
+        }
+        Ticking(self)
+    }
+}
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        *self.0.calls.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+    }
 }

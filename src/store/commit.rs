@@ -26,7 +26,10 @@ impl GroupCommit {
                 while let Ok(first) = waiters.recv() {
                     let mut batch = vec![first];
                     batch.extend(waiters.try_iter());
+                    let started = std::time::Instant::now();
                     let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                    metrics::histogram!("hookgate_commit_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     metrics::histogram!("hookgate_commit_batch_size").record(batch.len() as f64);
                     for waiter in batch {
                         let _ = waiter.send(result.clone());

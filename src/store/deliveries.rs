@@ -182,7 +182,7 @@ impl SledStore {
         let (key, entry) = (key.clone(), entry.clone());
         let updated = self
             .writer
-            .write(3, move |tx| {
+            .write(super::writer::Lane::Result, 3, move |tx| {
                 tx.queue.remove(key.bytes())?;
                 let Some(current) = tx.deliveries.get(dkey.as_slice())? else {
                     return Ok(None);

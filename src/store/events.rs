@@ -165,7 +165,7 @@ impl SledStore {
         let (key, event_id) = (event_key.clone(), event.id.clone());
         let existing = self
             .writer
-            .write(weight, move |tx| {
+            .write(super::writer::Lane::Publish, weight, move |tx| {
                 let earlier = match &idem_key {
                     Some(k) => match tx.idempotency.get(k)? {
                         Some(id) => tx

@@ -10,6 +10,13 @@
 //! meanwhile in one transaction, so a busy gateway seals one buffer per
 //! group rather than per write.
 //!
+//! Jobs come in two lanes ([`Lane`]). A publish's producer waits for its
+//! answer, so publishes never wait for a group to fill and go ahead of every
+//! result waiting with them; a result only keeps its queue entry taken (the
+//! worker and the endpoint's slot are free already), so results wait for
+//! company a while longer, ride along with the next publish, and fill the
+//! group only as far as leaves a publish arriving meanwhile a short wait.
+//!
 //! Each job keeps the all-or-nothing of a transaction of its own: a job that
 //! aborts is dropped from the group with its error, and the group runs again
 //! without it, so its partial writes never land and the others' do.
@@ -17,6 +24,7 @@
 //! callers that answer 2xx still wait for the group commit.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -30,11 +38,40 @@ use super::{Result, StoreError};
 /// the transaction's write set and how long one group holds sled's lock.
 const GROUP_ROWS: usize = 4096;
 
-/// How long a group waits for more jobs when the last one had company: under
-/// load, fewer and larger groups (each seals sled's I/O buffer) are cheaper,
-/// by 3–7% CPU and 1–8% delivery rate at 300 µs in interleaved runs; an
-/// idle gateway's lone jobs do not wait.
+/// Rows of results a group takes at most: a publish that arrives while a
+/// group is being written waits for it, so results alone never make one
+/// longer than this (about 340 results).
+const RESULT_ROWS: usize = 1024;
+
+/// How long a group with a publish waits for more jobs when the last one had
+/// company: under load, fewer and larger groups (each seals sled's I/O
+/// buffer) are cheaper, by 3–7% CPU and 1–8% delivery rate at 300 µs in
+/// interleaved runs; an idle gateway's lone publishes do not wait.
 const GATHER: Duration = Duration::from_micros(300);
+
+/// How long results wait for company when no publish is waiting: at a
+/// moderate rate most then ride along with a publish's group instead of
+/// sealing a buffer of their own. A publish arriving ends the wait.
+const RESULT_GATHER: Duration = Duration::from_millis(5);
+
+/// Which writes a group serves first, and how long each may wait for
+/// company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    /// A publish: its producer waits for the answer.
+    Publish,
+    /// An attempt's result: only its queue entry waits for it.
+    Result,
+}
+
+impl Lane {
+    fn as_str(self) -> &'static str {
+        match self {
+            Lane::Publish => "publish",
+            Lane::Result => "result",
+        }
+    }
+}
 
 /// The trees a grouped write can touch, inside the group's transaction.
 pub(super) struct Tx<'a> {
@@ -62,6 +99,7 @@ type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreErro
 trait Job: Send {
     /// Rows the job writes, at most: what it weighs in a group.
     fn rows(&self) -> usize;
+    fn lane(&self) -> Lane;
     /// Runs the job's part of the group's transaction. May run more than
     /// once (sled retries a conflicting transaction); the last run counts.
     fn run(&self, tx: &Tx<'_>) -> TxResult<()>;
@@ -71,6 +109,8 @@ trait Job: Send {
 
 struct Pending<T, F> {
     rows: usize,
+    lane: Lane,
+    queued: Instant,
     op: F,
     output: RefCell<Option<T>>,
     reply: oneshot::Sender<Result<T>>,
@@ -85,6 +125,10 @@ where
         self.rows
     }
 
+    fn lane(&self) -> Lane {
+        self.lane
+    }
+
     fn run(&self, tx: &Tx<'_>) -> TxResult<()> {
         let output = (self.op)(tx)?;
         *self.output.borrow_mut() = Some(output);
@@ -92,7 +136,15 @@ where
     }
 
     fn answer(self: Box<Self>, outcome: Result<()>) {
-        let Pending { output, reply, .. } = *self;
+        let Pending {
+            output,
+            reply,
+            lane,
+            queued,
+            ..
+        } = *self;
+        metrics::histogram!("hookgate_write_seconds", "lane" => lane.as_str())
+            .record(queued.elapsed().as_secs_f64());
         let result = outcome.map(|()| {
             output
                 .into_inner()
@@ -113,24 +165,19 @@ impl Writer {
         std::thread::Builder::new()
             .name("hookgate-writer".into())
             .spawn(move || {
-                // Ends when every Store clone (and so every sender) is gone.
-                let mut next = None;
+                // Ends when every Store clone (and so every sender) is gone,
+                // after writing what was queued.
+                let mut waiting = Waiting::default();
                 let mut busy = false;
-                while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
-                    let mut group = vec![first];
-                    let mut rows = group[0].rows();
-                    let gather_until = Instant::now() + if busy { GATHER } else { Duration::ZERO };
-                    while rows < GROUP_ROWS {
-                        let Some(job) = next_job(&jobs, gather_until) else {
-                            break;
-                        };
-                        if rows + job.rows() > GROUP_ROWS {
-                            next = Some(job);
-                            break;
+                loop {
+                    if waiting.is_empty() {
+                        match jobs.recv() {
+                            Ok(job) => waiting.push(job),
+                            Err(_) => return,
                         }
-                        rows += job.rows();
-                        group.push(job);
                     }
+                    waiting.gather(&jobs, busy);
+                    let group = waiting.group();
                     busy = group.len() > 1;
                     metrics::histogram!("hookgate_write_group_size").record(group.len() as f64);
                     commit_group(&trees, group);
@@ -143,7 +190,7 @@ impl Writer {
     /// Runs `op` in the next group's transaction and returns what it
     /// returned. `rows` is how many keys it writes at most. An `Abort` from
     /// `op` fails this job alone, with nothing of it written.
-    pub async fn write<T, F>(&self, rows: usize, op: F) -> Result<T>
+    pub async fn write<T, F>(&self, lane: Lane, rows: usize, op: F) -> Result<T>
     where
         T: Send + 'static,
         F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
@@ -151,6 +198,8 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             rows,
+            lane,
+            queued: Instant::now(),
             op,
             output: RefCell::new(None),
             reply,
@@ -161,13 +210,82 @@ impl Writer {
     }
 }
 
-/// The next queued job, waiting for one until `until` at most.
-fn next_job(jobs: &mpsc::Receiver<Box<dyn Job>>, until: Instant) -> Option<Box<dyn Job>> {
-    if let Ok(job) = jobs.try_recv() {
-        return Some(job);
+/// Jobs received and not yet in a group, by lane, each in arrival order.
+#[derive(Default)]
+struct Waiting {
+    publishes: VecDeque<Box<dyn Job>>,
+    results: VecDeque<Box<dyn Job>>,
+    rows: usize,
+}
+
+impl Waiting {
+    fn is_empty(&self) -> bool {
+        self.publishes.is_empty() && self.results.is_empty()
     }
-    let left = until.checked_duration_since(Instant::now())?;
-    jobs.recv_timeout(left).ok()
+
+    fn push(&mut self, job: Box<dyn Job>) {
+        self.rows += job.rows();
+        match job.lane() {
+            Lane::Publish => self.publishes.push_back(job),
+            Lane::Result => self.results.push_back(job),
+        }
+    }
+
+    /// Takes what is queued, and waits for more while a group is worth
+    /// waiting for: a publish waits [`GATHER`] when the last group had
+    /// company (never when the gateway is idle), results alone
+    /// [`RESULT_GATHER`] or until a publish comes.
+    fn gather(&mut self, jobs: &mpsc::Receiver<Box<dyn Job>>, busy: bool) {
+        let started = Instant::now();
+        loop {
+            while let Ok(job) = jobs.try_recv() {
+                self.push(job);
+            }
+            if self.rows >= GROUP_ROWS {
+                return;
+            }
+            let wait = match (self.publishes.is_empty(), busy) {
+                (false, false) => return,
+                (false, true) => GATHER,
+                (true, _) if self.rows >= RESULT_ROWS => return,
+                (true, _) => RESULT_GATHER,
+            };
+            let Some(left) = (started + wait).checked_duration_since(Instant::now()) else {
+                return;
+            };
+            match jobs.recv_timeout(left) {
+                Ok(job) => self.push(job),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The next group: the waiting publishes first, within [`GROUP_ROWS`],
+    /// then results within [`RESULT_ROWS`] and what room is left. The first
+    /// job is taken whatever it weighs.
+    fn group(&mut self) -> Vec<Box<dyn Job>> {
+        fn take(
+            lane: &mut VecDeque<Box<dyn Job>>,
+            group: &mut Vec<Box<dyn Job>>,
+            rows: &mut usize,
+            limit: usize,
+        ) {
+            while let Some(job) = lane.front() {
+                if !group.is_empty() && *rows + job.rows() > limit {
+                    break;
+                }
+                *rows += job.rows();
+                group.push(lane.pop_front().expect("a front job"));
+            }
+        }
+        let mut group = Vec::new();
+        let mut rows = 0;
+        take(&mut self.publishes, &mut group, &mut rows, GROUP_ROWS);
+        let result_limit = GROUP_ROWS.min(rows + RESULT_ROWS);
+        take(&mut self.results, &mut group, &mut rows, result_limit);
+        self.rows -= rows;
+        group
+    }
 }
 
 /// Commits `group` in one transaction; a job that aborts is answered with
@@ -243,7 +361,7 @@ mod tests {
             jobs.push(tokio::spawn(async move {
                 store
                     .writer
-                    .write(2, move |tx| {
+                    .write(Lane::Result, 2, move |tx| {
                         tx.events.insert(format!("a{i}").as_bytes(), &b"x"[..])?;
                         if i % 7 == 3 {
                             return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
@@ -272,6 +390,60 @@ mod tests {
         }
     }
 
+    /// A job that only says what it is.
+    struct Marker(Lane, usize, u32);
+
+    impl Job for Marker {
+        fn rows(&self) -> usize {
+            self.1
+        }
+        fn lane(&self) -> Lane {
+            self.0
+        }
+        fn run(&self, _: &Tx<'_>) -> TxResult<()> {
+            Ok(())
+        }
+        fn answer(self: Box<Self>, _: Result<()>) {}
+    }
+
+    #[test]
+    fn publishes_go_first_and_results_fill_only_their_share() {
+        let mut waiting = Waiting::default();
+        // 600 results queued before two publishes, then one more result.
+        for i in 0..600 {
+            waiting.push(Box::new(Marker(Lane::Result, 3, i)));
+        }
+        waiting.push(Box::new(Marker(Lane::Publish, 5, 1000)));
+        waiting.push(Box::new(Marker(Lane::Publish, 5, 1001)));
+        waiting.push(Box::new(Marker(Lane::Result, 3, 600)));
+        let group = waiting.group();
+        let lanes: Vec<Lane> = group.iter().map(|job| job.lane()).collect();
+        assert_eq!(&lanes[..2], &[Lane::Publish, Lane::Publish]);
+        assert!(lanes[2..].iter().all(|&lane| lane == Lane::Result));
+        let result_rows: usize = group[2..].iter().map(|job| job.rows()).sum();
+        assert!(result_rows <= RESULT_ROWS, "{result_rows} rows of results");
+        assert_eq!(group.len() - 2, RESULT_ROWS / 3);
+        // The rest keep their order for the next groups.
+        let mut left = 601 - RESULT_ROWS / 3;
+        while !waiting.is_empty() {
+            let next = waiting.group();
+            assert!(next.iter().all(|job| job.lane() == Lane::Result));
+            left -= next.len();
+        }
+        assert_eq!(left, 0);
+        assert_eq!(waiting.rows, 0);
+    }
+
+    #[test]
+    fn a_job_heavier_than_a_group_still_gets_one() {
+        let mut waiting = Waiting::default();
+        waiting.push(Box::new(Marker(Lane::Publish, GROUP_ROWS * 2, 0)));
+        waiting.push(Box::new(Marker(Lane::Result, 3, 1)));
+        assert_eq!(waiting.group().len(), 1);
+        assert_eq!(waiting.group().len(), 1);
+        assert!(waiting.is_empty());
+    }
+
     #[tokio::test]
     async fn jobs_in_one_group_see_each_others_writes() {
         let (store, _dir) = temp_sled();
@@ -282,7 +454,7 @@ mod tests {
             async move {
                 store
                     .writer
-                    .write(1, |tx| {
+                    .write(Lane::Publish, 1, |tx| {
                         if tx.idempotency.get(b"k")?.is_some() {
                             return Ok(false);
                         }

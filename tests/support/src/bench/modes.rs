@@ -1031,6 +1031,9 @@ pub struct BacklogReport {
     /// Probe latencies while the backlog built and drained, µs, sorted.
     pub probe_publish: Vec<u32>,
     pub probe_read: Vec<u32>,
+    /// The publish probes sent while the backlog drained (deliveries at
+    /// full rate, no other publisher), µs, sorted.
+    pub probe_publish_draining: Vec<u32>,
     /// Probe requests that failed or got an error status.
     pub probe_failures: u64,
     /// The highest RSS sampled by the probe, MiB.
@@ -1044,6 +1047,7 @@ pub struct BacklogReport {
 struct Probes {
     publish: Vec<u32>,
     read: Vec<u32>,
+    publish_draining: Vec<u32>,
     failures: u64,
     rss_mib: f64,
 }
@@ -1079,12 +1083,14 @@ pub async fn backlog(args: &Args) -> BacklogReport {
     // Probes: a publish nobody subscribes to and an API read, every 100 ms,
     // plus the gateway's RSS, while the backlog builds and drains.
     let probing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probe = {
-        let (api, token, base, probing) = (
+        let (api, token, base, probing, draining) = (
             rig.api.clone(),
             rig.token.clone(),
             rig.base.clone(),
             probing.clone(),
+            draining.clone(),
         );
         tokio::spawn(async move {
             let mut probes = Probes::default();
@@ -1099,6 +1105,9 @@ pub async fn backlog(args: &Args) -> BacklogReport {
                         ),
                 )
                 .await;
+                if let (Some(us), true) = (publish, draining.load(Ordering::Relaxed)) {
+                    probes.publish_draining.push(us);
+                }
                 let read = probe(
                     api.get(format!("{base}/v1/webhooks?limit=20"))
                         .bearer_auth(&token),
@@ -1118,6 +1127,7 @@ pub async fn backlog(args: &Args) -> BacklogReport {
             }
             probes.publish.sort_unstable();
             probes.read.sort_unstable();
+            probes.publish_draining.sort_unstable();
             probes
         })
     };
@@ -1136,6 +1146,7 @@ pub async fn backlog(args: &Args) -> BacklogReport {
     let port = rig.sink.addr.port();
     rig.sink = Sink::start(port, !args.http, behaviour, rig.tally.clone(), keys).await;
     let up = Instant::now();
+    draining.store(true, Ordering::Relaxed);
     let delivered = rig.wait_for(expected, Duration::from_secs(120)).await;
     let drain = up.elapsed();
     probing.store(false, Ordering::Relaxed);
@@ -1150,6 +1161,7 @@ pub async fn backlog(args: &Args) -> BacklogReport {
         lost: expected.saturating_sub(delivered),
         probe_publish: probes.publish,
         probe_read: probes.read,
+        probe_publish_draining: probes.publish_draining,
         probe_failures: probes.failures,
         sampled_rss_mib: probes.rss_mib,
         bad_signatures: rig.tally.bad_signatures.load(Ordering::Relaxed),
@@ -1196,6 +1208,16 @@ impl BacklogReport {
                 pct(publish, 0.5),
                 pct(publish, 0.99),
                 pct(publish, 1.0)
+            ),
+        );
+        let draining = &self.probe_publish_draining;
+        row(
+            "probe publish while draining p50 / p99 / max",
+            format!(
+                "{:.1} / {:.1} / {:.1} ms",
+                pct(draining, 0.5),
+                pct(draining, 0.99),
+                pct(draining, 1.0)
             ),
         );
         row(
