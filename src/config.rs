@@ -290,6 +290,11 @@ settings! {
     /// How long shutdown waits for in-flight attempts.
     shutdown_grace: Duration = Duration::from_secs(30), "DURATION";
 
+    /// Token `/metrics` requires (`Authorization: Bearer <token>`), at least
+    /// 16 characters; `/metrics` is open when unset.
+    metrics_token: Option<String> = None, "TOKEN", shown "none (open)",
+        arg(hide_env_values = true);
+
     /// Serve the `/ui` dashboard's files from this folder instead of the copy
     /// embedded in the binary (for working on `ui/` without rebuilding).
     ui_dir: Option<PathBuf> = None, "DIR", shown "embedded";
@@ -521,6 +526,13 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "admin_token must be at least 16 characters".into(),
+            ));
+        }
+        if let Some(token) = &self.metrics_token
+            && token.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "metrics_token must be at least 16 characters".into(),
             ));
         }
         if self.max_body_bytes < 1024 {

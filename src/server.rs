@@ -144,7 +144,9 @@ fn install_metrics() -> Option<PrometheusHandle> {
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
     ];
     // Group and batch sizes are counts, not seconds.
-    let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+    let sizes = [
+        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+    ];
     PrometheusBuilder::new()
         .set_buckets(&buckets)
         .ok()?

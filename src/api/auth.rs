@@ -58,6 +58,26 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The request may read `/metrics`: it carries the operator's
+/// `metrics_token`, or none is set.
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.config.metrics_token else {
+            return Ok(MetricsReader);
+        };
+        let token = bearer(parts)?;
+        if bool::from(hash_token(token).ct_eq(&hash_token(expected))) {
+            Ok(MetricsReader)
+        } else {
+            Err(ApiError::Unauthorized("invalid metrics token"))
+        }
+    }
+}
+
 /// A scope a route requires, as a type.
 pub trait RequiredScope {
     const SCOPE: Scope;

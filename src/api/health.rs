@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::MetricsReader;
 use super::error::ApiError;
 use super::{ApiResult, AppState, ok};
 
@@ -49,8 +50,9 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Health> {
 /// attempt latency.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+              (status = 401, description = "The operator set `metrics_token` and the request does not carry it", body = super::error::ErrorEnvelope),
               (status = 503, description = "Another server in this process records the metrics", body = super::error::ErrorEnvelope)))]
-pub async fn metrics(State(state): State<AppState>) -> Result<String, ApiError> {
+pub async fn metrics(_: MetricsReader, State(state): State<AppState>) -> Result<String, ApiError> {
     state
         .metrics
         .as_ref()

@@ -14,7 +14,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_
 use super::lookup::{endpoint_of, find_endpoint};
 use super::views::{EndpointStatusView, LastDeliveryView, PluginRefView, ResponseSummary};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
-use crate::model::endpoint::{self, Endpoint, EndpointStatus};
+use crate::model::endpoint::{self, Endpoint, EndpointStatus, ReceiverAuth};
 use crate::model::ids::{EndpointId, TenantId};
 use crate::model::plugin::{MAX_CHAIN, PluginRef};
 use crate::signing::generate_secret;
@@ -59,6 +59,16 @@ pub struct WebhookView {
     /// answers 2xx promptly, less after failures, timeouts or slow answers
     /// (down to 1, one probe at a time), growing back as it recovers.
     pub in_flight_limit: u32,
+    /// Headers added to every delivery.
+    #[schema(value_type = Object, example = json!({"X-Env": "prod"}))]
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    /// How deliveries authenticate to the receiver; the password or token
+    /// is never shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthView>,
+    /// Deliveries per second at most, when limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
     /// The signing secret: only in the answers of create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -95,6 +105,13 @@ impl WebhookView {
             disabled_reason: e.disabled_reason,
             last_delivery: e.last_delivery.as_ref().map(LastDeliveryView::from),
             plugins: e.plugins.iter().map(PluginRefView::from).collect(),
+            headers: e
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect(),
+            auth: e.auth.as_ref().map(AuthView::from),
+            rate_limit: e.rate_limit,
             secret: None,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -106,6 +123,45 @@ impl WebhookView {
         Self {
             secret: Some(secret),
             ..Self::of(state, e)
+        }
+    }
+}
+
+/// An endpoint's `auth` as the API shows it: the kind, and the username of
+/// Basic; never the password or token.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum AuthView {
+    Basic { username: String },
+    Bearer,
+}
+
+impl From<&ReceiverAuth> for AuthView {
+    fn from(auth: &ReceiverAuth) -> Self {
+        match auth {
+            ReceiverAuth::Basic { username, .. } => AuthView::Basic {
+                username: username.clone(),
+            },
+            ReceiverAuth::Bearer { .. } => AuthView::Bearer,
+        }
+    }
+}
+
+/// Credentials for the receiver, as a request sets them.
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthIn {
+    /// `Authorization: Basic ...` on every delivery.
+    Basic { username: String, password: String },
+    /// `Authorization: Bearer <token>` on every delivery.
+    Bearer { token: String },
+}
+
+impl From<AuthIn> for ReceiverAuth {
+    fn from(auth: AuthIn) -> Self {
+        match auth {
+            AuthIn::Basic { username, password } => ReceiverAuth::Basic { username, password },
+            AuthIn::Bearer { token } => ReceiverAuth::Bearer { token },
         }
     }
 }
@@ -138,6 +194,18 @@ pub struct CreateWebhook {
     /// [`MAX_IN_FLIGHT`]; the gateway's default when left out.
     #[serde(default)]
     pub max_in_flight: Option<u32>,
+    /// Headers added to every delivery, such as `{"X-Env": "prod"}`; none
+    /// of the gateway's own.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub headers: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Credentials sent on every delivery.
+    #[serde(default)]
+    pub auth: Option<AuthIn>,
+    /// Deliveries per second at most (`0.5` is one every two seconds); the
+    /// excess waits in the queue. No limit when left out.
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
 }
 
 /// Changes to an endpoint; fields left out stay as they are. The secret is kept.
@@ -161,6 +229,62 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>)]
     pub max_in_flight: Option<Option<u32>>,
+    /// Replaces the static headers; `null` or `{}` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub headers: Option<Option<serde_json::Map<String, serde_json::Value>>>,
+    /// Replaces the credentials; `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AuthIn>)]
+    pub auth: Option<Option<AuthIn>>,
+    /// Deliveries per second at most; `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
+    pub rate_limit: Option<Option<f64>>,
+}
+
+/// A rule a delivery control breaks: 422 naming the field.
+fn unprocessable(e: FieldError) -> ApiError {
+    ApiError::Unprocessable {
+        field: Some(e.field),
+        message: e.message,
+    }
+}
+
+/// Checks static headers against the tenant's own header names.
+fn validated_headers(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        match value {
+            serde_json::Value::String(value) => pairs.push((name, value)),
+            _ => {
+                return Err(unprocessable(FieldError::new(
+                    format!("headers.{name}"),
+                    "must be a string",
+                )));
+            }
+        }
+    }
+    let names = state
+        .store
+        .tenant_record(tenant)?
+        .map(|t| t.headers.clone())
+        .unwrap_or_default();
+    endpoint::validate_headers(pairs, &names).map_err(unprocessable)
+}
+
+fn validated_auth(auth: AuthIn) -> Result<ReceiverAuth, ApiError> {
+    let auth = ReceiverAuth::from(auth);
+    auth.validate().map_err(unprocessable)?;
+    Ok(auth)
+}
+
+fn validated_rate(rate: f64) -> Result<f64, ApiError> {
+    endpoint::validate_rate_limit(rate).map_err(unprocessable)
 }
 
 /// The highest `max_in_flight` an endpoint may ask for.
@@ -244,6 +368,13 @@ async fn create_webhook(
     let events = validated_events(&state, &auth.tenant, &body.events)?;
     let plugins = validated_chain(&state, &auth.tenant, body.plugins)?;
     let max_in_flight = validated_max_in_flight(body.max_in_flight)?;
+    let headers = body
+        .headers
+        .map(|h| validated_headers(&state, &auth.tenant, h))
+        .transpose()?
+        .unwrap_or_default();
+    let receiver_auth = body.auth.map(validated_auth).transpose()?;
+    let rate_limit = body.rate_limit.map(validated_rate).transpose()?;
     let now = crate::time::now();
     let endpoint = Endpoint {
         id: EndpointId::generate(),
@@ -258,6 +389,9 @@ async fn create_webhook(
         last_delivery: None,
         plugins,
         max_in_flight,
+        headers,
+        auth: receiver_auth,
+        rate_limit,
         created_at: now,
         updated_at: now,
     };
@@ -334,6 +468,22 @@ async fn update(
         .max_in_flight
         .map(validated_max_in_flight)
         .transpose()?;
+    let headers = body
+        .headers
+        .map(|h| {
+            h.map(|h| validated_headers(&state, &auth.tenant, h))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        })
+        .transpose()?;
+    let receiver_auth = body
+        .auth
+        .map(|a| a.map(validated_auth).transpose())
+        .transpose()?;
+    let rate_limit = body
+        .rate_limit
+        .map(|r| r.map(validated_rate).transpose())
+        .transpose()?;
     let status = body.status.map(EndpointStatus::from);
     if status == Some(EndpointStatus::Disabled) {
         return Err(FieldError::new(
@@ -363,6 +513,15 @@ async fn update(
             }
             if let Some(max) = max_in_flight {
                 e.max_in_flight = max;
+            }
+            if let Some(headers) = &headers {
+                e.headers = headers.clone();
+            }
+            if let Some(receiver_auth) = &receiver_auth {
+                e.auth = receiver_auth.clone();
+            }
+            if let Some(rate) = rate_limit {
+                e.rate_limit = rate;
             }
             e.updated_at = now;
             Ok::<_, ApiError>(())

@@ -63,7 +63,21 @@ async fn send_signed(
         now.timestamp(),
         &body,
     );
+    // The endpoint's static headers, unless the gateway's own or a plugin's
+    // (which may change them per delivery) have the name; then `auth`,
+    // which nothing else may set.
+    for (name, value) in &endpoint.headers {
+        let taken =
+            |list: &[(String, String)]| list.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if !taken(&headers) && !taken(&prepared.headers) {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
     headers.extend(prepared.headers);
+    if let Some(auth) = &endpoint.auth {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+        headers.push(("Authorization".into(), auth.header_value()));
+    }
     let content_type = prepared
         .content_type
         .as_deref()
@@ -105,6 +119,7 @@ async fn make(
             response_time_ms: 0,
             response_body: None,
             error: Some(format!("not sent, the gateway was busy: {reason}")),
+            retry_after: None,
         }),
         ChainOutcome::Filtered(reason) => Made::NotSent(DeliveryStatus::Filtered, reason),
         ChainOutcome::Failed(reason) => Made::NotSent(DeliveryStatus::PluginFailed, reason),
@@ -134,6 +149,10 @@ async fn settle(
     metrics::counter!("hookgate_attempts_total", "outcome" => status.as_str()).increment(1);
     Ok(())
 }
+
+/// The shortest and longest delay a receiver's `Retry-After` may set.
+const RETRY_AFTER_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+const RETRY_AFTER_MAX: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn attempt_of(outcome: Outcome, manual: bool) -> Attempt {
     let attempt = Attempt {
@@ -260,6 +279,16 @@ pub(super) async fn scheduled(
         Answer::of(&made),
         endpoint.max_in_flight.map(|m| m as usize),
     );
+    // A receiver that answered 410 Gone wants nothing more; one that asked
+    // to be left alone (429 or 503 with Retry-After) sets the next delay.
+    let (gone, retry_after) = match &made {
+        Made::Tried(o) => (
+            o.response_code == Some(410),
+            o.retry_after
+                .map(|d| d.clamp(RETRY_AFTER_MIN, RETRY_AFTER_MAX)),
+        ),
+        _ => (false, None),
+    };
     let attempt = match made {
         Made::Tried(outcome) | Made::Busy(outcome) => attempt_of(outcome, false),
         Made::NotSent(status, reason) => {
@@ -278,10 +307,16 @@ pub(super) async fn scheduled(
         if attempt.success {
             return None;
         }
+        if gone {
+            d.next_retry = None;
+            return None;
+        }
+        // Retry-After takes the schedule's place for this retry, which
+        // still counts against the schedule's attempts.
         match schedule.delay_before(d.scheduled_attempts()) {
             Some(delay) => {
-                let delay = chrono::Duration::from_std(delay.mul_f64(spread))
-                    .unwrap_or(chrono::Duration::MAX);
+                let delay = retry_after.unwrap_or_else(|| delay.mul_f64(spread));
+                let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                 let due = attempt.at + delay;
                 d.next_retry = Some(due);
                 Some(due.timestamp_millis())
@@ -296,10 +331,19 @@ pub(super) async fn scheduled(
         return Ok(false);
     };
     let exhausted = !attempt.success && updated.next_retry.is_none();
-    if exhausted {
+    let disable = if gone {
+        tracing::warn!(delivery = %updated.id, endpoint = %endpoint.id, "the receiver answered 410 Gone: endpoint disabled");
+        Some("the receiver answered 410 Gone; resume the endpoint to re-enable it".to_string())
+    } else if exhausted {
         tracing::warn!(delivery = %updated.id, endpoint = %endpoint.id, "delivery failed after its last attempt");
-    }
-    note_on_endpoint(store, &endpoint, &attempt, exhausted, attempts)?;
+        Some(format!(
+            "a delivery failed {attempts} times in a row (last error: {}); resume the endpoint to re-enable it",
+            attempt.error.as_deref().unwrap_or("unknown")
+        ))
+    } else {
+        None
+    };
+    note_on_endpoint(store, &endpoint, &attempt, disable)?;
     Ok(updated.next_retry.is_some())
 }
 
@@ -312,15 +356,15 @@ fn jitter_factor(jitter: f64) -> f64 {
     1.0 - j + rand::random::<f64>() * 2.0 * j
 }
 
-/// Keeps the endpoint's `last_delivery` current and disables it when a
-/// delivery ran out of attempts. Unchanged outcomes within a second are not
-/// rewritten, so a busy endpoint's record is not a point of contention.
+/// Keeps the endpoint's `last_delivery` current, and disables it with the
+/// reason `disable` gives (a delivery ran out of attempts, the receiver is
+/// gone). Unchanged outcomes within a second are not rewritten, so a busy
+/// endpoint's record is not a point of contention.
 fn note_on_endpoint(
     store: &Store,
     endpoint: &Endpoint,
     attempt: &Attempt,
-    exhausted: bool,
-    attempts: usize,
+    disable: Option<String>,
 ) -> Result<(), StoreError> {
     let last = LastDelivery {
         at: attempt.at,
@@ -333,17 +377,16 @@ fn note_on_endpoint(
             && l.response_code == last.response_code
             && (last.at - l.at) < chrono::Duration::seconds(1)
     });
-    if unchanged && !exhausted {
+    if unchanged && disable.is_none() {
         return Ok(());
     }
     let result = store.modify_endpoint(&endpoint.tenant_id, &endpoint.id, |e| {
         e.last_delivery = Some(last.clone());
-        if exhausted && e.status == EndpointStatus::Active {
+        if let Some(reason) = &disable
+            && e.status == EndpointStatus::Active
+        {
             e.status = EndpointStatus::Disabled;
-            e.disabled_reason = Some(format!(
-                "a delivery failed {attempts} times in a row (last error: {}); resume the endpoint to re-enable it",
-                last.error.as_deref().unwrap_or("unknown")
-            ));
+            e.disabled_reason = Some(reason.clone());
             e.updated_at = last.at;
         }
         Ok::<_, StoreError>(())
@@ -377,7 +420,7 @@ impl Attempter {
             Made::Tried(outcome) | Made::Busy(outcome) => {
                 let attempt = attempt_of(outcome, true);
                 delivery.record(attempt.clone());
-                note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
+                note_on_endpoint(&inner.store, endpoint, &attempt, None)?;
             }
         }
         inner.store.insert_delivery(&tenant.id, &delivery).await?;
@@ -413,7 +456,7 @@ impl Attempter {
             .record_manual_attempt(&tenant.id, &endpoint.id, &delivery.id, &attempt)
             .await?
             .ok_or(StoreError::NotFound("delivery"))?;
-        note_on_endpoint(&inner.store, endpoint, &attempt, false, 0)?;
+        note_on_endpoint(&inner.store, endpoint, &attempt, None)?;
         Ok((updated, unqueued))
     }
 }

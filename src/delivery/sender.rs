@@ -46,6 +46,9 @@ pub struct Outcome {
     pub response_time_ms: u64,
     pub response_body: Option<String>,
     pub error: Option<String>,
+    /// How long the receiver asked to be left alone (`Retry-After` on a 429
+    /// or 503), as it said it.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -113,6 +116,7 @@ impl Sender {
             response_time_ms: started.elapsed().as_millis() as u64,
             response_body: None,
             error: Some(error),
+            retry_after: None,
         };
         // Literal addresses never reach the resolver: check them here.
         if let Err(e) = self.check_literal(url) {
@@ -131,6 +135,14 @@ impl Sender {
             Err(e) => return failed(self.describe(&e)),
         };
         let status = response.status();
+        let retry_after = match status.as_u16() {
+            429 | 503 => response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
+            _ => None,
+        };
         let mut kept = Vec::new();
         while kept.len() < MAX_RESPONSE_BODY {
             match response.chunk().await {
@@ -155,6 +167,7 @@ impl Sender {
             response_time_ms: started.elapsed().as_millis() as u64,
             response_body: Some(truncate_body(&kept)),
             error,
+            retry_after,
         }
     }
 
@@ -189,6 +202,21 @@ impl Sender {
     }
 }
 
+/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110), as a
+/// delay from `now` (zero for a date already past).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 /// Resolves with the system resolver, keeping only addresses the guard allows.
 struct GuardedResolver {
     guard: TargetGuard,
@@ -218,5 +246,32 @@ impl Resolve for GuardedResolver {
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 }

@@ -14,6 +14,17 @@ use chrono::{DateTime, Utc};
 pub const MAX_NAME_LEN: usize = 200;
 /// Most subscriptions one endpoint may hold.
 pub const MAX_EVENTS: usize = 256;
+/// Most static headers one endpoint may add to its deliveries.
+pub const MAX_HEADERS: usize = 32;
+/// Longest static header name, and value.
+pub const MAX_HEADER_NAME: usize = 256;
+pub const MAX_HEADER_VALUE: usize = 4096;
+/// Longest username, password or token of an endpoint's `auth`.
+pub const MAX_CREDENTIAL: usize = 4096;
+/// The highest `rate_limit`, deliveries per second.
+pub const MAX_RATE_LIMIT: f64 = 100_000.0;
+/// The lowest `rate_limit`: one delivery an hour.
+pub const MIN_RATE_LIMIT: f64 = 1.0 / 3600.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +84,16 @@ pub struct Endpoint {
     /// `endpoint_concurrency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
+    /// Headers added to every delivery, in order (checked by
+    /// [`validate_headers`]: none the gateway sets itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// Credentials sent as `Authorization` on every delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ReceiverAuth>,
+    /// Deliveries per second at most; the excess waits in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -108,6 +129,9 @@ impl Endpoint {
             last_delivery: None,
             plugins: Vec::new(),
             max_in_flight: None,
+            headers: Vec::new(),
+            auth: None,
+            rate_limit: None,
             created_at: now,
             updated_at: now,
         }
@@ -123,10 +147,229 @@ impl Endpoint {
     }
 }
 
+/// How a receiver wants deliveries to prove who sends them, besides the
+/// signature (docs/product.md, "Delivery controls").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ReceiverAuth {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic { username: String, password: String },
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: String },
+}
+
+impl ReceiverAuth {
+    /// The `Authorization` header's value.
+    pub fn header_value(&self) -> String {
+        use base64::Engine as _;
+        match self {
+            ReceiverAuth::Basic { username, password } => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            ),
+            ReceiverAuth::Bearer { token } => format!("Bearer {token}"),
+        }
+    }
+
+    /// Checks the credentials can be sent: not empty, bounded, no control
+    /// characters; a Basic username has no `:`, a bearer token no spaces.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let check = |field: &str, value: &str| {
+            if value.is_empty() {
+                return Err(FieldError::new(field, "must not be empty"));
+            }
+            if value.len() > MAX_CREDENTIAL {
+                return Err(FieldError::new(
+                    field,
+                    format!("must be at most {MAX_CREDENTIAL} bytes"),
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(FieldError::new(
+                    field,
+                    "must not contain control characters (CR, LF, ...)",
+                ));
+            }
+            Ok(())
+        };
+        match self {
+            ReceiverAuth::Basic { username, password } => {
+                check("auth.username", username)?;
+                if username.contains(':') {
+                    return Err(FieldError::new(
+                        "auth.username",
+                        "must not contain ':' (Basic authentication)",
+                    ));
+                }
+                check("auth.password", password)
+            }
+            ReceiverAuth::Bearer { token } => {
+                check("auth.token", token)?;
+                if token.contains(' ') {
+                    return Err(FieldError::new("auth.token", "must not contain spaces"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Checks an endpoint's static headers: at most [`MAX_HEADERS`], each a
+/// valid HTTP name and value (no CR, LF or other control characters),
+/// none the gateway or the connection sets (`signing::RESERVED_HEADERS`,
+/// the tenant's own header names, and `Authorization`, which `auth` sets),
+/// no name twice. Returns them in the order given.
+pub fn validate_headers(
+    headers: Vec<(String, String)>,
+    tenant: &crate::signing::HeaderNames,
+) -> Result<Vec<(String, String)>, FieldError> {
+    if headers.len() > MAX_HEADERS {
+        return Err(FieldError::new(
+            "headers",
+            format!("at most {MAX_HEADERS} headers are allowed"),
+        ));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(headers.len());
+    for (name, value) in &headers {
+        let field = format!("headers.{name}");
+        let bad = |m: &str| FieldError::new(field.clone(), m);
+        if name.len() > MAX_HEADER_NAME
+            || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            return Err(bad("is not a valid HTTP header name"));
+        }
+        let own = [&tenant.event, &tenant.delivery, &tenant.signature];
+        if crate::signing::is_reserved_header(name)
+            || own.iter().any(|n| n.eq_ignore_ascii_case(name))
+        {
+            return Err(bad(
+                "is a header the gateway or the HTTP connection sets itself",
+            ));
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            return Err(bad("is set by the endpoint's auth; use that instead"));
+        }
+        let lower = name.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(bad("repeats another header name"));
+        }
+        seen.push(lower);
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(bad(&format!(
+                "value must be at most {MAX_HEADER_VALUE} bytes"
+            )));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t')
+            || reqwest::header::HeaderValue::from_str(value).is_err()
+        {
+            return Err(bad(
+                "value must be visible text, without CR, LF or other control characters",
+            ));
+        }
+    }
+    Ok(headers)
+}
+
+/// Checks a `rate_limit`: a number of deliveries per second from
+/// [`MIN_RATE_LIMIT`] (one an hour) to [`MAX_RATE_LIMIT`].
+pub fn validate_rate_limit(rate: f64) -> Result<f64, FieldError> {
+    if !rate.is_finite() || !(MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(&rate) {
+        return Err(FieldError::new(
+            "rate_limit",
+            format!(
+                "must be a number of deliveries per second above 0, from one an hour \
+                 ({MIN_RATE_LIMIT:.6}) to {MAX_RATE_LIMIT}"
+            ),
+        ));
+    }
+    Ok(rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn static_headers_are_checked() {
+        let names = crate::signing::HeaderNames::default();
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        let ok = validate_headers(h(&[("X-Env", "prod"), ("X-Team", "a b\tc")]), &names).unwrap();
+        assert_eq!(ok.len(), 2);
+        for (pairs, field) in [
+            (h(&[("X Env", "a")]), "headers.X Env"),
+            (h(&[("X-A", "a\r\nX-Evil: 1")]), "headers.X-A"),
+            (h(&[("X-A", "a\n")]), "headers.X-A"),
+            (h(&[("Content-Type", "a")]), "headers.Content-Type"),
+            (
+                h(&[("x-hookgate-signature-256", "a")]),
+                "headers.x-hookgate-signature-256",
+            ),
+            (h(&[("webhook-id", "a")]), "headers.webhook-id"),
+            (h(&[("Authorization", "a")]), "headers.Authorization"),
+            (h(&[("X-A", "1"), ("x-a", "2")]), "headers.x-a"),
+        ] {
+            let err = validate_headers(pairs.clone(), &names).unwrap_err();
+            assert_eq!(err.field, field, "{pairs:?}: {err}");
+        }
+        let many: Vec<(String, String)> = (0..=MAX_HEADERS)
+            .map(|i| (format!("X-{i}"), "v".into()))
+            .collect();
+        assert_eq!(validate_headers(many, &names).unwrap_err().field, "headers");
+    }
+
+    #[test]
+    fn credentials_are_checked_and_encoded() {
+        let basic = ReceiverAuth::Basic {
+            username: "Aladdin".into(),
+            password: "open sesame".into(),
+        };
+        basic.validate().unwrap();
+        assert_eq!(basic.header_value(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        let bearer = ReceiverAuth::Bearer {
+            token: "t0k".into(),
+        };
+        assert_eq!(bearer.header_value(), "Bearer t0k");
+        for (auth, field) in [
+            (
+                ReceiverAuth::Basic {
+                    username: "a:b".into(),
+                    password: "p".into(),
+                },
+                "auth.username",
+            ),
+            (
+                ReceiverAuth::Basic {
+                    username: "a".into(),
+                    password: "p\r\n".into(),
+                },
+                "auth.password",
+            ),
+            (ReceiverAuth::Bearer { token: "".into() }, "auth.token"),
+            (
+                ReceiverAuth::Bearer {
+                    token: "a b".into(),
+                },
+                "auth.token",
+            ),
+        ] {
+            assert_eq!(auth.validate().unwrap_err().field, field, "{auth:?}");
+        }
+    }
+
+    #[test]
+    fn rates_must_be_positive_and_bounded() {
+        assert_eq!(validate_rate_limit(10.0).unwrap(), 10.0);
+        assert_eq!(validate_rate_limit(0.5).unwrap(), 0.5);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, MAX_RATE_LIMIT * 2.0] {
+            assert_eq!(validate_rate_limit(bad).unwrap_err().field, "rate_limit");
+        }
+    }
 
     #[test]
     fn rotation_signs_with_both_until_expiry() {

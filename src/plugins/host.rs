@@ -642,9 +642,11 @@ impl Ticker {
                     {
                         let calls = ticker.calls.lock().unwrap_or_else(|e| e.into_inner());
                         // Wakes now and then to see whether the host is gone.
-                        let _ = ticker
-                            .changed
-                            .wait_timeout_while(calls, Duration::from_secs(1), |calls| *calls == 0);
+                        let _ = ticker.changed.wait_timeout_while(
+                            calls,
+                            Duration::from_secs(1),
+                            |calls| *calls == 0,
+                        );
                     }
                     drop(ticker);
                     let Some(engine) = weak.upgrade() else { return };

@@ -390,8 +390,8 @@ mod tests {
         }
     }
 
-    /// A job that only says what it is.
-    struct Marker(Lane, usize, u32);
+    /// A job that only says what it is, and its number when answered.
+    struct Marker(Lane, usize, u32, std::sync::Arc<std::sync::Mutex<Vec<u32>>>);
 
     impl Job for Marker {
         fn rows(&self) -> usize {
@@ -403,44 +403,59 @@ mod tests {
         fn run(&self, _: &Tx<'_>) -> TxResult<()> {
             Ok(())
         }
-        fn answer(self: Box<Self>, _: Result<()>) {}
+        fn answer(self: Box<Self>, _: Result<()>) {
+            self.3.lock().unwrap().push(self.2);
+        }
+    }
+
+    /// The numbers of `group`'s markers, in group order.
+    fn numbers(group: Vec<Box<dyn Job>>, answered: &std::sync::Mutex<Vec<u32>>) -> Vec<u32> {
+        answered.lock().unwrap().clear();
+        for job in group {
+            job.answer(Ok(()));
+        }
+        answered.lock().unwrap().clone()
     }
 
     #[test]
     fn publishes_go_first_and_results_fill_only_their_share() {
+        let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let marker = |lane, rows, n| Box::new(Marker(lane, rows, n, answered.clone()));
         let mut waiting = Waiting::default();
         // 600 results queued before two publishes, then one more result.
         for i in 0..600 {
-            waiting.push(Box::new(Marker(Lane::Result, 3, i)));
+            waiting.push(marker(Lane::Result, 3, i));
         }
-        waiting.push(Box::new(Marker(Lane::Publish, 5, 1000)));
-        waiting.push(Box::new(Marker(Lane::Publish, 5, 1001)));
-        waiting.push(Box::new(Marker(Lane::Result, 3, 600)));
-        let group = waiting.group();
-        let lanes: Vec<Lane> = group.iter().map(|job| job.lane()).collect();
-        assert_eq!(&lanes[..2], &[Lane::Publish, Lane::Publish]);
-        assert!(lanes[2..].iter().all(|&lane| lane == Lane::Result));
-        let result_rows: usize = group[2..].iter().map(|job| job.rows()).sum();
-        assert!(result_rows <= RESULT_ROWS, "{result_rows} rows of results");
-        assert_eq!(group.len() - 2, RESULT_ROWS / 3);
+        waiting.push(marker(Lane::Publish, 5, 1000));
+        waiting.push(marker(Lane::Publish, 5, 1001));
+        waiting.push(marker(Lane::Result, 3, 600));
+        let first = numbers(waiting.group(), &answered);
+        // The publishes, then the oldest results within their share.
+        let share = (RESULT_ROWS / 3) as u32;
+        let expected: Vec<u32> = [1000, 1001].into_iter().chain(0..share).collect();
+        assert_eq!(first, expected);
         // The rest keep their order for the next groups.
-        let mut left = 601 - RESULT_ROWS / 3;
+        let mut rest = Vec::new();
         while !waiting.is_empty() {
-            let next = waiting.group();
-            assert!(next.iter().all(|job| job.lane() == Lane::Result));
-            left -= next.len();
+            rest.extend(numbers(waiting.group(), &answered));
         }
-        assert_eq!(left, 0);
+        assert_eq!(rest, (share..=600).collect::<Vec<u32>>());
         assert_eq!(waiting.rows, 0);
     }
 
     #[test]
     fn a_job_heavier_than_a_group_still_gets_one() {
+        let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut waiting = Waiting::default();
-        waiting.push(Box::new(Marker(Lane::Publish, GROUP_ROWS * 2, 0)));
-        waiting.push(Box::new(Marker(Lane::Result, 3, 1)));
-        assert_eq!(waiting.group().len(), 1);
-        assert_eq!(waiting.group().len(), 1);
+        waiting.push(Box::new(Marker(
+            Lane::Publish,
+            GROUP_ROWS * 2,
+            0,
+            answered.clone(),
+        )));
+        waiting.push(Box::new(Marker(Lane::Result, 3, 1, answered.clone())));
+        assert_eq!(numbers(waiting.group(), &answered), [0]);
+        assert_eq!(numbers(waiting.group(), &answered), [1]);
         assert!(waiting.is_empty());
     }
 

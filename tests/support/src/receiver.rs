@@ -106,6 +106,8 @@ impl Received {
 struct Shared {
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<Mutex<u16>>,
+    /// Headers of every answer.
+    answer_headers: Arc<Mutex<Vec<(String, String)>>>,
     delay: Arc<Mutex<Duration>>,
     arrived: Arc<Notify>,
 }
@@ -131,6 +133,7 @@ impl Receiver {
         let shared = Shared {
             received: Arc::default(),
             status: Arc::new(Mutex::new(200)),
+            answer_headers: Arc::default(),
             delay: Arc::new(Mutex::new(Duration::ZERO)),
             arrived: Arc::new(Notify::new()),
         };
@@ -169,6 +172,15 @@ impl Receiver {
         *self.shared.status.lock().unwrap() = status;
     }
 
+    /// Answers with `status` and these headers from now on.
+    pub fn respond_with_headers(&self, status: u16, headers: &[(&str, &str)]) {
+        *self.shared.answer_headers.lock().unwrap() = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        self.respond_with(status);
+    }
+
     pub fn delay(&self, d: Duration) {
         *self.shared.delay.lock().unwrap() = d;
     }
@@ -205,7 +217,11 @@ impl Drop for Receiver {
     }
 }
 
-async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap) {
     let at = Instant::now();
     let delay = *shared.delay.lock().unwrap();
     if !delay.is_zero() {
@@ -217,5 +233,15 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         .unwrap()
         .push(Received { headers, body, at });
     shared.arrived.notify_waiters();
-    StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap()
+    let mut answer = HeaderMap::new();
+    for (name, value) in shared.answer_headers.lock().unwrap().iter() {
+        answer.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    (
+        StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap(),
+        answer,
+    )
 }

@@ -1,0 +1,313 @@
+//! Delivery controls end to end, with a real HTTPS receiver: an endpoint's
+//! static headers and receiver credentials, `Retry-After` and `410 Gone`
+//! from the receiver, and the operator's `/metrics` token.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::utils::verify::hex_signature;
+use crate::utils::*;
+
+const LONG: Duration = Duration::from_secs(15);
+
+async fn setup(schedule: &str) -> (Gateway, Receiver, String) {
+    let gw = Gateway::builder().delivering(schedule).start();
+    let rx = Receiver::start().await;
+    let (_, token) = gw.tenant_with_key("acme").await;
+    gw.add_event_types(&token, &["booking.created"]).await;
+    (gw, rx, token)
+}
+
+#[tokio::test]
+async fn static_headers_and_credentials_go_with_every_delivery_and_secrets_stay_hidden() {
+    let (gw, rx, token) = setup("0ms").await;
+    let webhook = gw
+        .create_webhook_with(
+            &token,
+            json!({
+                "url": rx.url(),
+                "events": ["booking.*"],
+                "headers": {"X-Env": "prod", "X-Team": "bookings"},
+                "auth": {"type": "basic", "username": "hookgate", "password": "open sesame"}
+            }),
+        )
+        .await;
+    let (id, secret) = (
+        webhook["id"].as_str().unwrap().to_string(),
+        webhook["secret"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        webhook["headers"],
+        json!({"X-Env": "prod", "X-Team": "bookings"})
+    );
+    assert_eq!(
+        webhook["auth"],
+        json!({"type": "basic", "username": "hookgate"})
+    );
+
+    gw.publish(&token, "booking.created", json!({"n": 1})).await;
+    let req = rx.wait_for(1, LONG).await[0].clone();
+    assert_eq!(req.header("x-env"), "prod");
+    assert_eq!(req.header("x-team"), "bookings");
+    assert_eq!(
+        req.header("authorization"),
+        "Basic aG9va2dhdGU6b3BlbiBzZXNhbWU="
+    );
+    // The gateway's own headers are untouched.
+    assert_eq!(
+        req.header("x-hookgate-signature-256"),
+        hex_signature(&secret, &req.body)
+    );
+
+    // Never shown again: not in reads, not in lists.
+    let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    let shown = body["data"]["webhook"].to_string();
+    assert!(!shown.contains("open sesame"), "{shown}");
+    let (_, body) = gw.get("/v1/webhooks", &token).await;
+    assert!(!body.to_string().contains("open sesame"));
+
+    // A bearer token replaces it; null removes it, and `{}` the headers.
+    let (status, body) = gw
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            &token,
+            json!({"auth": {"type": "bearer", "token": "s3cr3t-t0ken"}, "headers": {"X-Env": "staging"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["webhook"]["auth"], json!({"type": "bearer"}));
+    assert!(!body.to_string().contains("s3cr3t-t0ken"));
+    gw.publish(&token, "booking.created", json!({"n": 2})).await;
+    let req = rx.wait_for(2, LONG).await[1].clone();
+    assert_eq!(req.header("authorization"), "Bearer s3cr3t-t0ken");
+    assert_eq!(req.header("x-env"), "staging");
+    assert!(req.headers.get("x-team").is_none());
+
+    let (status, body) = gw
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            &token,
+            json!({"auth": null, "headers": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["data"]["webhook"].get("auth").is_none(), "{body}");
+    gw.publish(&token, "booking.created", json!({"n": 3})).await;
+    let req = rx.wait_for(3, LONG).await[2].clone();
+    assert!(req.headers.get("authorization").is_none());
+    assert!(req.headers.get("x-env").is_none());
+}
+
+#[tokio::test]
+async fn bad_controls_are_refused_naming_the_field_and_store_nothing() {
+    let (gw, rx, token) = setup("0ms").await;
+    let base = json!({"url": rx.url(), "events": ["booking.*"]});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, field) in [
+        (json!({"auth": {"type": "digest", "token": "x"}}), "auth"),
+        (json!({"auth": {"type": "bearer"}}), "auth"),
+        (
+            json!({"auth": {"type": "bearer", "token": "a\r\nb"}}),
+            "auth.token",
+        ),
+        (
+            json!({"auth": {"type": "basic", "username": "a:b", "password": "p"}}),
+            "auth.username",
+        ),
+        (
+            json!({"headers": {"X-A": "a\r\nX-Injected: 1"}}),
+            "headers.X-A",
+        ),
+        (json!({"headers": {"X-A": "a\n"}}), "headers.X-A"),
+        (json!({"headers": {"Bad Name": "a"}}), "headers.Bad Name"),
+        (
+            json!({"headers": {"X-Hookgate-Signature-256": "forged"}}),
+            "headers.X-Hookgate-Signature-256",
+        ),
+        (
+            json!({"headers": {"webhook-signature": "forged"}}),
+            "headers.webhook-signature",
+        ),
+        (
+            json!({"headers": {"Authorization": "Bearer x"}}),
+            "headers.Authorization",
+        ),
+        (json!({"headers": {"X-A": 5}}), "headers.X-A"),
+        (json!({"rate_limit": 0}), "rate_limit"),
+        (json!({"rate_limit": -1}), "rate_limit"),
+        (json!({"rate_limit": "fast"}), "rate_limit"),
+    ] {
+        let body = with(extra.clone());
+        let (status, answer) = gw.post("/v1/webhooks", &token, body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{extra}: {answer}"
+        );
+        assert_eq!(answer["success"], false, "{answer}");
+        let named = answer["error"]["field"].as_str().unwrap_or_default();
+        assert!(
+            named.starts_with(field),
+            "{extra}: names {named:?}, not {field}: {answer}"
+        );
+    }
+    let (_, list) = gw.get("/v1/webhooks", &token).await;
+    assert_eq!(
+        list["data"]["webhooks"],
+        json!([]),
+        "a refused create stored something"
+    );
+
+    // A refused change leaves the endpoint as it was.
+    let webhook = gw
+        .create_webhook_with(
+            &token,
+            with(json!({"headers": {"X-Env": "prod"}, "rate_limit": 5})),
+        )
+        .await;
+    let id = webhook["id"].as_str().unwrap();
+    for change in [
+        json!({"headers": {"X-Env": "a\r\n"}}),
+        json!({"rate_limit": 0, "name": "renamed"}),
+        json!({"auth": {"type": "nope"}}),
+    ] {
+        let (status, answer) = gw
+            .patch(&format!("/v1/webhooks/{id}"), &token, change.clone())
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{change}: {answer}"
+        );
+    }
+    let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    let kept = &body["data"]["webhook"];
+    assert_eq!(kept["headers"], json!({"X-Env": "prod"}));
+    assert_eq!(kept["rate_limit"], 5.0);
+    assert_eq!(kept["name"], webhook["name"]);
+    assert!(kept.get("auth").is_none());
+}
+
+#[tokio::test]
+async fn retry_after_sets_the_next_delay_and_counts_as_a_retry() {
+    // The schedule's own delays are 50 ms: only Retry-After explains 2 s.
+    let (gw, rx, token) = setup("0ms,50ms,50ms").await;
+    let (id, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    rx.respond_with_headers(503, &[("Retry-After", "2")]);
+    gw.publish(&token, "booking.created", json!({})).await;
+    let first = rx.wait_for(1, LONG).await[0].at;
+    let logs = gw
+        .wait_for_deliveries(&token, &id, LONG, |l| {
+            l.first().is_some_and(|d| d["retry_count"] == 1)
+        })
+        .await;
+    assert_eq!(logs[0]["status"], "failed");
+    assert_eq!(logs[0]["response_code"], 503);
+    let next: chrono::DateTime<chrono::Utc> =
+        logs[0]["next_retry"].as_str().unwrap().parse().unwrap();
+    let dlv = logs[0]["id"].as_str().unwrap();
+    let (_, one) = gw
+        .get(&format!("/v1/webhooks/{id}/deliveries/{dlv}"), &token)
+        .await;
+    let attempts = &one["data"]["delivery"]["attempts"];
+    let attempted: chrono::DateTime<chrono::Utc> =
+        attempts[0]["at"].as_str().unwrap().parse().unwrap();
+    let delay = (next - attempted).num_milliseconds();
+    assert!(
+        (1900..=2100).contains(&delay),
+        "next retry {delay} ms after the attempt"
+    );
+
+    // A 429 with an HTTP date 1 s ahead, passed by the time of that attempt:
+    // the 1 s minimum applies.
+    let date = (chrono::Utc::now() + chrono::Duration::seconds(1))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    rx.respond_with_headers(429, &[("Retry-After", date.as_str())]);
+    let got = rx.wait_for(2, LONG).await;
+    assert!(
+        got[1].at - first >= Duration::from_millis(1900),
+        "retried after {:?}",
+        got[1].at - first
+    );
+    let got = rx.wait_for(3, LONG).await;
+    assert!(
+        got[2].at - got[1].at >= Duration::from_millis(900),
+        "the HTTP date was not obeyed: {:?}",
+        got[2].at - got[1].at
+    );
+    // Three attempts in the schedule, all spent: the delivery ends failed.
+    let logs = gw
+        .wait_for_deliveries(&token, &id, LONG, |l| {
+            l.first().is_some_and(|d| d["retry_count"] == 3)
+        })
+        .await;
+    assert!(logs[0]["next_retry"].is_null(), "{}", logs[0]);
+}
+
+#[tokio::test]
+async fn gone_ends_the_retries_and_disables_the_endpoint() {
+    let (gw, rx, token) = setup("0ms,50ms,50ms,50ms").await;
+    let (id, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    rx.respond_with(410);
+    gw.publish(&token, "booking.created", json!({})).await;
+    let logs = gw
+        .wait_for_deliveries(&token, &id, LONG, |l| {
+            l.first().is_some_and(|d| d["status"] == "failed")
+        })
+        .await;
+    assert!(logs[0]["next_retry"].is_null(), "{}", logs[0]);
+    let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    let webhook = &body["data"]["webhook"];
+    assert_eq!(webhook["status"], "disabled", "{webhook}");
+    assert!(
+        webhook["disabled_reason"].as_str().unwrap().contains("410"),
+        "{webhook}"
+    );
+    // The schedule had three more attempts; none is made.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.received().len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let token = "metrics-token-0123456789";
+    let gw = Gateway::builder()
+        .env("HOOKGATE_METRICS_TOKEN", token)
+        .start();
+    let scrape = |bearer: Option<&str>| {
+        let mut request = gw.request(Method::GET, "/metrics");
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status();
+            (status, resp.text().await.unwrap())
+        }
+    };
+    for bearer in [None, Some("wrong-token-0123456789"), Some(ADMIN_TOKEN)] {
+        let (status, body) = scrape(bearer).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bearer:?}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["success"], false);
+    }
+    let (status, body) = scrape(Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Without the setting it stays open.
+    let open = Gateway::start();
+    let resp = open.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
