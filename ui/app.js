@@ -425,6 +425,52 @@ function endpointFields(catalog, initial = {}) {
   const own = initial.max_in_flight != null && initial.max_in_flight !== settings.endpoint_concurrency ? String(initial.max_in_flight) : '';
   const concurrency = field('Concurrent deliveries', h('input', { type: 'number', min: '1', max: '1024', step: '1', value: own, placeholder: String(settings.endpoint_concurrency ?? ''), inputmode: 'numeric' }),
     'The most deliveries in flight at once to this endpoint. The gateway sends fewer while your server fails or slows down. Leave empty for the default.');
+  const rate = field('Rate limit', h('input', { type: 'number', min: '0', step: 'any', value: initial.rate_limit ?? '', placeholder: 'No limit', inputmode: 'decimal' }),
+    'The most deliveries per second to this endpoint (0.5 is one every two seconds). Deliveries past it wait their turn; none is dropped. Leave empty for no limit.');
+  const headerText = Object.entries(initial.headers || {}).map(([k, v]) => `${k}: ${v}`).join('\n');
+  const headers = field('Custom headers', h('textarea', { rows: '3', spellcheck: 'false', placeholder: 'X-Env: prod' }, headerText),
+    'Added to every request, one "Name: value" per line. The signature and delivery headers are the gateway\'s own and cannot be set here.');
+  const had = initial.auth?.type || 'none';
+  const authType = field('Authentication', h('select', {},
+    h('option', { value: 'none', selected: had === 'none' }, 'None (signature only)'),
+    h('option', { value: 'basic', selected: had === 'basic' }, 'Basic (username and password)'),
+    h('option', { value: 'bearer', selected: had === 'bearer' }, 'Bearer token')),
+    'Sent as the Authorization header of every request, besides the signature.');
+  const keep = had !== 'none' ? 'Leave empty to keep the current one' : '';
+  const username = field('Username', h('input', { type: 'text', autocomplete: 'off', value: initial.auth?.username || '' }));
+  const password = field('Password', h('input', { type: 'password', autocomplete: 'new-password', placeholder: keep }));
+  const token = field('Token', h('input', { type: 'password', autocomplete: 'off', placeholder: keep }));
+  const showAuth = () => {
+    const t = authType.input.value;
+    username.wrap.hidden = password.wrap.hidden = t !== 'basic';
+    token.wrap.hidden = t !== 'bearer';
+  };
+  authType.input.addEventListener('change', showAuth);
+  showAuth();
+  const parseHeaders = () => {
+    const out = {};
+    for (const [i, raw] of headers.input.value.split('\n').entries()) {
+      const line = raw.trim();
+      if (!line) continue;
+      const at = line.indexOf(':');
+      if (at < 1) return [null, `Line ${i + 1} of Custom headers must look like "Name: value".`];
+      const k = line.slice(0, at).trim();
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) return [null, `"${k}" is not a valid header name (line ${i + 1}).`];
+      if (Object.keys(out).some((o) => o.toLowerCase() === k.toLowerCase())) return [null, `Header ${k} is there twice.`];
+      out[k] = line.slice(at + 1).trim();
+    }
+    return [out, null];
+  };
+  const authValue = () => {
+    const t = authType.input.value;
+    if (t === 'none') return had === 'none' ? undefined : null;
+    if (t === 'basic') {
+      if (had === 'basic' && !password.input.value && username.input.value.trim() === (initial.auth?.username || '')) return undefined;
+      return { type: 'basic', username: username.input.value.trim(), password: password.input.value };
+    }
+    if (had === 'bearer' && !token.input.value) return undefined;
+    return { type: 'bearer', token: token.input.value.trim() };
+  };
   const validate = () => {
     if (!name.input.value.trim()) return ['Enter a name.', name.input];
     const u = checkHttps(url.input);
@@ -432,13 +478,27 @@ function endpointFields(catalog, initial = {}) {
     if (!picker.selected().length) return ['Select at least one event from the list.', picker.el.querySelector('input')];
     const c = concurrency.input.value.trim();
     if (c && !(/^[0-9]+$/.test(c) && +c >= 1 && +c <= 1024)) return ['Concurrent deliveries must be a whole number from 1 to 1024, or empty.', concurrency.input];
+    const r = rate.input.value.trim();
+    if (r && !(Number(r) > 0)) return ['The rate limit must be a number of deliveries per second above 0, or empty.', rate.input];
+    const [, headerError] = parseHeaders();
+    if (headerError) return [headerError, headers.input];
+    const a = authValue();
+    if (a?.type === 'basic' && (!a.username || !a.password)) return ['Basic authentication needs a username and a password.', a.username ? password.input : username.input];
+    if (a?.type === 'bearer' && !a.token) return ['Enter the bearer token.', token.input];
     return null;
   };
   const value = () => {
     const c = concurrency.input.value.trim();
-    return { name: name.input.value.trim(), url: url.input.value.trim(), events: picker.selected(), max_in_flight: c ? +c : null };
+    const r = rate.input.value.trim();
+    const body = {
+      name: name.input.value.trim(), url: url.input.value.trim(), events: picker.selected(), max_in_flight: c ? +c : null,
+      rate_limit: r ? Number(r) : null, headers: parseHeaders()[0],
+    };
+    const a = authValue();
+    if (a !== undefined) body.auth = a;
+    return body;
   };
-  return { els: [name.wrap, url.wrap, picker.el, concurrency.wrap], validate, value };
+  return { els: [name.wrap, url.wrap, picker.el, concurrency.wrap, rate.wrap, headers.wrap, authType.wrap, username.wrap, password.wrap, token.wrap], validate, value };
 }
 
 // ---------- endpoints ----------
@@ -479,6 +539,9 @@ function endpointCard(w, catalog) {
       h('dt', {}, 'Last delivery'), h('dd', { class: `last-delivery ${last ? (last.success ? 'ok' : 'bad') : ''}` },
         last ? `${resultText(last)} · ${fmtTime(last.at)}` : 'No deliveries yet'),
       w.plugins?.length ? [h('dt', {}, 'Plugins'), h('dd', {}, `${w.plugins.length} in chain`)] : null,
+      w.rate_limit != null ? [h('dt', {}, 'Rate limit'), h('dd', { class: 'rate-limit' }, `${w.rate_limit} per second`)] : null,
+      Object.keys(w.headers || {}).length ? [h('dt', {}, 'Headers'), h('dd', { class: 'headers' }, Object.keys(w.headers).join(', '))] : null,
+      w.auth ? [h('dt', {}, 'Authentication'), h('dd', { class: 'auth' }, w.auth.type === 'basic' ? `Basic (${w.auth.username})` : 'Bearer token')] : null,
       h('dt', {}, 'In flight'), h('dd', { class: 'in-flight' }, w.in_flight_limit < w.max_in_flight
         ? `up to ${w.in_flight_limit} of ${w.max_in_flight}, fewer while the server fails or slows down`
         : `up to ${w.max_in_flight} at once`),

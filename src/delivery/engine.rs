@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use super::RetrySchedule;
 use super::attempt::{Answer, Answered, Attempter, scheduled};
+use super::pace::{self, Pace};
 use super::sender::Sender;
 use super::window::Window;
 use crate::model::delivery::Delivery;
@@ -286,6 +287,13 @@ impl Held {
     }
 }
 
+/// What the dispatcher read of a busy endpoint's rate, and when.
+struct Paced {
+    /// `None`: the endpoint has no `rate_limit`.
+    pace: Option<Pace>,
+    read_at: Instant,
+}
+
 /// What a running attempt tells the dispatcher.
 enum Report {
     /// The request is over (or was never made): the attempt's worker and its
@@ -308,6 +316,10 @@ struct Dispatcher {
     /// Endpoints whose in-flight limit adapts to their receiver's answers
     /// (ones at their maximum with nothing in flight are not kept).
     windows: HashMap<EndpointId, Window>,
+    /// What the dispatcher read of each busy endpoint's limits, and the
+    /// pace of those with a `rate_limit` (kept past a rest while the next
+    /// start must still wait).
+    paces: HashMap<EndpointId, Paced>,
     held: Held,
     /// Entries whose attempt is running or whose result is being made
     /// durable: they stay in the queue until it is, so a scan must not start
@@ -348,6 +360,7 @@ impl Dispatcher {
             in_flight: HashMap::new(),
             tenant_in_flight: HashMap::new(),
             windows: HashMap::new(),
+            paces: HashMap::new(),
             held: Held::default(),
             taken: HashSet::new(),
             cursor: None,
@@ -448,8 +461,17 @@ impl Dispatcher {
         let (limit, max) = (window.limit(), window.max());
         let resting = limit >= max && !self.in_flight.contains_key(endpoint);
         if resting {
-            // As good as a new one: not kept.
+            // As good as a new one: not kept, nor what was read with it,
+            // unless its pace still makes the next start wait.
             self.windows.remove(endpoint);
+            let now = Instant::now();
+            if self
+                .paces
+                .get(endpoint)
+                .is_none_or(|p| p.pace.as_ref().is_none_or(|pace| pace.allows(now)))
+            {
+                self.paces.remove(endpoint);
+            }
         }
         if before != limit || resting {
             let mut limits = self.inner.limits();
@@ -462,28 +484,104 @@ impl Dispatcher {
     }
 
     fn endpoint_has_room(&mut self, tenant: &TenantId, endpoint: &EndpointId) -> bool {
+        let now = Instant::now();
         let limit = match self.windows.get(endpoint) {
             Some(window) => window.limit(),
             None => {
                 // First sight since it last rested: its window starts at
                 // its maximum, read once for the whole busy spell.
-                let window = Window::new(self.max_in_flight(tenant, endpoint));
+                let (max, rate) = self.read_limits(tenant, endpoint);
+                let window = Window::new(max);
                 let limit = window.limit();
                 self.windows.insert(*endpoint, window);
+                self.set_rate(endpoint, rate, now);
                 limit
             }
         };
-        self.in_flight.get(endpoint).copied().unwrap_or(0) < limit
+        if self.in_flight.get(endpoint).copied().unwrap_or(0) >= limit {
+            return false;
+        }
+        if self
+            .paces
+            .get(endpoint)
+            .is_none_or(|p| now.duration_since(p.read_at) >= pace::REREAD)
+        {
+            // Busy for a while: a changed maximum or rate applies now.
+            let (max, rate) = self.read_limits(tenant, endpoint);
+            if let Some(window) = self.windows.get_mut(endpoint) {
+                window.set_max(max);
+            }
+            self.set_rate(endpoint, rate, now);
+        }
+        self.paces
+            .get(endpoint)
+            .and_then(|p| p.pace.as_ref())
+            .is_none_or(|pace| pace.allows(now))
     }
 
-    /// The endpoint's own `max_in_flight`, or the default, from the store's
-    /// endpoint cache.
-    fn max_in_flight(&self, tenant: &TenantId, endpoint: &EndpointId) -> usize {
-        let own = match self.inner.store().get_endpoint(tenant, endpoint) {
-            Ok(Some(e)) => e.max_in_flight,
-            _ => None,
+    /// The endpoint's own `max_in_flight` (or the default) and its
+    /// `rate_limit`, from the store's endpoint cache.
+    fn read_limits(&self, tenant: &TenantId, endpoint: &EndpointId) -> (usize, Option<f64>) {
+        let (own, rate) = match self.inner.store().get_endpoint(tenant, endpoint) {
+            Ok(Some(e)) => (e.max_in_flight, e.rate_limit),
+            _ => (None, None),
         };
-        own.map_or(self.inner.settings.endpoint_concurrency, |m| m as usize)
+        let max = own.map_or(self.inner.settings.endpoint_concurrency, |m| m as usize);
+        (max, rate)
+    }
+
+    /// Notes what was read of the endpoint's rate at `now`.
+    fn set_rate(&mut self, endpoint: &EndpointId, rate: Option<f64>, now: Instant) {
+        let paced = self.paces.entry(*endpoint).or_insert(Paced {
+            pace: None,
+            read_at: now,
+        });
+        paced.read_at = now;
+        paced.pace = match (rate, paced.pace.take()) {
+            (None, _) => None,
+            (Some(rate), Some(mut pace)) => {
+                pace.set_rate(rate, now);
+                Some(pace)
+            }
+            (Some(rate), None) => Some(Pace::new(rate, now)),
+        };
+    }
+
+    /// Starts the held entries of rate-limited endpoints whose pace allows
+    /// one now, and forgets the paces of endpoints gone quiet; returns when
+    /// the next held entry of a paced endpoint may start.
+    fn release_paced(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let ready: Vec<(EndpointId, TenantId)> = self
+            .paces
+            .iter()
+            .filter(|(_, p)| p.pace.as_ref().is_some_and(|pace| pace.allows(now)))
+            .filter_map(|(endpoint, _)| {
+                let held = self.held.by_endpoint.get(endpoint)?;
+                Some((*endpoint, held.front()?.1.tenant))
+            })
+            .collect();
+        for (endpoint, tenant) in ready {
+            while self.workers_free()
+                && self.tenant_has_room(&tenant)
+                && self.endpoint_has_room(&tenant, &endpoint)
+                && let Some((key, entry)) = self.held.pop(&endpoint)
+            {
+                self.start(key, entry);
+            }
+        }
+        let (held, in_flight) = (&self.held.by_endpoint, &self.in_flight);
+        self.paces.retain(|endpoint, p| {
+            held.contains_key(endpoint)
+                || in_flight.contains_key(endpoint)
+                || p.pace.as_ref().is_some_and(|pace| !pace.allows(now))
+        });
+        self.paces
+            .iter()
+            .filter(|(endpoint, _)| self.held.by_endpoint.contains_key(*endpoint))
+            .filter_map(|(_, p)| p.pace.as_ref())
+            .map(|pace| pace.next().saturating_duration_since(now))
+            .min()
     }
 
     fn tenant_has_room(&self, tenant: &TenantId) -> bool {
@@ -511,6 +609,13 @@ impl Dispatcher {
 
     /// Starts an entry's attempt on a worker.
     fn start(&mut self, key: QueueKey, entry: QueueEntry) {
+        if let Some(pace) = self
+            .paces
+            .get_mut(&entry.endpoint)
+            .and_then(|p| p.pace.as_mut())
+        {
+            pace.take(Instant::now());
+        }
         self.inner.add_queued(-1);
         self.running += 1;
         *self.in_flight.entry(entry.endpoint).or_insert(0) += 1;
@@ -537,9 +642,22 @@ impl Dispatcher {
         }, &self.inner.runtime);
     }
 
+    /// Starts held entries whose pace allows them, reads due work from the
+    /// cursor on and starts what has room; returns how long to sleep if
+    /// nothing wakes the dispatcher.
+    fn pass(&mut self) -> Result<Duration, crate::store::StoreError> {
+        self.release_paced();
+        let wait = self.scan()?;
+        // Entries held for their pace only start when it allows them.
+        Ok(match self.release_paced() {
+            Some(paced) => wait.min(paced),
+            None => wait,
+        })
+    }
+
     /// Reads due work from the cursor on and starts what has room; returns
     /// how long to sleep if nothing wakes the dispatcher.
-    fn pass(&mut self) -> Result<Duration, crate::store::StoreError> {
+    fn scan(&mut self) -> Result<Duration, crate::store::StoreError> {
         let idle = Duration::from_secs(60);
         if !self.workers_free() {
             // A finishing worker wakes us.

@@ -311,3 +311,46 @@ async fn metrics_can_require_a_token() {
     let resp = open.request(Method::GET, "/metrics").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_rate_limit_spaces_deliveries_and_drops_none() {
+    let (gw, rx, token) = setup("0ms").await;
+    let webhook = gw
+        .create_webhook_with(
+            &token,
+            json!({"url": rx.url(), "events": ["booking.*"], "rate_limit": 5}),
+        )
+        .await;
+    assert_eq!(webhook["rate_limit"], 5.0);
+    for n in 0..15 {
+        gw.publish(&token, "booking.created", json!({ "n": n }))
+            .await;
+    }
+    let got = rx.wait_for(15, LONG).await;
+    assert_eq!(got.len(), 15, "none dropped, none twice");
+    let first = got[0].at;
+    let offsets: Vec<Duration> = got.iter().map(|r| r.at - first).collect();
+    // Five a second, evenly spaced: 15 take at least 2.8 s, and no second
+    // holds more than six.
+    assert!(
+        offsets[14] >= Duration::from_millis(2700),
+        "15 deliveries in {:?}",
+        offsets[14]
+    );
+    for (i, start) in offsets.iter().enumerate() {
+        let within = offsets[i..]
+            .iter()
+            .take_while(|t| **t - *start < Duration::from_secs(1))
+            .count();
+        assert!(
+            within <= 6,
+            "{within} deliveries within a second: {offsets:?}"
+        );
+    }
+    // Every one of them is logged delivered.
+    let id = webhook["id"].as_str().unwrap();
+    gw.wait_for_deliveries(&token, id, LONG, |l| {
+        l.len() == 15 && l.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+}

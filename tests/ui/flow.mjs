@@ -200,6 +200,36 @@ try {
     await expectText(card('My integration (renamed)').locator('.in-flight'), 'up to 8 at once');
   });
 
+  await step('Edit sets a rate limit, custom headers and bearer auth; the token is never shown', async () => {
+    await card('My integration (renamed)').getByRole('button', { name: 'Edit' }).click();
+    await dialog().getByRole('heading', { name: 'Edit My integration (renamed)' }).waitFor();
+    await dialog().getByLabel('Rate limit').fill('5');
+    await dialog().getByLabel('Custom headers').fill('X-Env prod');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await expectText(dialog(), 'must look like "Name: value"');
+    await dialog().getByLabel('Custom headers').fill('X-Env: prod\nX-Team: bookings');
+    await dialog().getByLabel('Authentication').selectOption('bearer');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await expectText(dialog(), 'Enter the bearer token');
+    await dialog().getByLabel('Token').fill('ui-secret-token');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    const c = card('My integration (renamed)');
+    await expectText(c.locator('.rate-limit'), '5 per second');
+    await expectText(c.locator('.headers'), 'X-Env, X-Team');
+    await expectText(c.locator('.auth'), 'Bearer token');
+    assert.equal((await page.content()).includes('ui-secret-token'), false, 'the token is shown');
+    // Editing again keeps the token unless a new one is typed; a refused
+    // header name is the server's to name.
+    await c.getByRole('button', { name: 'Edit' }).click();
+    await dialog().getByLabel('Custom headers').fill('X-Hookgate-Signature-256: forged');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await expectText(dialog(), 'sets itself');
+    await dialog().getByLabel('Custom headers').fill('X-Env: staging');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await expectText(card('My integration (renamed)').locator('.headers'), 'X-Env');
+    await expectText(card('My integration (renamed)').locator('.auth'), 'Bearer token');
+  });
+
   await step('Rotate secret: confirm, new secret once behind the same box, old one\'s expiry shown', async () => {
     const c = card('My integration (renamed)');
     await c.getByRole('button', { name: 'Rotate secret' }).click();
