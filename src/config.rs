@@ -214,6 +214,15 @@ settings! {
     /// PEM file of extra root certificates to trust when delivering.
     ca_file: Option<PathBuf> = None, "FILE";
 
+    /// HTTP(S) proxy every delivery goes through, e.g.
+    /// `http://proxy.internal:3128`; the address guard still applies to each
+    /// target.
+    proxy: Option<String> = None, "URL", shown "none";
+
+    /// Hosts deliveries reach directly despite `proxy`, comma-separated:
+    /// names, `.domain` suffixes, IPs or CIDRs.
+    no_proxy: Vec<String> = Vec::new(), "HOSTS", arg(value_delimiter = ',');
+
     /// Comma-separated delays before each delivery attempt.
     retry_schedule: RetrySchedule = RetrySchedule::default(), "DELAYS";
 
@@ -413,10 +422,10 @@ impl<T: Shown> Shown for Option<T> {
     }
 }
 
-impl Shown for Vec<IpNet> {
+impl<T: std::fmt::Display> Shown for Vec<T> {
     fn shown(&self) -> Option<String> {
-        let nets: Vec<String> = self.iter().map(ToString::to_string).collect();
-        (!nets.is_empty()).then(|| nets.join(","))
+        let items: Vec<String> = self.iter().map(ToString::to_string).collect();
+        (!items.is_empty()).then(|| items.join(","))
     }
 }
 
@@ -527,6 +536,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "admin_token must be at least 16 characters".into(),
             ));
+        }
+        if let Some(proxy) = &self.proxy {
+            match url::Url::parse(proxy) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "proxy must be an http:// or https:// URL with a host, not '{proxy}'"
+                    )));
+                }
+            }
         }
         if let Some(token) = &self.metrics_token
             && token.len() < 16

@@ -8,7 +8,7 @@ use crate::api::{self, AppState};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
-use crate::delivery::sender::Sender;
+use crate::delivery::sender::{ProxySettings, Sender};
 use crate::delivery::{Engine, EngineSettings};
 use crate::model::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
 use crate::plugins::compile::Compiler;
@@ -87,10 +87,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         })?;
     let addr = listener.local_addr()?;
     let guard = TargetGuard::new(config.allow_targets.clone(), config.allow_http);
+    let proxy = config.proxy.as_ref().map(|url| ProxySettings {
+        url: url.clone(),
+        no_proxy: config.no_proxy.clone(),
+    });
     let sender = Sender::new(
         guard.clone(),
         config.delivery_timeout,
         config.ca_file.as_deref(),
+        proxy.as_ref(),
     )?;
     let host = PluginHost::new(config.plugin_limits())?;
     // Uploads compile in child processes of this very binary.

@@ -228,7 +228,8 @@ mod tests {
     /// A service on a temp store whose engine delivers nowhere: the guard
     /// refuses every private address, and the endpoints point at loopback.
     async fn service(store: &Store) -> Service {
-        let sender = Sender::new(TargetGuard::default(), Duration::from_secs(1), None).unwrap();
+        let sender =
+            Sender::new(TargetGuard::default(), Duration::from_secs(1), None, None).unwrap();
         let quota = PluginQuota { count: 1, bytes: 1 };
         let host = PluginHost::new(Limits::default()).unwrap();
         let plugins = Plugins::new(host, Compiler::in_process(), store.clone(), quota);

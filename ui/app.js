@@ -437,7 +437,7 @@ function endpointFields(catalog, initial = {}) {
     h('option', { value: 'bearer', selected: had === 'bearer' }, 'Bearer token')),
     'Sent as the Authorization header of every request, besides the signature.');
   const keep = had !== 'none' ? 'Leave empty to keep the current one' : '';
-  const username = field('Username', h('input', { type: 'text', autocomplete: 'off', value: initial.auth?.username || '' }));
+  const username = field('User', h('input', { type: 'text', autocomplete: 'off', value: initial.auth?.username || '' }));
   const password = field('Password', h('input', { type: 'password', autocomplete: 'new-password', placeholder: keep }));
   const token = field('Token', h('input', { type: 'password', autocomplete: 'off', placeholder: keep }));
   const showAuth = () => {

@@ -52,7 +52,8 @@ impl Gateway {
     async fn start() -> Gateway {
         let (store, dir) = temp_store();
         let config = Config::default();
-        let sender = Sender::new(TargetGuard::default(), Duration::from_secs(1), None).unwrap();
+        let sender =
+            Sender::new(TargetGuard::default(), Duration::from_secs(1), None, None).unwrap();
         let host = PluginHost::new(Limits::default()).unwrap();
         let quota = PluginQuota {
             count: 10,

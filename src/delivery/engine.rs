@@ -801,7 +801,8 @@ mod tests {
     use crate::target_guard::TargetGuard;
 
     fn dispatcher(store: Store) -> Dispatcher {
-        let sender = Sender::new(TargetGuard::default(), Duration::from_secs(1), None).unwrap();
+        let sender =
+            Sender::new(TargetGuard::default(), Duration::from_secs(1), None, None).unwrap();
         let plugins = Plugins::new(
             PluginHost::new(Limits::default()).unwrap(),
             Compiler::in_process(),

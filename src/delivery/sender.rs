@@ -1,12 +1,14 @@
 //! Sending one signed request to a receiver (docs/product.md, "Delivery").
 //!
 //! One shared reqwest client (connection pooling, HTTP/1.1 and HTTP/2) with
-//! the delivery timeout, no redirects, no proxy (not even one named by the
-//! environment), `User-Agent: hookgate/<version>`, and TLS trusting the
-//! system roots plus the operator's CA file. Every address a
-//! hostname resolves to passes the private-address guard first, so DNS that
-//! changes after the endpoint was saved (rebinding) cannot reach a private
-//! network.
+//! the delivery timeout, no redirects, no proxy but the operator's own
+//! (never one named by the environment), `User-Agent: hookgate/<version>`,
+//! and TLS trusting the system roots plus the operator's CA file. Every
+//! address a hostname resolves to passes the private-address guard first,
+//! so DNS that changes after the endpoint was saved (rebinding) cannot
+//! reach a private network. Through a proxy the proxy connects, so the
+//! target's addresses are resolved and checked before each request: every
+//! one must pass, since the proxy may pick any of them.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,6 +38,16 @@ pub enum SenderError {
     },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("the proxy {url} cannot be used: {source}")]
+    Proxy { url: String, source: reqwest::Error },
+}
+
+/// The operator's HTTP(S) proxy: every delivery goes through it, but those
+/// to the hosts of `no_proxy` (names, `.domain` suffixes, IPs or CIDRs).
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub url: String,
+    pub no_proxy: Vec<String>,
 }
 
 /// What one request came to.
@@ -56,6 +68,8 @@ pub struct Sender {
     client: reqwest::Client,
     guard: TargetGuard,
     timeout: Duration,
+    /// Requests may go through a proxy, which resolves the target itself.
+    proxied: bool,
 }
 
 impl Sender {
@@ -63,20 +77,41 @@ impl Sender {
         guard: TargetGuard,
         timeout: Duration,
         ca_file: Option<&Path>,
+        proxy: Option<&ProxySettings>,
     ) -> Result<Self, SenderError> {
+        // The proxy's own address is the operator's choice, not a target's.
+        let proxy_host = proxy
+            .and_then(|p| Url::parse(&p.url).ok())
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
-            // Proxy variables from the environment would bypass the guard's check of resolved addresses.
-            .no_proxy()
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: guard.clone(),
+                proxy_host,
             }));
+        builder = match proxy {
+            // Proxy variables from the environment would bypass the guard's
+            // check of resolved addresses.
+            None => builder.no_proxy(),
+            Some(settings) => {
+                let bad = |source| SenderError::Proxy {
+                    url: settings.url.clone(),
+                    source,
+                };
+                let mut proxy = reqwest::Proxy::all(&settings.url).map_err(bad)?;
+                if !settings.no_proxy.is_empty() {
+                    proxy =
+                        proxy.no_proxy(reqwest::NoProxy::from_string(&settings.no_proxy.join(",")));
+                }
+                builder.proxy(proxy)
+            }
+        };
         if let Some(path) = ca_file {
             let display = path.display().to_string();
             let pem = std::fs::read(path).map_err(|source| SenderError::ReadCa {
@@ -97,6 +132,7 @@ impl Sender {
             client: builder.build()?,
             guard,
             timeout,
+            proxied: proxy.is_some(),
         })
     }
 
@@ -121,6 +157,11 @@ impl Sender {
         // Literal addresses never reach the resolver: check them here.
         if let Err(e) = self.check_literal(url) {
             return failed(format!("refused: the URL {e}"));
+        }
+        if self.proxied
+            && let Err(refused) = self.check_through_proxy(url).await
+        {
+            return failed(refused);
         }
         let mut request = self
             .client
@@ -180,6 +221,27 @@ impl Sender {
         }
     }
 
+    /// Resolves the target's host as the guard would, for a request the
+    /// proxy will connect: every address must be allowed.
+    async fn check_through_proxy(&self, url: &str) -> Result<(), String> {
+        let parsed = Url::parse(url).map_err(|e| format!("refused: the URL {e}"))?;
+        let Some(Host::Domain(host)) = parsed.host() else {
+            return Ok(());
+        };
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+            .await
+            .map_err(|e| format!("connection failed: cannot resolve {host}: {e}"))?
+            .collect();
+        match found.iter().find(|a| self.guard.check_ip(a.ip()).is_err()) {
+            Some(refused) => Err(format!(
+                "refused: {host} resolves to {}, a non-public address",
+                refused.ip()
+            )),
+            None if found.is_empty() => Err(format!("connection failed: {host} has no address")),
+            None => Ok(()),
+        }
+    }
+
     /// A person-readable reason for a request that got no HTTP answer.
     fn describe(&self, e: &reqwest::Error) -> String {
         if e.is_timeout() {
@@ -217,18 +279,28 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     )
 }
 
-/// Resolves with the system resolver, keeping only addresses the guard allows.
+/// Resolves with the system resolver, keeping only addresses the guard
+/// allows (all of them for the operator's proxy).
 struct GuardedResolver {
     guard: TargetGuard,
+    proxy_host: Option<String>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = self.guard.clone();
+        let is_proxy = self
+            .proxy_host
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(name.as_str()));
         Box::pin(async move {
             let host = name.as_str().to_string();
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if is_proxy {
+                let addrs: Addrs = Box::new(found.into_iter());
+                return Ok(addrs);
+            }
             let allowed: Vec<SocketAddr> = found
                 .iter()
                 .copied()
@@ -273,5 +345,31 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[tokio::test]
+    async fn through_a_proxy_the_target_is_still_guarded() {
+        // The proxy would resolve the name itself, so the sender resolves and
+        // checks it first; nothing is sent (the proxy's port is closed, and
+        // a connection attempt would say so instead).
+        let proxy = ProxySettings {
+            url: "http://127.0.0.1:9".into(),
+            no_proxy: Vec::new(),
+        };
+        let sender = Sender::new(
+            TargetGuard::default(),
+            Duration::from_secs(1),
+            None,
+            Some(&proxy),
+        )
+        .unwrap();
+        for url in ["https://localhost:8443/hook", "https://127.0.0.1:8443/hook"] {
+            let outcome = sender
+                .send(url, &[], "application/json", Bytes::from_static(b"{}"))
+                .await;
+            let error = outcome.error.unwrap();
+            assert!(error.starts_with("refused: "), "{url}: {error}");
+            assert!(error.contains("127.0.0.1"), "{url}: {error}");
+        }
     }
 }

@@ -354,3 +354,48 @@ async fn a_rate_limit_spaces_deliveries_and_drops_none() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn deliveries_go_through_the_operators_proxy_but_to_no_proxy_hosts() {
+    let proxy = crate::utils::proxy::Proxy::start().await;
+    let rx = Receiver::start().await;
+    let gw = Gateway::builder()
+        .delivering("0ms")
+        .env("HOOKGATE_PROXY", &proxy.url())
+        .start();
+    let (_, token) = gw.tenant_with_key("acme").await;
+    gw.add_event_types(&token, &["booking.created"]).await;
+    let (_, secret) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    gw.publish(&token, "booking.created", json!({"via": "proxy"}))
+        .await;
+    let req = rx.wait_for(1, LONG).await[0].clone();
+    assert_eq!(
+        req.header("x-hookgate-signature-256"),
+        hex_signature(&secret, &req.body)
+    );
+    let target = format!("127.0.0.1:{}", rx.addr.port());
+    assert_eq!(proxy.targets(), vec![target.clone()]);
+
+    // The same receiver listed in no_proxy is reached directly.
+    let direct = Gateway::builder()
+        .delivering("0ms")
+        .env("HOOKGATE_PROXY", &proxy.url())
+        .env("HOOKGATE_NO_PROXY", "127.0.0.1")
+        .start();
+    let (_, token) = direct.tenant_with_key("acme").await;
+    direct.add_event_types(&token, &["booking.created"]).await;
+    direct
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    direct
+        .publish(&token, "booking.created", json!({"via": "direct"}))
+        .await;
+    rx.wait_for(2, LONG).await;
+    assert_eq!(
+        proxy.targets(),
+        vec![target],
+        "no_proxy went through the proxy"
+    );
+}

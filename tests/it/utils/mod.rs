@@ -5,7 +5,7 @@
 pub mod assert;
 pub mod gateway;
 
-pub use hookgate_test_support::{components, receiver, verify, wasm};
+pub use hookgate_test_support::{components, proxy, receiver, verify, wasm};
 
 #[allow(unused_imports)]
 pub use assert::{

@@ -4,6 +4,7 @@
 //! - [`process`]: the one gateway launcher (the binary as its own process,
 //!   its CPU and memory from /proc);
 //! - [`receiver`]: an HTTPS webhook receiver with a test CA;
+//! - [`proxy`]: a CONNECT proxy that records its targets;
 //! - [`verify`]: an independent check of both signature styles;
 //! - [`wasm`]: the guest plugin crates built for wasm32-wasip2;
 //! - [`components`]: hand-shaped components (bounds, a compile bomb);
@@ -13,6 +14,7 @@
 pub mod bench;
 pub mod components;
 pub mod process;
+pub mod proxy;
 pub mod receiver;
 pub mod verify;
 pub mod wasm;
