@@ -1,16 +1,18 @@
 //! What the API's handlers ask for, apart from HTTP: publishing an event,
-//! reading it back with its deliveries, a test send and a manual retry.
+//! reading it back with its deliveries, a test send, a manual retry,
+//! recovering what failed, and sending an event again.
 //!
 //! Handlers parse and authenticate, call one of these, and turn the result
 //! into an answer; the steps in between (the catalog check, the fan-out
 //! budget, waking the engine) live here, once, and are tested in process.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::delivery::fanout;
 use crate::delivery::{Engine, RetrySchedule};
 use crate::model::delivery::{Delivery, DeliveryStatus};
-use crate::model::endpoint::Endpoint;
+use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::event::{Event, validate_external_id};
 use crate::model::event_type::{TEST_EVENT_TYPE, validate_name};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
@@ -23,6 +25,10 @@ pub enum ServiceError {
     /// A field of the request breaks a rule.
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// A field is well formed but asks for what cannot be done (a time in
+    /// the future, an endpoint that does not subscribe).
+    #[error("{0}")]
+    Unprocessable(FieldError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -198,6 +204,106 @@ impl Service {
         delivery: &Delivery,
     ) -> Result<Delivery, ServiceError> {
         Ok(self.engine.retry_now(tenant, endpoint, delivery).await?)
+    }
+}
+
+impl Service {
+    /// Queues again every delivery of `endpoint` that ended `failed` between
+    /// `since` and `until` (now when `None`), and makes the endpoint active
+    /// again (the gateway may have disabled it, and a paused endpoint's
+    /// deliveries would be skipped); returns how many were queued.
+    pub async fn recover(
+        &self,
+        endpoint: &Endpoint,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<usize, ServiceError> {
+        let now = crate::time::now();
+        if since > now {
+            return Err(ServiceError::Unprocessable(FieldError::new(
+                "since",
+                "must not be in the future",
+            )));
+        }
+        let until = until.unwrap_or(now);
+        if until < since {
+            return Err(ServiceError::Unprocessable(FieldError::new(
+                "until",
+                "must not be before since",
+            )));
+        }
+        let (tenant, id) = (endpoint.tenant_id, endpoint.id);
+        let endpoint = self
+            .store
+            .update_endpoint(&tenant, &id, |e| {
+                if e.status != EndpointStatus::Active {
+                    e.status = EndpointStatus::Active;
+                    e.disabled_reason = None;
+                    e.updated_at = now;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        let recovered = self
+            .store
+            .recover_deliveries(&tenant, &endpoint.id, since, until, now)
+            .await?;
+        self.engine.queued(recovered);
+        Ok(recovered)
+    }
+
+    /// Sends a stored event again, as a new delivery, to `only` or else to
+    /// every active endpoint subscribed to its type now; returns the new
+    /// deliveries. `NotFound` if the event is gone (retention).
+    pub async fn redeliver(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        only: Option<&Endpoint>,
+    ) -> Result<Vec<DeliveryRef>, ServiceError> {
+        let event = self
+            .store
+            .get_event(tenant, event_id)?
+            .ok_or(StoreError::NotFound("event"))?;
+        let targets: Vec<EndpointId> = match only {
+            Some(e) => {
+                if !crate::model::event_type::subscribed(&e.events, &event.event_type) {
+                    return Err(ServiceError::Unprocessable(FieldError::new(
+                        "webhook_id",
+                        format!("the endpoint does not subscribe to '{}'", event.event_type),
+                    )));
+                }
+                if e.status != EndpointStatus::Active {
+                    return Err(StoreError::Conflict(
+                        "the endpoint is not active: resume it first".into(),
+                    )
+                    .into());
+                }
+                vec![e.id]
+            }
+            None => self.store.with_endpoints(tenant, |endpoints| {
+                endpoints
+                    .values()
+                    .filter(|e| e.status == EndpointStatus::Active)
+                    .filter(|e| crate::model::event_type::subscribed(&e.events, &event.event_type))
+                    .map(|e| e.id)
+                    .collect()
+            })?,
+        };
+        let now = crate::time::now();
+        let deliveries: Vec<Delivery> = targets
+            .into_iter()
+            .map(|endpoint| {
+                let mut d = Delivery::new(endpoint, &event.id, &event.event_type, now);
+                d.next_retry = Some(now);
+                d
+            })
+            .collect();
+        for chunk in deliveries.chunks(FANOUT_CHUNK) {
+            self.store.add_deliveries(tenant, &event.id, chunk).await?;
+            self.engine.queued(chunk.len());
+        }
+        Ok(deliveries.iter().map(DeliveryRef::of).collect())
     }
 }
 

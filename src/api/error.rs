@@ -100,6 +100,14 @@ impl ApiError {
         }
     }
 
+    /// A field that is well formed but breaks a rule of its own (422).
+    pub fn unprocessable(e: FieldError) -> Self {
+        ApiError::Unprocessable {
+            field: Some(e.field),
+            message: e.message,
+        }
+    }
+
     pub fn not_found(what: &str) -> Self {
         ApiError::NotFound(format!("{what} not found"))
     }
@@ -118,6 +126,7 @@ impl From<crate::service::ServiceError> for ApiError {
     fn from(e: crate::service::ServiceError) -> Self {
         match e {
             crate::service::ServiceError::Invalid(e) => e.into(),
+            crate::service::ServiceError::Unprocessable(e) => ApiError::unprocessable(e),
             crate::service::ServiceError::Store(e) => e.into(),
         }
     }

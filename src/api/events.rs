@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::auth::{PublishScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::views::{DeliveryStatusView, EventRef};
 use super::{ApiResult, AppState, Envelope, ok};
 use crate::model::ids::{DeliveryId, EndpointId};
@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(publish))
         .routes(routes!(get_event))
+        .routes(routes!(redeliver))
 }
 
 type Auth = TenantAuth<PublishScope>;
@@ -160,4 +161,71 @@ async fn get_event(
         .event(&auth.tenant, &id)?
         .ok_or_else(|| ApiError::not_found("event"))?;
     ok(view(published))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverRequest {
+    /// Only this endpoint (`wh_...`, subscribed and active); every active
+    /// subscribed endpoint when left out.
+    #[serde(default)]
+    pub webhook_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Redelivered {
+    /// The new deliveries, one per endpoint, queued now.
+    pub deliveries: Vec<EventDelivery>,
+}
+
+/// Send a stored event again, as a new delivery, to one endpoint or every
+/// active endpoint subscribed to its type.
+#[utoipa::path(post, path = "/v1/events/{id}/redeliver", tag = "events", security(("bearer" = [])),
+    params(("id" = inline(EventRef), Path, description = "Event id: the gateway's `evt_...` or the producer's own")),
+    request_body(content = Option<RedeliverRequest>, description = "Optional: the one endpoint to send it to",
+        example = json!({})),
+    responses((status = 202, description = "Queued", body = Envelope<Redelivered>),
+              (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+              (status = 422, body = ErrorEnvelope)))]
+async fn redeliver(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(body): OptionalJson<RedeliverRequest>,
+) -> Result<(StatusCode, Json<Envelope<Redelivered>>), ApiError> {
+    let only = match &body.webhook_id {
+        Some(raw) => {
+            let id: EndpointId = raw.parse().map_err(|e| ApiError::Unprocessable {
+                field: Some("webhook_id".into()),
+                message: format!("{e}"),
+            })?;
+            let endpoint = state
+                .store
+                .get_endpoint(&auth.tenant, &id)?
+                .ok_or_else(|| ApiError::not_found("webhook"))?;
+            Some(endpoint)
+        }
+        None => None,
+    };
+    let deliveries = state
+        .service
+        .redeliver(&auth.tenant, &id, only.as_deref())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Envelope {
+            success: true,
+            data: Redelivered {
+                deliveries: deliveries
+                    .into_iter()
+                    .map(|d| EventDelivery {
+                        webhook_id: d.endpoint_id,
+                        delivery_id: d.delivery_id,
+                        log_id: d.delivery_id,
+                        status: d.status.into(),
+                    })
+                    .collect(),
+            },
+        }),
+    ))
 }

@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resume_webhook))
         .routes(routes!(rotate_secret))
         .routes(routes!(send_test))
+        .routes(routes!(recover))
 }
 
 type Auth = TenantAuth<EndpointsScope>;
@@ -243,14 +244,6 @@ pub struct UpdateWebhook {
     pub rate_limit: Option<Option<f64>>,
 }
 
-/// A rule a delivery control breaks: 422 naming the field.
-fn unprocessable(e: FieldError) -> ApiError {
-    ApiError::Unprocessable {
-        field: Some(e.field),
-        message: e.message,
-    }
-}
-
 /// Checks static headers against the tenant's own header names.
 fn validated_headers(
     state: &AppState,
@@ -262,7 +255,7 @@ fn validated_headers(
         match value {
             serde_json::Value::String(value) => pairs.push((name, value)),
             _ => {
-                return Err(unprocessable(FieldError::new(
+                return Err(ApiError::unprocessable(FieldError::new(
                     format!("headers.{name}"),
                     "must be a string",
                 )));
@@ -274,17 +267,17 @@ fn validated_headers(
         .tenant_record(tenant)?
         .map(|t| t.headers.clone())
         .unwrap_or_default();
-    endpoint::validate_headers(pairs, &names).map_err(unprocessable)
+    endpoint::validate_headers(pairs, &names).map_err(ApiError::unprocessable)
 }
 
 fn validated_auth(auth: AuthIn) -> Result<ReceiverAuth, ApiError> {
     let auth = ReceiverAuth::from(auth);
-    auth.validate().map_err(unprocessable)?;
+    auth.validate().map_err(ApiError::unprocessable)?;
     Ok(auth)
 }
 
 fn validated_rate(rate: f64) -> Result<f64, ApiError> {
-    endpoint::validate_rate_limit(rate).map_err(unprocessable)
+    endpoint::validate_rate_limit(rate).map_err(ApiError::unprocessable)
 }
 
 /// The highest `max_in_flight` an endpoint may ask for.
@@ -717,4 +710,47 @@ async fn send_test(
         delivery: (&delivery).into(),
         log: (&delivery).into(),
     })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverRequest {
+    /// Deliveries that ended `failed` from this time on (RFC 3339).
+    pub since: DateTime<Utc>,
+    /// ... up to this time; now when left out.
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Recovered {
+    /// How many deliveries were queued again.
+    pub recovered: usize,
+}
+
+/// Queue again every delivery of the endpoint that ended `failed` in a time
+/// window, and make the endpoint active again (disabled or paused).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
+    request_body(content = RecoverRequest, example = json!({"since": "2026-12-01T00:00:00Z"})),
+    responses((status = 202, description = "Queued", body = Envelope<Recovered>),
+              (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+async fn recover(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RecoverRequest>,
+) -> Created<Recovered> {
+    let endpoint = find_endpoint(&state, &auth.tenant, &id)?;
+    let recovered = state
+        .service
+        .recover(&endpoint, body.since, body.until)
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(Envelope {
+            success: true,
+            data: Recovered { recovered },
+        }),
+    ))
 }

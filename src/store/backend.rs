@@ -138,6 +138,14 @@ pub trait Backend: Send + Sync {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Vec<(EndpointId, DeliveryId)>>;
+    /// Adds new deliveries (at most `FANOUT_CHUNK`) to a stored event, with
+    /// their queue entries, all or nothing; `NotFound` if the event is gone.
+    async fn add_deliveries(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        deliveries: &[Delivery],
+    ) -> Result<()>;
     /// Stores an event made for a test send, with no fan-out.
     fn put_event(&self, event: &Event) -> Result<()>;
     /// Up to `limit` queue entries due at `now_ms`, oldest first, after
@@ -184,6 +192,17 @@ pub trait Backend: Send + Sync {
         reason: &str,
     ) -> Result<Option<Delivery>>;
     async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()>;
+    /// Queues again, due at `now`, each delivery of the endpoint that ended
+    /// `failed` between `since` and `until` (test sends aside), each with
+    /// its queue entry; returns how many.
+    async fn recover_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<usize>;
     fn list_deliveries(
         &self,
         tenant: &TenantId,

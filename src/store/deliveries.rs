@@ -282,6 +282,63 @@ impl SledStore {
         Ok(updated)
     }
 
+    /// Queues again, due at `now`, every delivery of the endpoint that ended
+    /// `failed` (no attempt left) between `since` and `until`, test sends
+    /// aside; each delivery and its new queue entry together. Returns how
+    /// many. Durable when it returns.
+    pub async fn recover_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let due = now.timestamp_millis();
+        let mut recovered = 0;
+        for item in self
+            .deliveries
+            .scan_prefix(endpoint_prefix(tenant, endpoint))
+        {
+            let (key, value) = item?;
+            let delivery: Delivery = decode(&value)?;
+            let ended = delivery.status == DeliveryStatus::Failed
+                && delivery.next_retry.is_none()
+                && !delivery.test
+                && (since..=until).contains(&delivery.updated_at);
+            if !ended {
+                continue;
+            }
+            let entry = encode(&QueueEntry {
+                tenant: *tenant,
+                endpoint: *endpoint,
+                delivery: delivery.id,
+            });
+            let requeued = (&self.deliveries, &self.queue).transaction(|(deliveries, queue)| {
+                // Read again inside: an attempt or a retry may have moved it.
+                let Some(current) = deliveries.get(&key)? else {
+                    return Ok(false);
+                };
+                let mut d: Delivery =
+                    decode(&current).map_err(ConflictableTransactionError::Abort)?;
+                if d.status != DeliveryStatus::Failed || d.next_retry.is_some() {
+                    return Ok(false);
+                }
+                d.next_retry = Some(now);
+                d.updated_at = now;
+                queue.insert(queue_key(due, &d.id), entry.as_slice())?;
+                deliveries.insert(&key, encode(&d))?;
+                Ok(true)
+            })?;
+            recovered += usize::from(requeued);
+        }
+        if recovered > 0 {
+            self.queued_since.note(due);
+        }
+        self.flush().await?;
+        Ok(recovered)
+    }
+
     /// Stores a delivery that is not queued (a test send's log entry).
     pub async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()> {
         self.deliveries.insert(

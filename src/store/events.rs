@@ -274,6 +274,53 @@ impl SledStore {
         }
     }
 
+    /// Adds `deliveries` (new ones, of at most [`FANOUT_CHUNK`]) to a stored
+    /// event: their rows, their queue entries and the event's list, all or
+    /// nothing. `NotFound` if the event is gone. Durable when it returns.
+    pub async fn add_deliveries(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        deliveries: &[Delivery],
+    ) -> Result<()> {
+        if deliveries.len() > FANOUT_CHUNK {
+            return Err(StoreError::LimitReached(format!(
+                "at most {FANOUT_CHUNK} deliveries at once"
+            )));
+        }
+        let key = scoped_key(tenant, event_id);
+        let rows: Vec<Row> = deliveries.iter().map(|d| row(*tenant, d)).collect();
+        let added: Vec<(EndpointId, DeliveryId)> =
+            deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
+        (
+            &self.events,
+            &self.event_deliveries,
+            &self.deliveries,
+            &self.queue,
+        )
+            .transaction(|(events, lists, dels, queue)| {
+                if events.get(key.as_slice())?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
+                        "event",
+                    )));
+                }
+                let mut list: Vec<(EndpointId, DeliveryId)> = match lists.get(key.as_slice())? {
+                    Some(bytes) => decode(&bytes).map_err(ConflictableTransactionError::Abort)?,
+                    None => Vec::new(),
+                };
+                list.extend(added.iter().copied());
+                lists.insert(key.as_slice(), encode(&list))?;
+                for row in &rows {
+                    row.write(dels, queue)?;
+                }
+                Ok(())
+            })?;
+        if let Some(due) = earliest_due(deliveries) {
+            self.queued_since.note(due);
+        }
+        self.flush().await
+    }
+
     /// Stores an event made for a test send, with no fan-out.
     pub fn put_event(&self, event: &Event) -> Result<()> {
         self.events

@@ -32,6 +32,8 @@ pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
 pub use plugins::{NewPlugin, PluginQuota, Stored};
 
 use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -467,6 +469,24 @@ impl Backend for SledStore {
     }
     async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()> {
         SledStore::insert_delivery(self, tenant, delivery).await
+    }
+    async fn recover_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        SledStore::recover_deliveries(self, tenant, endpoint, since, until, now).await
+    }
+    async fn add_deliveries(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        deliveries: &[Delivery],
+    ) -> Result<()> {
+        SledStore::add_deliveries(self, tenant, event_id, deliveries).await
     }
     fn list_deliveries(
         &self,

@@ -399,3 +399,198 @@ async fn deliveries_go_through_the_operators_proxy_but_to_no_proxy_hosts() {
         "no_proxy went through the proxy"
     );
 }
+
+#[tokio::test]
+async fn recover_queues_again_what_failed_and_re_enables_the_endpoint() {
+    let (gw, rx, token) = setup("0ms").await;
+    let (id, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    let (other, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    gw.post(&format!("/v1/webhooks/{other}/pause"), &token, json!({}))
+        .await;
+    // Slow failures, so all three are queued before the first one ends.
+    rx.respond_with(500);
+    rx.delay(Duration::from_millis(300));
+    let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+    for n in 0..3 {
+        gw.publish(&token, "booking.created", json!({ "n": n }))
+            .await;
+    }
+    gw.wait_for_deliveries(&token, &id, LONG, |l| {
+        l.len() == 3 && l.iter().all(|d| d["status"] == "failed")
+    })
+    .await;
+    let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    assert_eq!(body["data"]["webhook"]["status"], "disabled");
+
+    let path = format!("/v1/webhooks/{id}/recover");
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for (body, field) in [
+        (json!({"since": future}), "since"),
+        (json!({"since": "yesterday"}), "since"),
+        (json!({}), "since"),
+        (
+            json!({"since": since.to_rfc3339(), "until": (since - chrono::Duration::seconds(1)).to_rfc3339()}),
+            "until",
+        ),
+    ] {
+        let (status, answer) = gw.post(&path, &token, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    assert_eq!(
+        body["data"]["webhook"]["status"], "disabled",
+        "a refused recover changed it"
+    );
+
+    // A window that ends before the failures recovers nothing.
+    let (status, answer) = gw
+        .post(
+            &path,
+            &token,
+            json!({"since": since.to_rfc3339(), "until": since.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["data"]["recovered"], 0);
+
+    rx.respond_with(200);
+    rx.delay(Duration::ZERO);
+    let before = rx.received().len();
+    let (status, answer) = gw
+        .post(&path, &token, json!({"since": since.to_rfc3339()}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["data"]["recovered"], 3);
+    let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    assert_eq!(body["data"]["webhook"]["status"], "active");
+    rx.wait_for(before + 3, LONG).await;
+    gw.wait_for_deliveries(&token, &id, LONG, |l| {
+        l.len() == 3 && l.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+
+    // The paused endpoint's events were skipped, not failed: recovering it
+    // makes it active and sends none of them.
+    let (status, answer) = gw
+        .post(
+            &format!("/v1/webhooks/{other}/recover"),
+            &token,
+            json!({"since": since.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["data"]["recovered"], 0);
+    let (_, body) = gw.get(&format!("/v1/webhooks/{other}"), &token).await;
+    assert_eq!(body["data"]["webhook"]["status"], "active");
+    let skipped = gw
+        .wait_for_deliveries(&token, &other, LONG, |l| l.len() == 3)
+        .await;
+    assert!(
+        skipped.iter().all(|d| d["status"] == "skipped"),
+        "{skipped:?}"
+    );
+}
+
+#[tokio::test]
+async fn redeliver_sends_an_event_again_to_one_or_every_subscribed_endpoint() {
+    let (gw, rx, token) = setup("0ms").await;
+    gw.add_event_types(&token, &["trip.created"]).await;
+    let (a, _) = gw.create_webhook(&token, &rx.url(), &["booking.*"]).await;
+    let (b, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    let (trips, _) = gw
+        .create_webhook(&token, &rx.url(), &["trip.created"])
+        .await;
+    let (paused, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    gw.post(&format!("/v1/webhooks/{paused}/pause"), &token, json!({}))
+        .await;
+    let event = gw.publish(&token, "booking.created", json!({"n": 1})).await;
+    let event_id = event["id"].as_str().unwrap();
+    rx.wait_for(2, LONG).await;
+
+    let path = format!("/v1/events/{event_id}/redeliver");
+    let (status, answer) = gw.post(&path, &token, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let mut to: Vec<String> = answer["data"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["webhook_id"].as_str().unwrap().to_string())
+        .collect();
+    to.sort();
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort();
+    assert_eq!(to, expected, "every active subscriber, the paused one not");
+    let got = rx.wait_for(4, LONG).await;
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|r| r.header("x-hookgate-delivery"))
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        4,
+        "each redelivery is a new delivery: {ids:?}"
+    );
+
+    let (status, answer) = gw.post(&path, &token, json!({"webhook_id": b})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["data"]["deliveries"].as_array().unwrap().len(), 1);
+    rx.wait_for(5, LONG).await;
+    gw.wait_for_deliveries(&token, &b, LONG, |l| {
+        l.len() == 3 && l.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    // The event lists every delivery made of it.
+    let (_, body) = gw.get(&format!("/v1/events/{event_id}"), &token).await;
+    assert_eq!(
+        body["data"]["event"]["deliveries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+
+    for (body, status, field) in [
+        (
+            json!({"webhook_id": trips}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("webhook_id"),
+        ),
+        (
+            json!({"webhook_id": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("webhook_id"),
+        ),
+        (json!({"webhook_id": paused}), StatusCode::CONFLICT, None),
+    ] {
+        let (got, answer) = gw.post(&path, &token, body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        if let Some(field) = field {
+            assert_eq!(answer["error"]["field"], field, "{answer}");
+        }
+    }
+    let (status, _) = gw
+        .post(
+            "/v1/events/evt_01J9Z8Q2V5X7ZK3M4N6P8R0S2T/redeliver",
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        rx.received().len(),
+        5,
+        "a refused redelivery sent something"
+    );
+}
