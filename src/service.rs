@@ -10,11 +10,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::delivery::fanout;
+use crate::delivery::operational::Notice;
 use crate::delivery::{Engine, RetrySchedule};
 use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::event::{Event, validate_external_id};
-use crate::model::event_type::{TEST_EVENT_TYPE, validate_name};
+use crate::model::event_type::{TEST_EVENT_TYPE, is_operational, validate_name};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
 use crate::model::tenant::Tenant;
 use crate::store::{FANOUT_CHUNK, PublishOutcome, Store, StoreError};
@@ -92,6 +93,16 @@ impl Service {
         idempotency_key: Option<&str>,
     ) -> Result<Published, ServiceError> {
         validate_name(&new.event_type).map_err(|e| FieldError::new("type", e))?;
+        if is_operational(&new.event_type) {
+            return Err(FieldError::new(
+                "type",
+                format!(
+                    "'{}' is one of the gateway's own operational events; only the gateway publishes them",
+                    new.event_type
+                ),
+            )
+            .into());
+        }
         if self
             .store
             .get_event_type(tenant, &new.event_type)?
@@ -233,9 +244,11 @@ impl Service {
             )));
         }
         let (tenant, id) = (endpoint.tenant_id, endpoint.id);
+        let mut was_disabled = false;
         let endpoint = self
             .store
             .update_endpoint(&tenant, &id, |e| {
+                was_disabled = e.status == EndpointStatus::Disabled;
                 if e.status != EndpointStatus::Active {
                     e.status = EndpointStatus::Active;
                     e.disabled_reason = None;
@@ -249,7 +262,20 @@ impl Service {
             .recover_deliveries(&tenant, &endpoint.id, since, until, now)
             .await?;
         self.engine.queued(recovered);
+        if was_disabled {
+            let reason = format!("recovered: {recovered} failed deliveries queued again");
+            self.engine
+                .announce(Notice::recovered(&endpoint, &reason))
+                .await;
+        }
         Ok(recovered)
+    }
+
+    /// Announces that a disabled endpoint is active again, for `reason`.
+    pub async fn announce_recovered(&self, endpoint: &Endpoint, reason: &str) {
+        self.engine
+            .announce(Notice::recovered(endpoint, reason))
+            .await;
     }
 
     /// Sends a stored event again, as a new delivery, to `only` or else to

@@ -105,6 +105,16 @@ async fn create_event_type(
     ApiJson(body): ApiJson<CreateEventType>,
 ) -> Created<EventTypeData> {
     validate_name(&body.name).map_err(|e| FieldError::new("name", e))?;
+    if crate::model::event_type::is_operational(&body.name) {
+        return Err(FieldError::new(
+            "name",
+            format!(
+                "names under '{}' are the gateway's own operational events",
+                crate::model::event_type::OPERATIONAL_PREFIX
+            ),
+        )
+        .into());
+    }
     let now = crate::time::now();
     let event_type = EventType {
         name: body.name,

@@ -486,9 +486,12 @@ async fn update(
         .into());
     }
     let now = crate::time::now();
+    let mut re_enabled = false;
     let endpoint = state
         .store
         .update_endpoint(&auth.tenant, &id, |e| {
+            re_enabled =
+                e.status == EndpointStatus::Disabled && status == Some(EndpointStatus::Active);
             if let Some(name) = &name {
                 e.name = name.clone();
             }
@@ -520,6 +523,12 @@ async fn update(
             Ok::<_, ApiError>(())
         })
         .await?;
+    if re_enabled {
+        state
+            .service
+            .announce_recovered(&endpoint, "resumed by the integrator")
+            .await;
+    }
     ok(WebhookData {
         webhook: WebhookView::of(&state, endpoint),
     })

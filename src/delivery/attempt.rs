@@ -7,10 +7,12 @@ use chrono::Utc;
 use std::sync::Arc;
 
 use super::RetrySchedule;
+use super::operational::Notice;
 use super::sender::{Outcome, Sender};
 use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::model::endpoint::{Endpoint, EndpointStatus, LastDelivery};
 use crate::model::event::Event;
+use crate::model::event_type::is_operational;
 use crate::model::ids::AttemptId;
 use crate::model::tenant::Tenant;
 use crate::plugins::{ChainOutcome, Plugins, Prepared};
@@ -26,6 +28,9 @@ pub(super) struct Attempter {
     pub schedule: RetrySchedule,
     /// Random spread of retry delays, as a fraction.
     pub jitter: f64,
+    /// The queue's count and the dispatcher's wake-up, for the operational
+    /// events attempts announce.
+    pub queued: Arc<super::operational::Queued>,
 }
 
 /// Runs the endpoint's plugin chain, if it has one.
@@ -343,7 +348,17 @@ pub(super) async fn scheduled(
     } else {
         None
     };
-    note_on_endpoint(store, &endpoint, &attempt, disable)?;
+    let disabled = note_on_endpoint(store, &endpoint, &attempt, disable.as_deref())?;
+    // The gateway's own events about it; a failed delivery of one of them
+    // announces nothing more, so it cannot feed itself.
+    if exhausted && !is_operational(&updated.event_type) {
+        inner.announce(Notice::failed(&endpoint, &updated)).await;
+    }
+    if disabled && let Some(reason) = &disable {
+        inner
+            .announce(Notice::disabled(&endpoint, &updated, reason))
+            .await;
+    }
     Ok(updated.next_retry.is_some())
 }
 
@@ -358,14 +373,15 @@ fn jitter_factor(jitter: f64) -> f64 {
 
 /// Keeps the endpoint's `last_delivery` current, and disables it with the
 /// reason `disable` gives (a delivery ran out of attempts, the receiver is
-/// gone). Unchanged outcomes within a second are not rewritten, so a busy
-/// endpoint's record is not a point of contention.
+/// gone); `true` when this disabled it. Unchanged outcomes within a second
+/// are not rewritten, so a busy endpoint's record is not a point of
+/// contention.
 fn note_on_endpoint(
     store: &Store,
     endpoint: &Endpoint,
     attempt: &Attempt,
-    disable: Option<String>,
-) -> Result<(), StoreError> {
+    disable: Option<&str>,
+) -> Result<bool, StoreError> {
     let last = LastDelivery {
         at: attempt.at,
         response_code: attempt.response_code,
@@ -378,21 +394,26 @@ fn note_on_endpoint(
             && (last.at - l.at) < chrono::Duration::seconds(1)
     });
     if unchanged && disable.is_none() {
-        return Ok(());
+        return Ok(false);
     }
+    let mut disabled = false;
     let result = store.modify_endpoint(&endpoint.tenant_id, &endpoint.id, |e| {
         e.last_delivery = Some(last.clone());
-        if let Some(reason) = &disable
+        // May run again (compare-and-swap): the last run's answer counts.
+        disabled = false;
+        if let Some(reason) = disable
             && e.status == EndpointStatus::Active
         {
             e.status = EndpointStatus::Disabled;
-            e.disabled_reason = Some(reason.clone());
+            e.disabled_reason = Some(reason.to_string());
             e.updated_at = last.at;
+            disabled = true;
         }
         Ok::<_, StoreError>(())
     });
     match result {
-        Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+        Ok(_) => Ok(disabled),
+        Err(StoreError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -24,16 +24,16 @@
 //! next entry falls due, a publish wakes it, or a worker finishes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::RetrySchedule;
 use super::attempt::{Answer, Answered, Attempter, scheduled};
+use super::operational::Queued;
 use super::pace::{self, Pace};
 use super::sender::Sender;
 use super::window::Window;
@@ -83,8 +83,7 @@ pub(super) struct Inner {
     settings: EngineSettings,
     /// Where the dispatcher and the attempts run (see [`Engine::start`]).
     runtime: tokio::runtime::Handle,
-    wake: Notify,
-    queued: AtomicI64,
+
     /// Each endpoint's in-flight limit where its window has it below its
     /// maximum (the dispatcher's, published for the API).
     limits: Mutex<HashMap<EndpointId, usize>>,
@@ -125,10 +124,15 @@ impl Engine {
         Ok(Self { inner })
     }
 
+    /// Publishes one of the gateway's operational events (see
+    /// `delivery::operational`).
+    pub async fn announce(&self, notice: super::operational::Notice) {
+        self.inner.attempts.announce(notice).await;
+    }
+
     /// New work was queued: look now rather than at the next timer.
     pub fn queued(&self, count: usize) {
-        self.inner.add_queued(count as i64);
-        self.inner.wake.notify_one();
+        self.inner.attempts.queued.queued(count);
     }
 
     /// "Send test": a synthetic event sent at once, even when the endpoint
@@ -186,8 +190,7 @@ impl Inner {
         settings: EngineSettings,
         runtime: tokio::runtime::Handle,
     ) -> Self {
-        let queued = store.queue_len() as i64;
-        metrics::gauge!("hookgate_queue_depth").set(queued as f64);
+        let queued = Arc::new(Queued::new(store.queue_len() as i64));
         Self {
             attempts: Attempter {
                 store,
@@ -195,11 +198,10 @@ impl Inner {
                 plugins,
                 schedule: settings.schedule.clone(),
                 jitter: settings.jitter,
+                queued,
             },
             settings,
             runtime,
-            wake: Notify::new(),
-            queued: AtomicI64::new(queued),
             limits: Mutex::default(),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
@@ -215,8 +217,7 @@ impl Inner {
     }
 
     fn add_queued(&self, delta: i64) {
-        let now = self.queued.fetch_add(delta, Ordering::Relaxed) + delta;
-        metrics::gauge!("hookgate_queue_depth").set(now as f64);
+        self.attempts.queued.add(delta);
     }
 }
 
@@ -382,7 +383,7 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 _ = inner.stop.cancelled() => return,
-                _ = inner.wake.notified() => {},
+                _ = inner.attempts.queued.wake.notified() => {},
                 Some(report) = self.reports_rx.recv() => {
                     self.report(report);
                     while let Ok(report) = self.reports_rx.try_recv() {

@@ -4,6 +4,7 @@
 pub mod attempt;
 pub mod engine;
 pub mod fanout;
+pub mod operational;
 mod pace;
 pub mod retry;
 pub mod sender;

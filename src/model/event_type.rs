@@ -13,6 +13,24 @@ use chrono::{DateTime, Utc};
 /// The event type that always exists, used by "Send test".
 pub const TEST_EVENT_TYPE: &str = "webhook.test";
 
+/// Names under this prefix are the gateway's own operational events
+/// (docs/product.md, "Operational events"): in every catalog, published
+/// only by the gateway, and matched by no `*` subscription, only by their
+/// names or a `hookgate.` pattern.
+pub const OPERATIONAL_PREFIX: &str = "hookgate.";
+/// An endpoint was disabled: its receiver answered 410, or a delivery ran
+/// out of attempts.
+pub const ENDPOINT_DISABLED: &str = "hookgate.endpoint.disabled";
+/// A delivery ran out of attempts and ended `failed`.
+pub const DELIVERY_FAILED: &str = "hookgate.delivery.failed";
+/// A disabled endpoint is active again (resumed, or recovered).
+pub const ENDPOINT_RECOVERED: &str = "hookgate.endpoint.recovered";
+
+/// Whether `name` is one of the gateway's own operational event types.
+pub fn is_operational(name: &str) -> bool {
+    name.starts_with(OPERATIONAL_PREFIX)
+}
+
 /// Longest event type name.
 pub const MAX_NAME_LEN: usize = 128;
 
@@ -31,6 +49,56 @@ pub struct EventType {
 }
 
 impl EventType {
+    /// The built-in types of every catalog: `webhook.test` and the
+    /// operational events.
+    pub fn builtins(created_at: Timestamp) -> Vec<Self> {
+        let operational = |name: &str, description: &str, example: serde_json::Value| Self {
+            name: name.into(),
+            description: description.into(),
+            example: Some(example),
+            builtin: true,
+            created_at,
+            updated_at: created_at,
+        };
+        vec![
+            Self::test_type(created_at),
+            operational(
+                ENDPOINT_DISABLED,
+                "The gateway disabled an endpoint: its receiver answered 410 Gone, or a delivery ran out of attempts.",
+                serde_json::json!({
+                    "webhook_id": "wh_01J9Z8Q2V5X7ZK3M4N6P8R0S2T",
+                    "webhook_name": "Bookings CRM",
+                    "delivery_id": "dlv_01J9Z8Q2V5X7ZK3M4N6P8R0S2V",
+                    "event_id": "evt_01J9Z8Q2V5X7ZK3M4N6P8R0S2W",
+                    "reason": "a delivery failed 6 times in a row (last error: Internal Server Error); resume the endpoint to re-enable it"
+                }),
+            ),
+            operational(
+                DELIVERY_FAILED,
+                "A delivery ran out of attempts and ended failed.",
+                serde_json::json!({
+                    "webhook_id": "wh_01J9Z8Q2V5X7ZK3M4N6P8R0S2T",
+                    "webhook_name": "Bookings CRM",
+                    "delivery_id": "dlv_01J9Z8Q2V5X7ZK3M4N6P8R0S2V",
+                    "event_id": "evt_01J9Z8Q2V5X7ZK3M4N6P8R0S2W",
+                    "event_type": "booking.created",
+                    "attempts": 6,
+                    "reason": "Internal Server Error"
+                }),
+            ),
+            operational(
+                ENDPOINT_RECOVERED,
+                "A disabled endpoint is active again: resumed, or its failed deliveries recovered.",
+                serde_json::json!({
+                    "webhook_id": "wh_01J9Z8Q2V5X7ZK3M4N6P8R0S2T",
+                    "webhook_name": "Bookings CRM",
+                    "delivery_id": null,
+                    "reason": "resumed"
+                }),
+            ),
+        ]
+    }
+
     /// The built-in `webhook.test` type, present in every catalog.
     pub fn test_type(created_at: Timestamp) -> Self {
         Self {
@@ -117,9 +185,12 @@ impl<'a> EventFilter<'a> {
         }
     }
 
+    /// Whether the filter takes `event_type`; `*` takes every type but the
+    /// gateway's operational ones, which are asked for by name or pattern.
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
             EventFilter::Exact(name) => *name == event_type,
+            EventFilter::Prefix("") => !is_operational(event_type),
             EventFilter::Prefix(prefix) => event_type.starts_with(prefix),
         }
     }
@@ -172,6 +243,17 @@ mod tests {
                 EventFilter::parse(good).unwrap()
             );
         }
+        assert!(!EventFilter::parse("*").unwrap().matches(ENDPOINT_DISABLED));
+        assert!(
+            EventFilter::parse("hookgate.*")
+                .unwrap()
+                .matches(ENDPOINT_DISABLED)
+        );
+        assert!(
+            EventFilter::parse(DELIVERY_FAILED)
+                .unwrap()
+                .matches(DELIVERY_FAILED)
+        );
         let subs = vec!["payment.succeeded".to_string(), "booking.*".to_string()];
         assert!(subscribed(&subs, "booking.cancelled"));
         assert!(subscribed(&subs, "payment.succeeded"));

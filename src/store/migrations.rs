@@ -13,12 +13,15 @@
 //!   `log_...`), before they took their own names, `dlv_` and `att_`. Ids
 //!   inside records still parse with the old prefixes; only the keys of the
 //!   `deliveries` tree spell them, and are rewritten.
-//! - version 3: the layout `store/mod.rs` documents.
+//! - version 3: catalogs held `webhook.test` as their one built-in type,
+//!   before the gateway's operational events (`hookgate.*`) joined it; each
+//!   tenant's catalog gets them.
+//! - version 4: the layout `store/mod.rs` documents.
 
 use super::{Result, SledStore, StoreError, decode, encode};
 
 /// The layout this binary writes.
-pub(super) const SCHEMA_VERSION: u32 = 3;
+pub(super) const SCHEMA_VERSION: u32 = 4;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
@@ -43,6 +46,10 @@ pub(super) fn migrate(store: &SledStore, db: &sled::Db) -> Result<bool> {
     }
     if found < 3 {
         rename_delivery_keys(store)?;
+        wrote = true;
+    }
+    if found < 4 {
+        add_builtin_types(store)?;
         wrote = true;
     }
     if store.meta.get(VERSION_KEY)?.is_none() || wrote {
@@ -128,6 +135,26 @@ fn rename_delivery_keys(store: &SledStore) -> Result<()> {
         }
         store.deliveries.apply_batch(batch)?;
     }
+}
+
+/// Version 3 catalogs lack the operational event types: every tenant's gets
+/// those it lacks, with the tenant's creation time.
+fn add_builtin_types(store: &SledStore) -> Result<()> {
+    use crate::model::event_type::EventType;
+    use crate::model::tenant::Tenant;
+    for item in store.tenants.iter() {
+        let (_, value) = item?;
+        let tenant: Tenant = decode(&value)?;
+        let mut batch = sled::Batch::default();
+        for et in EventType::builtins(tenant.created_at) {
+            let key = super::scoped_key(&tenant.id, &et.name);
+            if !store.event_types.contains_key(&key)? {
+                batch.insert(key, encode(&et));
+            }
+        }
+        store.event_types.apply_batch(batch)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -239,6 +266,52 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(store.deliveries.len(), 1, "the old key is gone");
+    }
+
+    /// A version 3 dir whose tenant's catalog holds only `webhook.test`: the
+    /// operational types join it, and its own types stay as they were.
+    #[test]
+    fn version_3_catalogs_get_the_operational_types() {
+        use crate::model::event_type::{ENDPOINT_DISABLED, EventType};
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = crate::store::test_support::tenant("acme");
+        let own = EventType {
+            builtin: false,
+            name: "booking.created".into(),
+            ..EventType::test_type(tenant.created_at)
+        };
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(VERSION_KEY, encode(&3u32))
+                .unwrap();
+            db.open_tree("tenants")
+                .unwrap()
+                .insert(tenant.id.to_string().as_bytes(), encode(&tenant))
+                .unwrap();
+            let types = db.open_tree("event_types").unwrap();
+            for et in [EventType::test_type(tenant.created_at), own.clone()] {
+                types
+                    .insert(scoped_key(&tenant.id, &et.name), encode(&et))
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        assert_eq!(version(&store), SCHEMA_VERSION);
+        let names = store.event_type_names(&tenant.id).unwrap();
+        assert_eq!(names.len(), 5, "{names:?}");
+        let disabled = store
+            .get_event_type(&tenant.id, ENDPOINT_DISABLED)
+            .unwrap()
+            .expect("added");
+        assert!(disabled.builtin);
+        let kept = store
+            .get_event_type(&tenant.id, "booking.created")
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.description, own.description);
     }
 
     #[test]

@@ -20,15 +20,19 @@ use crate::model::tenant::Tenant;
 pub(super) type TenantRecords = Kept<TenantId, Tenant>;
 
 impl SledStore {
-    /// Stores a new tenant together with the built-in `webhook.test` type
-    /// of its catalog.
+    /// Stores a new tenant together with the built-in types of its catalog
+    /// (`webhook.test`, the operational events).
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
-        let test_type = EventType::test_type(tenant.created_at);
-        let type_key = scoped_key(&tenant.id, &test_type.name);
-        let (tenant_value, type_value) = (encode(tenant), encode(&test_type));
-        (&self.tenants, &self.event_types).transaction(|(tenants, types)| {
+        let types: Vec<(Vec<u8>, Vec<u8>)> = EventType::builtins(tenant.created_at)
+            .iter()
+            .map(|et| (scoped_key(&tenant.id, &et.name), encode(et)))
+            .collect();
+        let tenant_value = encode(tenant);
+        (&self.tenants, &self.event_types).transaction(|(tenants, catalog)| {
             tenants.insert(tenant.id.to_string().as_bytes(), tenant_value.as_slice())?;
-            types.insert(type_key.as_slice(), type_value.as_slice())?;
+            for (key, value) in &types {
+                catalog.insert(key.as_slice(), value.as_slice())?;
+            }
             Ok::<_, ConflictableTransactionError<super::StoreError>>(())
         })?;
         self.flush().await

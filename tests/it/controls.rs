@@ -594,3 +594,98 @@ async fn redeliver_sends_an_event_again_to_one_or_every_subscribed_endpoint() {
         "a refused redelivery sent something"
     );
 }
+
+#[tokio::test]
+async fn operational_events_tell_subscribers_of_failures_disabling_and_recovery() {
+    let gw = Gateway::builder().delivering("0ms,50ms").start();
+    let ops = Receiver::start().await;
+    let failing = Receiver::start().await;
+    let everything = Receiver::start().await;
+    let (_, token) = gw.tenant_with_key("acme").await;
+    gw.add_event_types(&token, &["booking.created"]).await;
+    let (_, ops_secret) = gw.create_webhook(&token, &ops.url(), &["hookgate.*"]).await;
+    // `*` takes every event but the gateway's own.
+    gw.create_webhook(&token, &everything.url(), &["*"]).await;
+    let (bad, _) = gw
+        .create_webhook(&token, &failing.url(), &["booking.created"])
+        .await;
+    failing.respond_with(500);
+    let event = gw.publish(&token, "booking.created", json!({"n": 1})).await;
+
+    let got = ops.wait_for(2, LONG).await;
+    let mut by_type = std::collections::HashMap::new();
+    for req in &got {
+        assert_eq!(
+            req.header("x-hookgate-signature-256"),
+            hex_signature(&ops_secret, &req.body),
+            "operational events are signed like any"
+        );
+        let body = req.json();
+        by_type.insert(body["type"].as_str().unwrap().to_string(), body);
+    }
+    let failed = &by_type["hookgate.delivery.failed"]["data"];
+    assert_eq!(failed["webhook_id"], bad.as_str());
+    assert_eq!(failed["event_id"], event["id"]);
+    assert_eq!(failed["attempts"], 2);
+    assert!(failed["delivery_id"].as_str().unwrap().starts_with("dlv_"));
+    assert_eq!(failed["reason"], "Internal Server Error");
+    let disabled = &by_type["hookgate.endpoint.disabled"]["data"];
+    assert_eq!(disabled["webhook_id"], bad.as_str());
+    assert_eq!(disabled["delivery_id"], failed["delivery_id"]);
+    assert!(
+        disabled["reason"].as_str().unwrap().contains("2 times"),
+        "{disabled}"
+    );
+
+    // Resuming it is announced too.
+    let (status, _) = gw
+        .post(&format!("/v1/webhooks/{bad}/resume"), &token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let got = ops.wait_for(3, LONG).await;
+    let recovered = got[2].json();
+    assert_eq!(recovered["type"], "hookgate.endpoint.recovered");
+    assert_eq!(recovered["data"]["webhook_id"], bad.as_str());
+    assert_eq!(recovered["data"]["reason"], "resumed by the integrator");
+
+    // Only the booking reached the `*` endpoint.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = everything.received();
+    assert_eq!(
+        all.len(),
+        1,
+        "{:?}",
+        all.iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
+    assert_eq!(all[0].json()["type"], "booking.created");
+
+    // The types are in the catalog, but only the gateway publishes them,
+    // and no tenant type may take their prefix.
+    let (_, catalog) = gw.get("/v1/event-types?limit=100", &token).await;
+    let names = strings(&catalog["data"]["event_types"], "name");
+    for name in [
+        "hookgate.delivery.failed",
+        "hookgate.endpoint.disabled",
+        "hookgate.endpoint.recovered",
+    ] {
+        assert!(names.contains(&name.to_string()), "{names:?}");
+    }
+    let (status, answer) = gw
+        .post(
+            "/v1/events",
+            &token,
+            json!({"type": "hookgate.endpoint.disabled", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "type");
+    let (status, answer) = gw
+        .post(
+            "/v1/event-types",
+            &token,
+            json!({"name": "hookgate.mine", "description": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "name");
+}

@@ -6,23 +6,39 @@ use serde_json::json;
 use crate::utils::*;
 
 #[tokio::test]
-async fn a_new_catalog_holds_only_webhook_test_which_is_read_only() {
+async fn a_new_catalog_holds_only_the_builtin_types_which_are_read_only() {
     let gw = Gateway::start();
     let (_, token) = gw.tenant_with_key("acme").await;
 
     let list = expect_ok(gw.get("/v1/event-types", &token).await, StatusCode::OK);
     let types = list["event_types"].as_array().unwrap();
-    assert_eq!(types.len(), 1, "{list}");
-    assert_eq!(types[0]["name"], "webhook.test");
-    assert_eq!(types[0]["builtin"], true);
-    assert!(types[0]["example"].is_object(), "{list}");
+    assert_eq!(
+        strings(&list["event_types"], "name"),
+        BUILTIN_TYPES,
+        "{list}"
+    );
+    for t in types {
+        assert_eq!(t["builtin"], true);
+        assert!(t["example"].is_object(), "{list}");
+    }
     assert!(list["next_cursor"].is_null());
+    let test_type = &types[3];
 
     let got = expect_ok(
         gw.get("/v1/event-types/webhook.test", &token).await,
         StatusCode::OK,
     );
-    assert_eq!(got["event_type"], types[0]);
+    assert_eq!(&got["event_type"], test_type);
+    expect_error(
+        gw.patch(
+            "/v1/event-types/hookgate.endpoint.disabled",
+            &token,
+            json!({"description": "mine"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
 
     for body in [
         json!({"description": "mine"}),
@@ -103,6 +119,9 @@ async fn event_type_crud() {
         vec![
             "alpha.beta.gamma",
             "booking.created",
+            "hookgate.delivery.failed",
+            "hookgate.endpoint.disabled",
+            "hookgate.endpoint.recovered",
             "user_v2.sign-up",
             "webhook.test",
             "zeta"
@@ -289,7 +308,11 @@ async fn invalid_names_are_refused() {
         );
     }
     let list = expect_ok(gw.get("/v1/event-types", &token).await, StatusCode::OK);
-    assert_eq!(list["event_types"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(
+        list["event_types"].as_array().unwrap().len(),
+        1 + BUILTIN_TYPES.len(),
+        "{list}"
+    );
 }
 
 #[tokio::test]
@@ -408,10 +431,9 @@ async fn unknown_names_answer_404() {
     }
     // PATCH on a missing type did not create it.
     let list = expect_ok(gw.get("/v1/event-types", &token).await, StatusCode::OK);
-    assert_eq!(
-        strings(&list["event_types"], "name"),
-        vec!["booking.created", "webhook.test"]
-    );
+    let mut expected = vec!["booking.created"];
+    expected.extend(BUILTIN_TYPES);
+    assert_eq!(strings(&list["event_types"], "name"), expected);
 }
 
 #[tokio::test]
@@ -422,14 +444,13 @@ async fn event_type_list_paginates_in_name_order() {
         .await;
     let pages = gw.pages("/v1/event-types", &token, "event_types", 2).await;
     let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
-    assert_eq!(sizes, vec![2, 2, 1]);
+    assert_eq!(sizes, vec![2, 2, 2, 2]);
     let names: Vec<&str> = pages
         .iter()
         .flatten()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        vec!["a.one", "a.two", "b.one", "c.one", "webhook.test"]
-    );
+    let mut expected = vec!["a.one", "a.two", "b.one", "c.one"];
+    expected.extend(BUILTIN_TYPES);
+    assert_eq!(names, expected);
 }

@@ -15,3 +15,23 @@ pub use assert::{
 pub use gateway::{ADMIN_TOKEN, Gateway, GatewayBuilder};
 #[allow(unused_imports)]
 pub use receiver::{Receiver, test_ca};
+
+/// The built-in types of every catalog, in name order: the gateway's
+/// operational events and `webhook.test`.
+pub const BUILTIN_TYPES: [&str; 4] = [
+    "hookgate.delivery.failed",
+    "hookgate.endpoint.disabled",
+    "hookgate.endpoint.recovered",
+    "webhook.test",
+];
+
+/// `own` types with the built-in ones, in name order.
+pub fn catalog_with(own: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = own
+        .iter()
+        .chain(&BUILTIN_TYPES)
+        .map(|s| s.to_string())
+        .collect();
+    names.sort();
+    names
+}
