@@ -224,7 +224,7 @@ impl Fixtures {
             ("tenants", "id") => &self.tenant,
             ("tenants", "key_id") => &self.key,
             ("event-types", "name") => &self.event_type,
-            ("webhooks", "id") => &self.webhook,
+            ("webhooks" | "seller", "id") => &self.webhook,
             ("webhooks", "delivery_id" | "log_id") => &self.delivery,
             ("events", "id") => &self.event,
             ("plugins", "id") => &self.plugin,

@@ -19,6 +19,8 @@ mod health;
 mod logs;
 mod lookup;
 mod plugins;
+mod seller;
+mod tenant;
 mod tenants;
 mod views;
 mod webhooks;
@@ -133,6 +135,8 @@ pub struct Deleted {
     modifiers(&BearerAuth),
     tags(
         (name = "operator", description = "Tenants and their API keys (admin token)"),
+        (name = "tenant", description = "The signed-in tenant's own settings (endpoints scope)"),
+        (name = "seller", description = "Menon's seller routes over the same endpoints, answering `createdAt` too (endpoints scope)"),
         (name = "event-types", description = "The tenant's event type catalog (endpoints scope)"),
         (name = "webhooks", description = "Endpoints (endpoints scope)"),
         (name = "deliveries", description = "An endpoint's deliveries and their attempts (endpoints scope)"),
@@ -162,6 +166,8 @@ impl Modify for BearerAuth {
 fn resources(max_plugin_bytes: usize) -> Vec<OpenApiRouter<AppState>> {
     vec![
         tenants::routes(),
+        tenant::routes(),
+        seller::routes(),
         event_types::routes(),
         webhooks::routes(),
         deliveries::routes(),

@@ -12,6 +12,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams, path_id};
 use super::views::{ApiKeyView, HeaderNamesView, ScopeView, TenantView};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::model::ids::{KeyId, TenantId};
+use crate::model::preset::{self, Preset};
 use crate::model::tenant::{ApiKey, KEY_TOKEN_PREFIX, Scope, Tenant, generate_token, hash_token};
 use crate::signing::HeaderNames;
 use crate::validation::{FieldError, display_name};
@@ -31,9 +32,14 @@ const MAX_NAME: usize = 200;
 pub struct CreateTenant {
     /// A name for people, such as the customer's company.
     pub name: String,
-    /// Names of the event, delivery and signature headers on deliveries.
+    /// Names of the event, delivery and signature headers on deliveries
+    /// (over the preset's, if one is named).
     #[serde(default)]
     pub headers: Option<HeaderNamesView>,
+    /// `mogu` or `menon`: start with that platform's header names and its
+    /// whole event catalog, with example payloads.
+    #[serde(default)]
+    pub preset: Option<String>,
 }
 
 /// Changes to a tenant; fields left out stay as they are.
@@ -76,15 +82,33 @@ async fn create_tenant(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Created<TenantData> {
-    let headers = body.headers.map(HeaderNames::from).unwrap_or_default();
+    let preset = match &body.preset {
+        Some(name) => Some(Preset::named(name).ok_or_else(|| {
+            ApiError::unprocessable(FieldError::new(
+                "preset",
+                format!(
+                    "unknown preset '{name}'; one of: {}",
+                    preset::NAMES.join(", ")
+                ),
+            ))
+        })?),
+        None => None,
+    };
+    let headers = match (body.headers, &preset) {
+        (Some(headers), _) => HeaderNames::from(headers),
+        (None, Some(preset)) => preset.headers.clone(),
+        (None, None) => HeaderNames::default(),
+    };
     headers.validate()?;
+    let now = crate::time::now();
     let tenant = Tenant {
         id: TenantId::generate(),
         name: display_name("name", &body.name, MAX_NAME)?,
         headers,
-        created_at: crate::time::now(),
+        created_at: now,
     };
-    state.store.create_tenant(&tenant).await?;
+    let catalog = preset.map(|p| p.event_types(now)).unwrap_or_default();
+    state.store.create_tenant_with(&tenant, &catalog).await?;
     tracing::info!(tenant = %tenant.id, "tenant created");
     created(TenantData {
         tenant: TenantView::from(&tenant),

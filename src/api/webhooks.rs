@@ -345,7 +345,7 @@ fn validated_chain(
     })),
     responses((status = 201, body = Envelope<WebhookData>), (status = 400, body = ErrorEnvelope),
               (status = 422, body = ErrorEnvelope)))]
-async fn create_webhook(
+pub(super) async fn create_webhook(
     auth: Auth,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhook>,
@@ -399,7 +399,7 @@ async fn create_webhook(
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     params(PageParams),
     responses((status = 200, body = Envelope<WebhookList>)))]
-async fn list_webhooks(
+pub(super) async fn list_webhooks(
     auth: Auth,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<PageParams>,
@@ -431,7 +431,7 @@ async fn get_webhook(
     })
 }
 
-async fn update(
+pub(super) async fn update(
     auth: Auth,
     state: AppState,
     raw_id: &str,
@@ -585,7 +585,7 @@ async fn put_webhook(
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
     responses((status = 200, body = Envelope<Deleted>), (status = 404, body = ErrorEnvelope)))]
-async fn delete_webhook(
+pub(super) async fn delete_webhook(
     auth: Auth,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -687,7 +687,7 @@ pub struct TestData {
         example = json!({"event_type": "booking.created"})),
     responses((status = 200, body = Envelope<TestData>), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
-async fn send_test(
+pub(super) async fn send_test(
     auth: Auth,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,

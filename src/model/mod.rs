@@ -11,6 +11,7 @@
 //! - [`event`]: a published event and its envelope.
 //! - [`delivery`]: one event to one endpoint, and its attempts.
 //! - [`plugin`]: uploaded plugin versions and chain steps.
+//! - [`preset`]: the seed platforms' header names and catalogs, as data.
 
 pub mod delivery;
 pub mod endpoint;
@@ -18,4 +19,5 @@ pub mod event;
 pub mod event_type;
 pub mod ids;
 pub mod plugin;
+pub mod preset;
 pub mod tenant;

@@ -49,6 +49,9 @@ pub trait Backend: Send + Sync {
     // Tenants and their keys.
 
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Creates the tenant with `catalog` besides the built-in types, all or
+    /// nothing.
+    async fn create_tenant_with(&self, tenant: &Tenant, catalog: &[EventType]) -> Result<()>;
     fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     /// The tenant as attempts read it, possibly a shared copy.
     fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>>;

@@ -303,6 +303,9 @@ impl Backend for SledStore {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
         SledStore::create_tenant(self, tenant).await
     }
+    async fn create_tenant_with(&self, tenant: &Tenant, catalog: &[EventType]) -> Result<()> {
+        SledStore::create_tenant_with(self, tenant, catalog).await
+    }
     fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         SledStore::get_tenant(self, id)
     }

@@ -23,8 +23,15 @@ impl SledStore {
     /// Stores a new tenant together with the built-in types of its catalog
     /// (`webhook.test`, the operational events).
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.create_tenant_with(tenant, &[]).await
+    }
+
+    /// Stores a new tenant with the built-in types and `catalog`, all or
+    /// nothing.
+    pub async fn create_tenant_with(&self, tenant: &Tenant, catalog: &[EventType]) -> Result<()> {
         let types: Vec<(Vec<u8>, Vec<u8>)> = EventType::builtins(tenant.created_at)
             .iter()
+            .chain(catalog)
             .map(|et| (scoped_key(&tenant.id, &et.name), encode(et)))
             .collect();
         let tenant_value = encode(tenant);

@@ -12,6 +12,7 @@ mod delivery;
 mod errors;
 mod event_types;
 mod isolation;
+mod platforms;
 mod plugins;
 mod server;
 mod tenants;
