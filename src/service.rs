@@ -13,7 +13,7 @@ use crate::delivery::fanout;
 use crate::delivery::operational::Notice;
 use crate::delivery::{Engine, RetrySchedule};
 use crate::model::delivery::{Delivery, DeliveryStatus};
-use crate::model::endpoint::{Endpoint, EndpointStatus};
+use crate::model::endpoint::{ClientTls, Endpoint, EndpointStatus};
 use crate::model::event::{Event, validate_external_id};
 use crate::model::event_type::{TEST_EVENT_TYPE, is_operational, validate_name};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
@@ -269,6 +269,18 @@ impl Service {
                 .await;
         }
         Ok(recovered)
+    }
+
+    /// Checks a client certificate for mutual TLS: its PEM's shape, then
+    /// that a TLS client can use it.
+    pub fn check_client_tls(&self, tls: &ClientTls) -> Result<(), ServiceError> {
+        tls.validate().map_err(ServiceError::Unprocessable)?;
+        self.engine.check_client_tls(tls).map_err(|reason| {
+            ServiceError::Unprocessable(FieldError::new(
+                "tls_client",
+                format!("the certificate and key cannot be used: {reason}"),
+            ))
+        })
     }
 
     /// Announces that a disabled endpoint is active again, for `reason`.

@@ -14,7 +14,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_
 use super::lookup::{endpoint_of, find_endpoint};
 use super::views::{EndpointStatusView, LastDeliveryView, PluginRefView, ResponseSummary};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
-use crate::model::endpoint::{self, Endpoint, EndpointStatus, ReceiverAuth};
+use crate::model::endpoint::{self, ClientTls, Endpoint, EndpointStatus, ReceiverAuth};
 use crate::model::ids::{EndpointId, TenantId};
 use crate::model::plugin::{MAX_CHAIN, PluginRef};
 use crate::signing::generate_secret;
@@ -70,6 +70,10 @@ pub struct WebhookView {
     /// Deliveries per second at most, when limited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<f64>,
+    /// The client certificate presented to the receiver (mutual TLS); its
+    /// key is never shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client: Option<TlsClientView>,
     /// The signing secret: only in the answers of create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -113,6 +117,7 @@ impl WebhookView {
                 .collect(),
             auth: e.auth.as_ref().map(AuthView::from),
             rate_limit: e.rate_limit,
+            tls_client: e.tls_client.map(|t| TlsClientView { cert: t.cert }),
             secret: None,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -167,6 +172,23 @@ impl From<AuthIn> for ReceiverAuth {
     }
 }
 
+/// An endpoint's client certificate as answers show it: without the key.
+#[derive(Serialize, ToSchema)]
+pub struct TlsClientView {
+    /// The certificate chain, PEM.
+    pub cert: String,
+}
+
+/// A client certificate and its private key, PEM, for mutual TLS.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClientIn {
+    /// The certificate, then any intermediates (`-----BEGIN CERTIFICATE-----`).
+    pub cert: String,
+    /// Its unencrypted private key (`-----BEGIN PRIVATE KEY-----`).
+    pub key: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct WebhookData {
     pub webhook: WebhookView,
@@ -207,6 +229,9 @@ pub struct CreateWebhook {
     /// excess waits in the queue. No limit when left out.
     #[serde(default)]
     pub rate_limit: Option<f64>,
+    /// A client certificate for receivers that require mutual TLS.
+    #[serde(default)]
+    pub tls_client: Option<TlsClientIn>,
 }
 
 /// Changes to an endpoint; fields left out stay as they are. The secret is kept.
@@ -242,6 +267,19 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<f64>)]
     pub rate_limit: Option<Option<f64>>,
+    /// Replaces the client certificate; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<TlsClientIn>)]
+    pub tls_client: Option<Option<TlsClientIn>>,
+}
+
+fn validated_tls(state: &AppState, tls: TlsClientIn) -> Result<ClientTls, ApiError> {
+    let tls = ClientTls {
+        cert: tls.cert,
+        key: tls.key,
+    };
+    state.service.check_client_tls(&tls)?;
+    Ok(tls)
 }
 
 /// Checks static headers against the tenant's own header names.
@@ -368,6 +406,10 @@ pub(super) async fn create_webhook(
         .unwrap_or_default();
     let receiver_auth = body.auth.map(validated_auth).transpose()?;
     let rate_limit = body.rate_limit.map(validated_rate).transpose()?;
+    let tls_client = body
+        .tls_client
+        .map(|t| validated_tls(&state, t))
+        .transpose()?;
     let now = crate::time::now();
     let endpoint = Endpoint {
         id: EndpointId::generate(),
@@ -385,6 +427,7 @@ pub(super) async fn create_webhook(
         headers,
         auth: receiver_auth,
         rate_limit,
+        tls_client,
         created_at: now,
         updated_at: now,
     };
@@ -477,6 +520,10 @@ pub(super) async fn update(
         .rate_limit
         .map(|r| r.map(validated_rate).transpose())
         .transpose()?;
+    let tls_client = body
+        .tls_client
+        .map(|t| t.map(|t| validated_tls(&state, t)).transpose())
+        .transpose()?;
     let status = body.status.map(EndpointStatus::from);
     if status == Some(EndpointStatus::Disabled) {
         return Err(FieldError::new(
@@ -518,6 +565,9 @@ pub(super) async fn update(
             }
             if let Some(rate) = rate_limit {
                 e.rate_limit = rate;
+            }
+            if let Some(tls) = &tls_client {
+                e.tls_client = tls.clone();
             }
             e.updated_at = now;
             Ok::<_, ApiError>(())

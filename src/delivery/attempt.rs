@@ -89,7 +89,13 @@ async fn send_signed(
         .unwrap_or("application/json");
     inner
         .sender
-        .send(&endpoint.url, &headers, content_type, body)
+        .send(
+            &endpoint.url,
+            &headers,
+            content_type,
+            body,
+            endpoint.tls_client.as_ref(),
+        )
         .await
 }
 

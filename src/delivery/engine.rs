@@ -130,6 +130,12 @@ impl Engine {
         self.inner.attempts.announce(notice).await;
     }
 
+    /// Whether a client certificate can be used for mutual TLS; the reason
+    /// when not.
+    pub fn check_client_tls(&self, tls: &crate::model::endpoint::ClientTls) -> Result<(), String> {
+        self.inner.attempts.sender.check_identity(tls)
+    }
+
     /// New work was queued: look now rather than at the next timer.
     pub fn queued(&self, count: usize) {
         self.inner.attempts.queued.queued(count);

@@ -15,11 +15,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sha2::Digest;
 use url::{Host, Url};
 
 use crate::model::delivery::{MAX_RESPONSE_BODY, truncate_body};
+use crate::model::endpoint::ClientTls;
 use crate::target_guard::{TargetError, TargetGuard};
 
 pub const USER_AGENT: &str = concat!("hookgate/", env!("CARGO_PKG_VERSION"));
@@ -70,17 +74,32 @@ pub struct Sender {
     timeout: Duration,
     /// Requests may go through a proxy, which resolves the target itself.
     proxied: bool,
+    /// What every client is built with, for those with a client
+    /// certificate.
+    settings: Arc<ClientSettings>,
+    /// One client per client certificate in use (mutual TLS), by the
+    /// SHA-256 of its PEM: a connection pool cannot mix identities.
+    with_identity: Arc<std::sync::Mutex<HashMap<[u8; 32], reqwest::Client>>>,
 }
 
-impl Sender {
-    pub fn new(
-        guard: TargetGuard,
-        timeout: Duration,
-        ca_file: Option<&Path>,
-        proxy: Option<&ProxySettings>,
-    ) -> Result<Self, SenderError> {
+/// Most clients kept for client certificates; past it they are all
+/// dropped and built again as used.
+const IDENTITY_CLIENTS: usize = 256;
+
+struct ClientSettings {
+    guard: TargetGuard,
+    timeout: Duration,
+    proxy: Option<ProxySettings>,
+    roots: Vec<reqwest::Certificate>,
+}
+
+impl ClientSettings {
+    fn build(&self, identity: Option<reqwest::Identity>) -> Result<reqwest::Client, SenderError> {
+        let (guard, timeout) = (&self.guard, self.timeout);
         // The proxy's own address is the operator's choice, not a target's.
-        let proxy_host = proxy
+        let proxy_host = self
+            .proxy
+            .as_ref()
             .and_then(|p| Url::parse(&p.url).ok())
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
         let mut builder = reqwest::Client::builder()
@@ -95,7 +114,7 @@ impl Sender {
                 guard: guard.clone(),
                 proxy_host,
             }));
-        builder = match proxy {
+        builder = match &self.proxy {
             // Proxy variables from the environment would bypass the guard's
             // check of resolved addresses.
             None => builder.no_proxy(),
@@ -112,28 +131,93 @@ impl Sender {
                 builder.proxy(proxy)
             }
         };
+        for cert in &self.roots {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+impl Sender {
+    pub fn new(
+        guard: TargetGuard,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+        proxy: Option<&ProxySettings>,
+    ) -> Result<Self, SenderError> {
+        let mut roots = Vec::new();
         if let Some(path) = ca_file {
             let display = path.display().to_string();
             let pem = std::fs::read(path).map_err(|source| SenderError::ReadCa {
                 path: display.clone(),
                 source,
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+            roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
                 SenderError::BadCa {
                     path: display,
                     source,
                 }
             })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
         }
+        let settings = ClientSettings {
+            guard: guard.clone(),
+            timeout,
+            proxy: proxy.cloned(),
+            roots,
+        };
         Ok(Self {
-            client: builder.build()?,
+            client: settings.build(None)?,
             guard,
             timeout,
             proxied: proxy.is_some(),
+            settings: Arc::new(settings),
+            with_identity: Arc::default(),
         })
+    }
+
+    /// Checks that a client certificate and key can be used for mutual TLS
+    /// (both parse, and the key suits the certificate's kind); the reason
+    /// when not.
+    pub fn check_identity(&self, tls: &ClientTls) -> Result<(), String> {
+        let identity =
+            reqwest::Identity::from_pem(tls.pem().as_bytes()).map_err(|e| describe_chain(&e))?;
+        self.settings
+            .build(Some(identity))
+            .map(|_| ())
+            .map_err(|e| match e {
+                SenderError::Client(e) => describe_chain(&e),
+                other => other.to_string(),
+            })
+    }
+
+    /// The client for requests presenting `tls`, built on first use.
+    fn client_for(&self, tls: Option<&ClientTls>) -> Result<reqwest::Client, String> {
+        let Some(tls) = tls else {
+            return Ok(self.client.clone());
+        };
+        let pem = tls.pem();
+        let digest: [u8; 32] = sha2::Sha256::digest(pem.as_bytes()).into();
+        let mut clients = self
+            .with_identity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(&digest) {
+            return Ok(client.clone());
+        }
+        let identity =
+            reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| describe_chain(&e))?;
+        let client = self
+            .settings
+            .build(Some(identity))
+            .map_err(|e| e.to_string())?;
+        if clients.len() >= IDENTITY_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(digest, client.clone());
+        Ok(client)
     }
 
     /// POSTs `body` (of `content_type`) with `headers` to `url` and reports
@@ -144,6 +228,7 @@ impl Sender {
         headers: &[(String, String)],
         content_type: &str,
         body: Bytes,
+        tls: Option<&ClientTls>,
     ) -> Outcome {
         let started = Instant::now();
         let failed = |error: String| Outcome {
@@ -163,8 +248,11 @@ impl Sender {
         {
             return failed(refused);
         }
-        let mut request = self
-            .client
+        let client = match self.client_for(tls) {
+            Ok(client) => client,
+            Err(e) => return failed(format!("the client certificate cannot be used: {e}")),
+        };
+        let mut request = client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
@@ -262,6 +350,18 @@ impl Sender {
         };
         format!("{kind}: {cause}")
     }
+}
+
+/// An error and its causes, innermost last.
+fn describe_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110), as a
@@ -365,7 +465,13 @@ mod tests {
         .unwrap();
         for url in ["https://localhost:8443/hook", "https://127.0.0.1:8443/hook"] {
             let outcome = sender
-                .send(url, &[], "application/json", Bytes::from_static(b"{}"))
+                .send(
+                    url,
+                    &[],
+                    "application/json",
+                    Bytes::from_static(b"{}"),
+                    None,
+                )
                 .await;
             let error = outcome.error.unwrap();
             assert!(error.starts_with("refused: "), "{url}: {error}");

@@ -94,6 +94,9 @@ pub struct Endpoint {
     /// Deliveries per second at most; the excess waits in the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<f64>,
+    /// A client certificate presented to the receiver (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client: Option<ClientTls>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -132,6 +135,7 @@ impl Endpoint {
             headers: Vec::new(),
             auth: None,
             rate_limit: None,
+            tls_client: None,
             created_at: now,
             updated_at: now,
         }
@@ -211,6 +215,76 @@ impl ReceiverAuth {
                 Ok(())
             }
         }
+    }
+}
+
+/// Largest PEM of a client certificate chain, or of its key.
+pub const MAX_PEM: usize = 64 << 10;
+
+/// A client certificate and its private key, PEM, for mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientTls {
+    /// The certificate, then any intermediates.
+    pub cert: String,
+    pub key: String,
+}
+
+impl ClientTls {
+    /// The certificate and key in one PEM text, as TLS clients read them.
+    pub fn pem(&self) -> String {
+        format!("{}\n{}\n", self.cert.trim_end(), self.key.trim_end())
+    }
+
+    /// Checks the PEM's shape: `cert` holds certificates only, `key` one
+    /// private key (PKCS #8, PKCS #1 or SEC1), each within [`MAX_PEM`].
+    /// Whether they parse is the sender's to check.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let sections = |field: &str, text: &str| -> Result<Vec<String>, FieldError> {
+            if text.len() > MAX_PEM {
+                return Err(FieldError::new(
+                    field,
+                    format!("must be at most {MAX_PEM} bytes"),
+                ));
+            }
+            let labels: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("-----BEGIN "))
+                .filter_map(|l| l.strip_suffix("-----"))
+                .map(String::from)
+                .collect();
+            let ends = text
+                .lines()
+                .filter(|l| l.trim().starts_with("-----END "))
+                .count();
+            if labels.is_empty() || ends != labels.len() {
+                return Err(FieldError::new(
+                    field,
+                    "is not PEM (-----BEGIN ...----- blocks)",
+                ));
+            }
+            Ok(labels)
+        };
+        let certs = sections("tls_client.cert", &self.cert)?;
+        if certs.iter().any(|l| l != "CERTIFICATE") {
+            return Err(FieldError::new(
+                "tls_client.cert",
+                "must hold CERTIFICATE blocks only (the key goes in tls_client.key)",
+            ));
+        }
+        let keys = sections("tls_client.key", &self.key)?;
+        let is_key = |l: &String| {
+            matches!(
+                l.as_str(),
+                "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY"
+            )
+        };
+        if keys.len() != 1 || !is_key(&keys[0]) {
+            return Err(FieldError::new(
+                "tls_client.key",
+                "must hold one unencrypted PRIVATE KEY (PKCS #8), RSA PRIVATE KEY or EC PRIVATE KEY block",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -689,3 +689,99 @@ async fn operational_events_tell_subscribers_of_failures_disabling_and_recovery(
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["error"]["field"], "name");
 }
+
+#[tokio::test]
+async fn a_client_certificate_reaches_receivers_that_require_one() {
+    let (gw, _, token) = setup("0ms,50ms").await;
+    let rx = Receiver::start_mtls().await;
+    let ca = test_ca();
+    // Without the certificate the receiver refuses the handshake.
+    let (plain, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    let webhook = gw
+        .create_webhook_with(
+            &token,
+            json!({
+                "url": rx.url(),
+                "events": ["booking.created"],
+                "tls_client": {"cert": ca.client_cert_pem, "key": ca.client_key_pem}
+            }),
+        )
+        .await;
+    let id = webhook["id"].as_str().unwrap().to_string();
+    assert_eq!(webhook["tls_client"]["cert"], ca.client_cert_pem.as_str());
+    assert!(webhook["tls_client"].get("key").is_none(), "{webhook}");
+    let (_, shown) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    assert!(!shown.to_string().contains("PRIVATE KEY"), "{shown}");
+
+    gw.publish(&token, "booking.created", json!({"n": 1})).await;
+    let got = rx.wait_for(1, LONG).await;
+    assert_eq!(got[0].json()["data"]["n"], 1);
+    gw.wait_for_deliveries(&token, &id, LONG, |l| {
+        l.first().is_some_and(|d| d["status"] == "delivered")
+    })
+    .await;
+    let logs = gw
+        .wait_for_deliveries(&token, &plain, LONG, |l| {
+            l.first().is_some_and(|d| d["retry_count"] == 2)
+        })
+        .await;
+    assert!(logs[0]["response_code"].is_null(), "{}", logs[0]);
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "the handshake without a certificate got through"
+    );
+
+    // Malformed PEM, a key in the wrong field, a key that does not parse:
+    // 422 naming the field, and nothing stored.
+    for (tls, field) in [
+        (
+            json!({"cert": "hello", "key": ca.client_key_pem}),
+            "tls_client.cert",
+        ),
+        (
+            json!({"cert": ca.client_key_pem, "key": ca.client_key_pem}),
+            "tls_client.cert",
+        ),
+        (
+            json!({"cert": ca.client_cert_pem, "key": ca.client_cert_pem}),
+            "tls_client.key",
+        ),
+        (
+            json!({"cert": ca.client_cert_pem, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+            "tls_client",
+        ),
+        (json!({"cert": ca.client_cert_pem}), "tls_client"),
+    ] {
+        let (status, answer) = gw
+            .patch(
+                &format!("/v1/webhooks/{id}"),
+                &token,
+                json!({ "tls_client": tls }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let named = answer["error"]["field"].as_str().unwrap_or_default();
+        assert!(
+            named.starts_with(field),
+            "names {named:?}, not {field}: {answer}"
+        );
+    }
+    let (_, kept) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    assert_eq!(
+        kept["data"]["webhook"]["tls_client"]["cert"],
+        ca.client_cert_pem.as_str()
+    );
+    // null removes it.
+    let (status, body) = gw
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            &token,
+            json!({"tls_client": null}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["data"]["webhook"].get("tls_client").is_none());
+}

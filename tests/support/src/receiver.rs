@@ -13,11 +13,15 @@ use axum::routing::post;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::sync::Notify;
 
-/// The test CA and a leaf for 127.0.0.1/localhost signed by it.
+/// The test CA, a leaf for 127.0.0.1/localhost signed by it, and a client
+/// certificate it signed too (for receivers that require mutual TLS).
 pub struct TestCa {
     pub ca_file: PathBuf,
+    pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
 
 /// The temp dir of a test process's CA is this and its pid.
@@ -67,6 +71,11 @@ pub fn test_ca() -> &'static TestCa {
         let leaf_params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params =
+            CertificateParams::new(vec!["hookgate-client".to_string()]).unwrap();
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params.signed_by(&client_key, &issuer).unwrap();
         remove_stale_ca_dirs();
         let dir = std::env::temp_dir().join(format!("{CA_DIR_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -74,8 +83,11 @@ pub fn test_ca() -> &'static TestCa {
         std::fs::write(&ca_file, ca_cert.pem()).unwrap();
         TestCa {
             ca_file,
+            ca_pem: ca_cert.pem(),
             cert_pem: leaf.pem(),
             key_pem: leaf_key.serialize_pem(),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
         }
     })
 }
@@ -130,6 +142,39 @@ impl Receiver {
         )
         .await
         .unwrap();
+        Self::serve(config)
+    }
+
+    /// A receiver that accepts only connections presenting a client
+    /// certificate of the test CA (`client_cert_pem`).
+    pub async fn start_mtls() -> Receiver {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = test_ca();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self::serve(axum_server::tls_rustls::RustlsConfig::from_config(
+            Arc::new(config),
+        ))
+    }
+
+    fn serve(config: axum_server::tls_rustls::RustlsConfig) -> Receiver {
         let shared = Shared {
             received: Arc::default(),
             status: Arc::new(Mutex::new(200)),
