@@ -315,7 +315,7 @@ function setChrome(s) {
   document.getElementById('who').textContent = s.role === 'operator' ? 'Operator' : 'Tenant key';
   const links = s.role === 'operator'
     ? [['#/operator', 'Tenants']]
-    : [['#/endpoints', 'Webhooks'], ['#/plugins', 'Plugins'], ['#/catalog', 'Event catalog']];
+    : [['#/endpoints', 'Webhooks'], ['#/plugins', 'Plugins'], ['#/catalog', 'Event catalog'], ['#/settings', 'Settings']];
   const current = location.hash.split('/').slice(0, 2).join('/');
   nav.replaceChildren(h('ul', {}, links.map(([href, text]) =>
     h('li', {}, h('a', { href, 'aria-current': href === current ? 'page' : null }, text)))));
@@ -341,6 +341,7 @@ function route() {
     endpoints: () => (parts[2] === 'logs' ? renderLogs(decodeURIComponent(parts[1])) : renderEndpoints()),
     plugins: renderPlugins,
     catalog: renderCatalog,
+    settings: renderSettings,
     operator: () => renderOperator(parts[1] ? decodeURIComponent(parts[1]) : null),
   };
   const view = views[parts[0]] || renderEndpoints;
@@ -528,6 +529,10 @@ function endpointCard(w, catalog) {
   }, h('span', { class: 'knob', 'aria-hidden': 'true' }), h('span', { class: 'switch-text' }, active ? 'On' : 'Off'));
   const status = h('span', { class: `status status-${w.status}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), STATUS_LABEL[w.status] || w.status);
   const last = w.last_delivery;
+  // The tester sends an example of a chosen type, as Menon's does.
+  const testable = ['webhook.test', ...catalog.map((t) => t.name).filter((n) => n !== 'webhook.test' && subscribes(w.events, n))];
+  const testType = h('select', { class: 'test-type', 'aria-label': `Event type to test (${w.name})` },
+    testable.map((n) => h('option', { value: n }, n)));
   const card = h('article', { class: 'card', 'aria-labelledby': titleId, dataset: { endpointId: w.id } },
     h('div', { class: 'card-head' },
       h('h2', { id: titleId }, w.name),
@@ -549,11 +554,13 @@ function endpointCard(w, catalog) {
     h('div', { class: 'switch-row' }, toggle, h('span', { class: 'muted' }, active ? 'Receiving events' : 'Not receiving events')),
     result,
     h('div', { class: 'card-actions' },
-      h('button', { type: 'button', onclick: (e) => sendTest(w, result, e.currentTarget) }, 'Send test'),
+      testType,
+      h('button', { type: 'button', onclick: (e) => sendTest(w, result, e.currentTarget, testType.value) }, 'Send test'),
       h('button', { type: 'button', class: 'secondary', onclick: () => editEndpoint(w, catalog) }, 'Edit'),
       h('a', { class: 'button secondary', href: `#/endpoints/${encodeURIComponent(w.id)}/logs` }, 'Logs'),
       h('button', { type: 'button', class: 'secondary', onclick: () => editChain(w) }, 'Plugins'),
       h('button', { type: 'button', class: 'secondary', onclick: () => rotateSecret(w) }, 'Rotate secret'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => recoverEndpoint(w) }, 'Recover'),
       h('button', { type: 'button', class: 'danger', onclick: () => deleteEndpoint(w) }, 'Delete')));
   return card;
 }
@@ -627,12 +634,17 @@ async function toggleEndpoint(w) {
   } catch (e) { showError(e, pausing ? 'Could not pause the endpoint' : 'Could not reactivate the endpoint'); }
 }
 
-async function sendTest(w, out, button) {
+/** Whether an endpoint subscribed to `events` gets events of type `name`. */
+function subscribes(events, name) {
+  return events.some((e) => e === name || (e === '*' ? !name.startsWith('hookgate.') : e.endsWith('.*') && name.startsWith(e.slice(0, -1))));
+}
+
+async function sendTest(w, out, button, eventType = 'webhook.test') {
   button.disabled = true;
   out.className = 'test-result';
-  out.textContent = 'Sending a webhook.test event…';
+  out.textContent = `Sending a ${eventType} event…`;
   try {
-    const { result } = await api('POST', `/v1/webhooks/${w.id}/test`, {});
+    const { result } = await api('POST', `/v1/webhooks/${w.id}/test`, { event_type: eventType });
     out.className = `test-result ${result.success ? 'ok' : 'bad'}`;
     out.textContent = result.success
       ? `Test delivered: your server answered ${statusText(result.response_code)} in ${result.response_time_ms} ms.`
@@ -643,6 +655,27 @@ async function sendTest(w, out, button) {
   } finally {
     button.disabled = false;
   }
+}
+
+async function recoverEndpoint(w) {
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const since = field('Failed since', h('input', { type: 'datetime-local', required: true, value: local(new Date(Date.now() - 24 * 3600 * 1000)) }),
+    'Every delivery that failed for good since then is sent again now. The endpoint is reactivated.');
+  const recovered = await modal(`Recover ${w.name}`, (d, close) => {
+    const err = errorLine();
+    const run = h('button', { type: 'submit' }, 'Recover');
+    const form = h('form', { novalidate: true }, since.wrap, err,
+      h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'), run));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const at = new Date(since.input.value);
+      if (isNaN(at)) { setError(err, 'Choose a date and time.'); since.input.focus(); return; }
+      run.disabled = true;
+      try { close(await api('POST', `/v1/webhooks/${w.id}/recover`, { since: at.toISOString() })); } catch (e) { setError(err, e); } finally { run.disabled = false; }
+    });
+    d.append(form);
+  });
+  if (recovered) { notice(`${recovered.recovered} failed deliveries queued again.`); route(); }
 }
 
 async function rotateSecret(w) {
@@ -908,6 +941,30 @@ async function dryRun(p, catalog) {
 }
 
 // ---------- event catalog ----------
+
+async function renderSettings() {
+  const main = document.getElementById('main');
+  const { tenant } = await api('GET', '/v1/tenant');
+  const names = tenant.headers;
+  const fields = [
+    ['event', 'Event header', 'Carries the event type.'],
+    ['delivery', 'Delivery header', 'Carries the delivery id, the same on every retry.'],
+    ['signature', 'Signature header', 'Carries sha256=<hex HMAC-SHA256 of the body>.'],
+  ].map(([key, label, hint]) => [key, field(label, h('input', { type: 'text', value: names[key], autocomplete: 'off', spellcheck: 'false' }), hint)]);
+  const err = errorLine();
+  const save = h('button', { type: 'submit' }, 'Save header names');
+  const form = h('form', { novalidate: true }, fields.map(([, f]) => f.wrap), err, h('div', { class: 'actions' }, save));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const headers = Object.fromEntries(fields.map(([key, f]) => [key, f.input.value.trim()]));
+    save.disabled = true;
+    try { await api('PATCH', '/v1/tenant', { headers }); notice('Header names saved.'); route(); } catch (e) { setError(err, e); } finally { save.disabled = false; }
+  });
+  main.replaceChildren(
+    pageHeader('Settings'),
+    h('p', { class: 'muted' }, `The names of the headers every delivery of ${tenant.name} carries, e.g. X-Mogu-Event, X-Mogu-Delivery and X-Mogu-Signature-256.`),
+    form);
+}
 
 async function renderCatalog() {
   const main = document.getElementById('main');

@@ -347,8 +347,12 @@ pub(super) async fn scheduled(
         Some("the receiver answered 410 Gone; resume the endpoint to re-enable it".to_string())
     } else if exhausted {
         tracing::warn!(delivery = %updated.id, endpoint = %endpoint.id, "delivery failed after its last attempt");
+        let times = match attempts {
+            1 => "its only attempt".to_string(),
+            n => format!("{n} times in a row"),
+        };
         Some(format!(
-            "a delivery failed {attempts} times in a row (last error: {}); resume the endpoint to re-enable it",
+            "a delivery failed {times} (last error: {}); resume the endpoint to re-enable it",
             attempt.error.as_deref().unwrap_or("unknown")
         ))
     } else {

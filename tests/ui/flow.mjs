@@ -153,6 +153,41 @@ try {
     await expectText(c.locator('.test-result'), 'Test delivered: your server answered 200 OK');
   });
 
+  await step('Send test sends an example of the chosen event type', async () => {
+    const c = card('My integration');
+    await c.getByLabel('Event type to test (My integration)').selectOption('booking.created');
+    await c.getByRole('button', { name: 'Send test' }).click();
+    await expectText(c.locator('.test-result'), 'Test delivered: your server answered 200 OK');
+    await c.getByRole('link', { name: 'Logs' }).click();
+    await expectText(page.locator('main'), 'booking.created');
+    await page.getByRole('link', { name: 'Back to webhooks' }).click();
+    await card('My integration').waitFor();
+  });
+
+  await step('Recover asks since when, and queues again what failed', async () => {
+    await card('My integration').getByRole('button', { name: 'Recover' }).click();
+    await dialog().getByRole('heading', { name: 'Recover My integration' }).waitFor();
+    assert.ok(await dialog().getByLabel('Failed since').inputValue(), 'a default since');
+    await dialog().getByRole('button', { name: 'Recover' }).click();
+    await expectText(page.locator('#notice'), 'failed deliveries queued again');
+    await expectText(card('My integration').locator('.status'), 'Active');
+  });
+
+  await step('Settings shows and changes the delivery header names', async () => {
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('heading', { name: 'Settings' }).waitFor();
+    assert.equal(await page.getByLabel('Event header').inputValue(), 'X-Hookgate-Event');
+    await page.getByLabel('Signature header').fill('Content-Type');
+    await page.getByRole('button', { name: 'Save header names' }).click();
+    await expectText(page.locator('main'), 'sets itself');
+    await page.getByLabel('Signature header').fill('X-Mogu-Signature-256');
+    await page.getByRole('button', { name: 'Save header names' }).click();
+    await expectText(page.locator('#notice'), 'Header names saved');
+    assert.equal(await page.getByLabel('Signature header').inputValue(), 'X-Mogu-Signature-256');
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    await card('My integration').waitFor();
+  });
+
   await step('pause switch asks "Pause this endpoint?" and the card turns Paused', async () => {
     const c = card('My integration');
     const sw = c.getByRole('switch', { name: 'Receive events (My integration)' });
@@ -221,7 +256,7 @@ try {
     // Editing again keeps the token unless a new one is typed; a refused
     // header name is the server's to name.
     await c.getByRole('button', { name: 'Edit' }).click();
-    await dialog().getByLabel('Custom headers').fill('X-Hookgate-Signature-256: forged');
+    await dialog().getByLabel('Custom headers').fill('webhook-signature: forged');
     await dialog().getByRole('button', { name: 'Save changes' }).click();
     await expectText(dialog(), 'sets itself');
     await dialog().getByLabel('Custom headers').fill('X-Env: staging');
