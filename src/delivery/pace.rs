@@ -17,8 +17,16 @@ pub(super) const REREAD: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub(super) struct Pace {
     interval: Duration,
-    /// The earliest the next attempt may start.
+    /// When the next attempt is due to start: it may start up to `slack`
+    /// before, so a timer that fires late does not push every later start
+    /// back (each start moves this by one interval, not from "now").
     next: Instant,
+}
+
+/// How early a start may come before its time: a few timer ticks, and at
+/// most a quarter of the interval.
+fn slack(interval: Duration) -> Duration {
+    (interval / 4).min(Duration::from_millis(2))
 }
 
 impl Pace {
@@ -46,7 +54,7 @@ impl Pace {
 
     /// Whether an attempt may start at `now`.
     pub fn allows(&self, now: Instant) -> bool {
-        now >= self.next
+        now + slack(self.interval) >= self.next
     }
 
     /// An attempt starts at `now`: the next one waits an interval.
@@ -56,7 +64,7 @@ impl Pace {
 
     /// When the next attempt may start.
     pub fn next(&self) -> Instant {
-        self.next
+        self.next - slack(self.interval)
     }
 }
 
@@ -74,12 +82,12 @@ mod tests {
         let mut pace = Pace::new(10.0, t0);
         assert!(pace.allows(t0));
         pace.take(t0);
-        assert!(!pace.allows(t0 + Duration::from_millis(99)));
-        assert!(pace.allows(t0 + Duration::from_millis(100)));
+        assert!(!pace.allows(t0 + Duration::from_millis(97)));
+        assert!(pace.allows(t0 + Duration::from_millis(98)));
         // Over a second of back-to-back starts: ten, not more.
-        let mut now = t0 + Duration::from_millis(100);
+        let mut now = t0 + Duration::from_millis(98);
         let mut started = 1;
-        while now < t0 + Duration::from_secs(1) {
+        while now < t0 + Duration::from_millis(995) {
             if pace.allows(now) {
                 pace.take(now);
                 started += 1;
@@ -90,6 +98,24 @@ mod tests {
     }
 
     #[test]
+    fn a_late_timer_does_not_slow_the_pace() {
+        // Every start 1 ms after it was allowed: the rate holds.
+        let t0 = Instant::now();
+        let mut pace = Pace::new(200.0, t0);
+        let mut now = t0;
+        for _ in 0..200 {
+            assert!(pace.allows(now));
+            pace.take(now);
+            now = pace.next() + Duration::from_millis(1);
+        }
+        let took = now.duration_since(t0);
+        assert!(
+            took <= Duration::from_millis(1010),
+            "200 starts took {took:?}"
+        );
+    }
+
+    #[test]
     fn an_idle_pace_does_not_save_up_a_burst() {
         let t0 = Instant::now();
         let mut pace = Pace::new(2.0, t0);
@@ -97,7 +123,7 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         assert!(pace.allows(later));
         pace.take(later);
-        assert!(!pace.allows(later + Duration::from_millis(499)));
+        assert!(!pace.allows(later + Duration::from_millis(497)));
     }
 
     #[test]
@@ -105,14 +131,16 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = Pace::new(1.0, t0);
         pace.take(t0);
-        assert_eq!(pace.next(), t0 + Duration::from_secs(1));
+        assert_eq!(pace.next, t0 + Duration::from_secs(1));
         pace.set_rate(10.0, t0 + Duration::from_millis(10));
-        assert!(pace.next() <= t0 + Duration::from_millis(100));
-        pace.take(pace.next());
-        let next = pace.next();
-        pace.set_rate(0.5, next);
-        assert_eq!(pace.next(), next);
+        assert!(pace.next <= t0 + Duration::from_millis(100));
+        let due = pace.next;
+        pace.take(due);
+        let next = pace.next;
+        assert_eq!(next, due + Duration::from_millis(100));
+        pace.set_rate(0.5, due);
+        assert_eq!(pace.next, next);
         pace.take(next);
-        assert_eq!(pace.next(), next + Duration::from_secs(2));
+        assert_eq!(pace.next, next + Duration::from_secs(2));
     }
 }

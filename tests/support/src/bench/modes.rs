@@ -84,6 +84,9 @@ pub struct Args {
     /// Publish at this many events per second instead of as fast as possible.
     #[arg(long)]
     rate: Option<f64>,
+    /// Each endpoint's `rate_limit` (deliveries per second); none by default.
+    #[arg(long)]
+    rate_limit: Option<f64>,
     /// Share of endpoints whose receiver answers late.
     #[arg(long, default_value_t = 0.0)]
     slow_share: f64,
@@ -266,7 +269,11 @@ impl Rig {
                 json!([{"plugin_id": id, "config": config}])
             }
         };
-        let created = self.endpoints(&self.token, endpoints, "/e", &chain).await;
+        let mut extra = json!({ "plugins": chain });
+        if let Some(rate) = args.rate_limit {
+            extra["rate_limit"] = json!(rate);
+        }
+        let created = self.endpoints(&self.token, endpoints, "/e", &extra).await;
         self.keys = created
             .iter()
             .map(|(_, secret)| standard_key(secret).expect("a whsec_ secret"))
@@ -328,14 +335,15 @@ impl Rig {
     }
 
     /// `count` endpoints of the tenant of `token`, endpoint `k` at the
-    /// sink's `{path}/{k}`, subscribed to `booking.created`, with `chain`.
-    /// Their ids and secrets, in order.
+    /// sink's `{path}/{k}`, subscribed to `booking.created`, with the fields
+    /// of `extra` (a plugin chain, a rate limit). Their ids and secrets, in
+    /// order.
     async fn endpoints(
         &self,
         token: &str,
         count: usize,
         path: &str,
-        chain: &Value,
+        extra: &Value,
     ) -> Vec<(String, String)> {
         // Created concurrently: the backlog mode makes 10,000.
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -343,7 +351,7 @@ impl Rig {
         let tasks: Vec<_> = (0..32.min(count))
             .map(|_| {
                 let (api, next, created) = (self.api.clone(), next.clone(), created.clone());
-                let (token, chain) = (token.to_string(), chain.clone());
+                let (token, extra) = (token.to_string(), extra.clone());
                 let sink_base = self.sink.url(path);
                 let gw = self.url("/v1/webhooks");
                 tokio::spawn(async move {
@@ -352,12 +360,14 @@ impl Rig {
                         if k >= count {
                             break;
                         }
-                        let body = json!({
+                        let mut body = json!({
                             "name": format!("bench {k}"),
                             "url": format!("{sink_base}/{k}"),
                             "events": ["booking.created"],
-                            "plugins": chain,
                         });
+                        for (field, value) in extra.as_object().into_iter().flatten() {
+                            body[field] = value.clone();
+                        }
                         let resp = api
                             .post(&gw)
                             .bearer_auth(&token)
@@ -482,7 +492,12 @@ impl Hostile {
         let id = rig.upload(&token, plugin.name()).await;
         let chain = json!([{"plugin_id": id, "config": {}}]);
         let created = rig
-            .endpoints(&token, endpoints, "/black-hole", &chain)
+            .endpoints(
+                &token,
+                endpoints,
+                "/black-hole",
+                &json!({ "plugins": chain }),
+            )
             .await;
         let stop = Arc::new(AtomicBool::new(false));
         let publishing = tokio::spawn(saturate(
