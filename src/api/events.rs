@@ -14,7 +14,7 @@ use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::views::{DeliveryStatusView, EventRef};
 use super::{ApiResult, AppState, Envelope, ok};
 use crate::model::ids::{DeliveryId, EndpointId};
-use crate::service::{NewEvent, Published};
+use crate::service::{DeliveryRef, NewEvent, Published};
 use crate::validation::FieldError;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -53,6 +53,17 @@ pub struct EventDelivery {
     pub status: DeliveryStatusView,
 }
 
+impl EventDelivery {
+    fn of(d: DeliveryRef) -> Self {
+        Self {
+            webhook_id: d.endpoint_id,
+            delivery_id: d.delivery_id,
+            log_id: d.delivery_id,
+            status: d.status.into(),
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct EventView {
     pub id: String,
@@ -85,12 +96,7 @@ fn view(published: Published) -> EventData {
             deliveries: published
                 .deliveries
                 .into_iter()
-                .map(|d| EventDelivery {
-                    webhook_id: d.endpoint_id,
-                    delivery_id: d.delivery_id,
-                    log_id: d.delivery_id,
-                    status: d.status.into(),
-                })
+                .map(EventDelivery::of)
                 .collect(),
         },
         duplicate: published.duplicate,
@@ -216,15 +222,7 @@ async fn redeliver(
         Json(Envelope {
             success: true,
             data: Redelivered {
-                deliveries: deliveries
-                    .into_iter()
-                    .map(|d| EventDelivery {
-                        webhook_id: d.endpoint_id,
-                        delivery_id: d.delivery_id,
-                        log_id: d.delivery_id,
-                        status: d.status.into(),
-                    })
-                    .collect(),
+                deliveries: deliveries.into_iter().map(EventDelivery::of).collect(),
             },
         }),
     ))
