@@ -28,9 +28,9 @@ pub(super) struct Attempter {
     pub schedule: RetrySchedule,
     /// Random spread of retry delays, as a fraction.
     pub jitter: f64,
-    /// The queue's count and the dispatcher's wake-up, for the operational
-    /// events attempts announce.
-    pub queued: Arc<super::operational::Queued>,
+    /// Publishes the operational events attempts give rise to, and keeps
+    /// the queue's count.
+    pub announcer: super::operational::Announcer,
 }
 
 /// Runs the endpoint's plugin chain, if it has one.
@@ -362,10 +362,14 @@ pub(super) async fn scheduled(
     // The gateway's own events about it; a failed delivery of one of them
     // announces nothing more, so it cannot feed itself.
     if exhausted && !is_operational(&updated.event_type) {
-        inner.announce(Notice::failed(&endpoint, &updated)).await;
+        inner
+            .announcer
+            .announce(Notice::failed(&endpoint, &updated))
+            .await;
     }
     if disabled && let Some(reason) = &disable {
         inner
+            .announcer
             .announce(Notice::disabled(&endpoint, &updated, reason))
             .await;
     }

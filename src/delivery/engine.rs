@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use super::RetrySchedule;
 use super::attempt::{Answer, Answered, Attempter, scheduled};
-use super::operational::Queued;
+use super::operational::{Announcer, Queued};
 use super::pace::{self, Pace};
 use super::sender::Sender;
 use super::window::Window;
@@ -127,7 +127,7 @@ impl Engine {
     /// Publishes one of the gateway's operational events (see
     /// `delivery::operational`).
     pub async fn announce(&self, notice: super::operational::Notice) {
-        self.inner.attempts.announce(notice).await;
+        self.inner.attempts.announcer.announce(notice).await;
     }
 
     /// Whether a client certificate can be used for mutual TLS; the reason
@@ -138,7 +138,7 @@ impl Engine {
 
     /// New work was queued: look now rather than at the next timer.
     pub fn queued(&self, count: usize) {
-        self.inner.attempts.queued.queued(count);
+        self.inner.attempts.announcer.queued.queued(count);
     }
 
     /// "Send test": a synthetic event sent at once, even when the endpoint
@@ -199,12 +199,16 @@ impl Inner {
         let queued = Arc::new(Queued::new(store.queue_len() as i64));
         Self {
             attempts: Attempter {
+                announcer: Announcer {
+                    store: store.clone(),
+                    schedule: settings.schedule.clone(),
+                    queued,
+                },
                 store,
                 sender,
                 plugins,
                 schedule: settings.schedule.clone(),
                 jitter: settings.jitter,
-                queued,
             },
             settings,
             runtime,
@@ -223,7 +227,7 @@ impl Inner {
     }
 
     fn add_queued(&self, delta: i64) {
-        self.attempts.queued.add(delta);
+        self.attempts.announcer.queued.add(delta);
     }
 }
 
@@ -389,7 +393,7 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 _ = inner.stop.cancelled() => return,
-                _ = inner.attempts.queued.wake.notified() => {},
+                _ = inner.attempts.announcer.queued.wake.notified() => {},
                 Some(report) = self.reports_rx.recv() => {
                     self.report(report);
                     while let Ok(report) = self.reports_rx.try_recv() {

@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::attempt::Attempter;
-use super::fanout;
+use super::{RetrySchedule, fanout};
 use crate::model::delivery::Delivery;
 use crate::model::endpoint::Endpoint;
 use crate::model::event::Event;
 use crate::model::event_type::{DELIVERY_FAILED, ENDPOINT_DISABLED, ENDPOINT_RECOVERED};
 use crate::model::ids::TenantId;
+use crate::store::Store;
 
 /// Entries waiting in the queue, and the dispatcher's wake-up: shared by
 /// the engine and its attempts, which queue operational events.
@@ -106,7 +106,15 @@ impl Notice {
     }
 }
 
-impl Attempter {
+/// Publishes operational events: the engine's attempts hold one, and the
+/// engine lends it to the use cases that re-enable endpoints.
+pub(super) struct Announcer {
+    pub store: Store,
+    pub schedule: RetrySchedule,
+    pub queued: std::sync::Arc<Queued>,
+}
+
+impl Announcer {
     /// Publishes `notice` to the tenant's endpoints that subscribe to its
     /// type; stores nothing when none does. Errors are logged, not returned.
     pub(crate) async fn announce(&self, notice: Notice) {
