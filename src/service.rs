@@ -11,15 +11,19 @@ use serde_json::Value;
 
 use crate::delivery::fanout;
 use crate::delivery::operational::Notice;
+use crate::delivery::operational::Rates;
 use crate::delivery::{Engine, RetrySchedule};
-use crate::model::delivery::{Delivery, DeliveryStatus};
+use crate::model::delivery::{Delivery, DeliveryStatus, HourStats, hourly};
 use crate::model::endpoint::{ClientTls, Endpoint, EndpointStatus};
 use crate::model::event::{Event, validate_external_id};
 use crate::model::event_type::{TEST_EVENT_TYPE, is_operational, validate_name};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
 use crate::model::tenant::Tenant;
-use crate::store::{FANOUT_CHUNK, PublishOutcome, Store, StoreError};
+use crate::store::{DeliveryFilter, FANOUT_CHUNK, PublishOutcome, Store, StoreError};
 use crate::validation::FieldError;
+
+/// Most deliveries an endpoint's 24-hour figures are computed from.
+pub const STATS_DELIVERIES: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -281,6 +285,43 @@ impl Service {
                 format!("the certificate and key cannot be used: {reason}"),
             ))
         })
+    }
+
+    /// The endpoint's attempts of the last 24 hours, hour by hour, from the
+    /// deliveries made in that time (the newest [`STATS_DELIVERIES`] at
+    /// most); with whether every such delivery was read.
+    pub fn endpoint_stats(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<(Vec<HourStats>, bool), ServiceError> {
+        let now = crate::time::now();
+        let since = now - chrono::Duration::hours(24);
+        let mut read = Vec::new();
+        let mut cursor = None;
+        let complete = loop {
+            let page = self.store.list_deliveries(
+                &endpoint.tenant_id,
+                &endpoint.id,
+                &DeliveryFilter::default(),
+                cursor.as_ref(),
+                1000,
+            )?;
+            let before = page.items.iter().any(|d| d.created_at < since);
+            read.extend(page.items.into_iter().filter(|d| d.created_at >= since));
+            if before || page.next_cursor.is_none() {
+                break true;
+            }
+            if read.len() >= STATS_DELIVERIES {
+                break false;
+            }
+            cursor = read.last().map(|d| d.id);
+        };
+        Ok((hourly(&read, since, now), complete))
+    }
+
+    /// Entries waiting in the queue and the attempts' recent rates.
+    pub fn delivery_stats(&self) -> (i64, Rates) {
+        self.engine.stats()
     }
 
     /// Announces that a disabled endpoint is active again, for `reason`.

@@ -533,6 +533,8 @@ function endpointCard(w, catalog) {
   const testable = ['webhook.test', ...catalog.map((t) => t.name).filter((n) => n !== 'webhook.test' && subscribes(w.events, n))];
   const testType = h('select', { class: 'test-type', 'aria-label': `Event type to test (${w.name})` },
     testable.map((n) => h('option', { value: n }, n)));
+  const chart = h('div', { class: 'chart', role: 'img', 'aria-label': 'Last 24 hours: loading' });
+  loadChart(w, chart);
   const card = h('article', { class: 'card', 'aria-labelledby': titleId, dataset: { endpointId: w.id } },
     h('div', { class: 'card-head' },
       h('h2', { id: titleId }, w.name),
@@ -547,6 +549,7 @@ function endpointCard(w, catalog) {
       w.rate_limit != null ? [h('dt', {}, 'Rate limit'), h('dd', { class: 'rate-limit' }, `${w.rate_limit} per second`)] : null,
       Object.keys(w.headers || {}).length ? [h('dt', {}, 'Headers'), h('dd', { class: 'headers' }, Object.keys(w.headers).join(', '))] : null,
       w.auth ? [h('dt', {}, 'Authentication'), h('dd', { class: 'auth' }, w.auth.type === 'basic' ? `Basic (${w.auth.username})` : 'Bearer token')] : null,
+      h('dt', {}, 'Last 24 hours'), h('dd', {}, chart),
       h('dt', {}, 'In flight'), h('dd', { class: 'in-flight' }, w.in_flight_limit < w.max_in_flight
         ? `up to ${w.in_flight_limit} of ${w.max_in_flight}, fewer while the server fails or slows down`
         : `up to ${w.max_in_flight} at once`),
@@ -632,6 +635,28 @@ async function toggleEndpoint(w) {
     notice(pausing ? 'Endpoint paused.' : 'Endpoint reactivated.');
     route();
   } catch (e) { showError(e, pausing ? 'Could not pause the endpoint' : 'Could not reactivate the endpoint'); }
+}
+
+/** Fills `el` with the endpoint's last 24 hours: a bar an hour, delivered over failed. */
+async function loadChart(w, el) {
+  let hours;
+  try { ({ hours } = await api('GET', `/v1/webhooks/${w.id}/stats`)); } catch { el.setAttribute('aria-label', 'Last 24 hours: not available'); return; }
+  const most = Math.max(1, ...hours.map((x) => x.delivered + x.failed));
+  const delivered = hours.reduce((n, x) => n + x.delivered, 0);
+  const failed = hours.reduce((n, x) => n + x.failed, 0);
+  const p50s = hours.map((x) => x.latency_p50_ms).filter((x) => x != null).sort((a, b) => a - b);
+  const p50 = p50s.length ? p50s[Math.floor((p50s.length - 1) / 2)] : null;
+  const summary = `${delivered} delivered, ${failed} failed${p50 != null ? `, median ${p50} ms` : ''}`;
+  el.setAttribute('aria-label', `Last 24 hours: ${summary}`);
+  el.replaceChildren(...hours.map((x) => {
+    const bar = h('span', { class: 'bar', title: `${new Date(x.start).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}: ${x.delivered} delivered, ${x.failed} failed${x.latency_p50_ms != null ? `, p50 ${x.latency_p50_ms} ms` : ''}` });
+    const ok = h('span', { class: 'ok' });
+    const bad = h('span', { class: 'bad' });
+    ok.style.height = `${(100 * x.delivered) / most}%`;
+    bad.style.height = `${(100 * x.failed) / most}%`;
+    bar.append(ok, bad);
+    return bar;
+  }), h('span', { class: 'chart-summary' }, summary));
 }
 
 /** Whether an endpoint subscribed to `events` gets events of type `name`. */
@@ -1044,7 +1069,13 @@ async function renderOperator(selected) {
     h('td', { 'data-label': 'Actions', class: 'row-actions' },
       h('a', { class: 'button secondary small', href: `#/operator/${t.id}`, 'aria-label': `API keys of ${t.name}` }, 'API keys'),
       h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete tenant ${t.name}`, onclick: () => deleteTenant(t) }, 'Delete'))));
-  const parts = [pageHeader('Tenants'), form,
+  const stats = await api('GET', '/v1/stats');
+  const overview = h('section', { class: 'panel overview', 'aria-labelledby': 'overview' }, h('h2', { id: 'overview' }, 'Deliveries now'),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Queue depth'), h('dd', { class: 'queue-depth' }, String(stats.queue_depth)),
+      h('dt', {}, 'Deliveries per second'), h('dd', { class: 'rate' }, stats.delivered_per_second.toFixed(1)),
+      h('dt', {}, 'Failure rate'), h('dd', { class: 'failure-rate' }, `${(100 * stats.failure_rate).toFixed(1)}% of ${stats.attempts_last_minute} attempts in the last minute`)));
+  const parts = [pageHeader('Tenants'), overview, form,
     tenants.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('caption', { class: 'visually-hidden' }, 'Tenants'),
       h('thead', {}, h('tr', {}, ['Name', 'Id', 'Created', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)))
       : h('p', { class: 'empty' }, 'No tenants yet.')];

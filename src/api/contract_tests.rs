@@ -237,7 +237,7 @@ impl Fixtures {
         let secured = operation["security"].is_array();
         match secured {
             false => None,
-            true if path.starts_with("/v1/tenants") => Some(ADMIN_TOKEN),
+            true if path.starts_with("/v1/tenants") || path == "/v1/stats" => Some(ADMIN_TOKEN),
             true => Some(&self.token),
         }
     }

@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_tenant, update_tenant, delete_tenant))
         .routes(routes!(create_key, list_keys))
         .routes(routes!(revoke_key))
+        .routes(routes!(delivery_stats))
 }
 
 const MAX_NAME: usize = 200;
@@ -329,5 +330,34 @@ async fn revoke_key(
     Ok(Deleted {
         id: key_id.to_string(),
         deleted: true,
+    })
+}
+
+/// The gateway's deliveries now, for the operator.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryStats {
+    /// Attempts waiting in the queue, all tenants.
+    pub queue_depth: i64,
+    /// Attempts answered 2xx per second, over the last 10 s.
+    pub delivered_per_second: f64,
+    /// Failed attempts per second, over the last 10 s.
+    pub failed_per_second: f64,
+    /// Failed attempts among all of the last minute.
+    pub failure_rate: f64,
+    pub attempts_last_minute: u64,
+}
+
+/// Queue depth, deliveries per second and failure rate, all tenants.
+#[utoipa::path(get, path = "/v1/stats", tag = "operator", security(("bearer" = [])),
+    responses((status = 200, body = Envelope<DeliveryStats>), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope)))]
+async fn delivery_stats(_: Admin, State(state): State<AppState>) -> ApiResult<DeliveryStats> {
+    let (queue_depth, rates) = state.service.delivery_stats();
+    ok(DeliveryStats {
+        queue_depth,
+        delivered_per_second: rates.delivered_per_second,
+        failed_per_second: rates.failed_per_second,
+        failure_rate: rates.failure_rate,
+        attempts_last_minute: rates.attempts_last_minute,
     })
 }

@@ -35,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_secret))
         .routes(routes!(send_test))
         .routes(routes!(recover))
+        .routes(routes!(endpoint_stats))
 }
 
 type Auth = TenantAuth<EndpointsScope>;
@@ -812,4 +813,50 @@ async fn recover(
             data: Recovered { recovered },
         }),
     ))
+}
+
+/// One hour of an endpoint's attempts.
+#[derive(Serialize, ToSchema)]
+pub struct HourView {
+    pub start: DateTime<Utc>,
+    /// Attempts answered 2xx.
+    pub delivered: u32,
+    pub failed: u32,
+    /// Median time to a 2xx answer, when there was one.
+    pub latency_p50_ms: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointStats {
+    /// The last 24 hours, oldest first (the current hour last).
+    pub hours: Vec<HourView>,
+    /// Every delivery of the last 24 hours was counted (false past the
+    /// newest 20,000).
+    pub complete: bool,
+}
+
+/// The endpoint's last 24 hours: attempts delivered and failed per hour,
+/// and the median latency.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/stats", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = inline(EndpointId), Path, description = "Endpoint id (wh_...)")),
+    responses((status = 200, body = Envelope<EndpointStats>), (status = 404, body = ErrorEnvelope)))]
+async fn endpoint_stats(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<EndpointStats> {
+    let endpoint = find_endpoint(&state, &auth.tenant, &id)?;
+    let (hours, complete) = state.service.endpoint_stats(&endpoint)?;
+    ok(EndpointStats {
+        hours: hours
+            .into_iter()
+            .map(|h| HourView {
+                start: h.start,
+                delivered: h.delivered,
+                failed: h.failed,
+                latency_p50_ms: h.latency_p50_ms,
+            })
+            .collect(),
+        complete,
+    })
 }

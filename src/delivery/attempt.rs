@@ -301,7 +301,16 @@ pub(super) async fn scheduled(
         _ => (false, None),
     };
     let attempt = match made {
-        Made::Tried(outcome) | Made::Busy(outcome) => attempt_of(outcome, false),
+        Made::Tried(outcome) | Made::Busy(outcome) => {
+            let attempt = attempt_of(outcome, false);
+            let second = attempt.at.timestamp().max(0) as u64;
+            inner
+                .announcer
+                .queued
+                .recent
+                .record(second, attempt.success);
+            attempt
+        }
         Made::NotSent(status, reason) => {
             return settle(store, key, entry, status, &reason)
                 .await

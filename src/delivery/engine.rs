@@ -136,6 +136,13 @@ impl Engine {
         self.inner.attempts.sender.check_identity(tls)
     }
 
+    /// Entries waiting in the queue, and the attempts' recent rates.
+    pub fn stats(&self) -> (i64, super::operational::Rates) {
+        let queued = &self.inner.attempts.announcer.queued;
+        let second = chrono::Utc::now().timestamp().max(0) as u64;
+        (queued.count().max(0), queued.recent.rates(second))
+    }
+
     /// New work was queued: look now rather than at the next timer.
     pub fn queued(&self, count: usize) {
         self.inner.attempts.announcer.queued.queued(count);

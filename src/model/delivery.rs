@@ -138,3 +138,106 @@ pub fn truncate_body(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX_RESPONSE_BODY)]);
     text.trim_end_matches('\u{FFFD}').to_string()
 }
+
+/// What an endpoint's deliveries came to in one hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourStats {
+    /// The hour's start.
+    pub start: DateTime<Utc>,
+    /// Attempts answered 2xx in the hour.
+    pub delivered: u32,
+    /// Attempts that failed in the hour.
+    pub failed: u32,
+    /// The median time to a 2xx answer, when there was one.
+    pub latency_p50_ms: Option<u64>,
+}
+
+/// The attempts of `deliveries` made from `since` to `now`, hour by hour
+/// (the hour of `since` first), oldest first.
+pub fn hourly<'a>(
+    deliveries: impl IntoIterator<Item = &'a Delivery>,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<HourStats> {
+    use chrono::{DurationRound, TimeDelta};
+    let hour = TimeDelta::hours(1);
+    let first = since.duration_trunc(hour).unwrap_or(since);
+    let count = ((now - first).num_hours() + 1).max(1) as usize;
+    let mut hours: Vec<(HourStats, Vec<u64>)> = (0..count)
+        .map(|i| {
+            let stats = HourStats {
+                start: first + hour * i as i32,
+                delivered: 0,
+                failed: 0,
+                latency_p50_ms: None,
+            };
+            (stats, Vec::new())
+        })
+        .collect();
+    for attempt in deliveries.into_iter().flat_map(|d| &d.attempts) {
+        if attempt.at < since || attempt.at > now {
+            continue;
+        }
+        let i = ((attempt.at - first).num_hours() as usize).min(count - 1);
+        let (stats, latencies) = &mut hours[i];
+        if attempt.success {
+            stats.delivered += 1;
+            latencies.push(attempt.response_time_ms);
+        } else {
+            stats.failed += 1;
+        }
+    }
+    hours
+        .into_iter()
+        .map(|(mut stats, mut latencies)| {
+            latencies.sort_unstable();
+            stats.latency_p50_ms = latencies
+                .get(latencies.len().saturating_sub(1) / 2)
+                .copied();
+            stats
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_count_in_their_hour() {
+        let now: DateTime<Utc> = "2026-12-06T12:30:00Z".parse().unwrap();
+        let since = now - chrono::Duration::hours(24);
+        let mut d = Delivery::new(EndpointId::generate(), "evt_1", "a.b", since);
+        let attempt = |at: &str, success: bool, ms: u64| Attempt {
+            id: AttemptId::generate(),
+            at: at.parse().unwrap(),
+            success,
+            response_code: Some(if success { 200 } else { 500 }),
+            response_time_ms: ms,
+            response_body: None,
+            error: None,
+            manual: false,
+        };
+        d.attempts = vec![
+            attempt("2026-12-05T10:00:00Z", true, 1), // before the window
+            attempt("2026-12-06T11:05:00Z", false, 9),
+            attempt("2026-12-06T11:10:00Z", true, 30),
+            attempt("2026-12-06T11:50:00Z", true, 10),
+            attempt("2026-12-06T11:55:00Z", true, 20),
+            attempt("2026-12-06T12:29:00Z", true, 5),
+        ];
+        let hours = hourly([&d], since, now);
+        assert_eq!(hours.len(), 25);
+        assert_eq!(
+            hours[0].start,
+            "2026-12-05T12:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        let eleven = &hours[23];
+        assert_eq!((eleven.delivered, eleven.failed), (3, 1));
+        assert_eq!(eleven.latency_p50_ms, Some(20));
+        assert_eq!(hours[24].delivered, 1);
+        assert_eq!(hours[10].latency_p50_ms, None);
+        let total: u32 = hours.iter().map(|h| h.delivered + h.failed).sum();
+        assert_eq!(total, 5);
+    }
+}

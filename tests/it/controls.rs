@@ -785,3 +785,55 @@ async fn a_client_certificate_reaches_receivers_that_require_one() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["data"]["webhook"].get("tls_client").is_none());
 }
+
+#[tokio::test]
+async fn endpoint_and_gateway_figures_count_the_attempts() {
+    let (gw, rx, token) = setup("0ms,50ms").await;
+    let (ok_id, _) = gw
+        .create_webhook(&token, &rx.url(), &["booking.created"])
+        .await;
+    let failing = Receiver::start().await;
+    failing.respond_with(500);
+    let (bad_id, _) = gw
+        .create_webhook(&token, &failing.url(), &["booking.created"])
+        .await;
+    for n in 0..3 {
+        gw.publish(&token, "booking.created", json!({ "n": n }))
+            .await;
+    }
+    rx.wait_for(3, LONG).await;
+    gw.wait_for_deliveries(&token, &bad_id, LONG, |l| {
+        l.len() == 3
+            && l.iter()
+                .all(|d| d["next_retry"].is_null() && d["status"] == "failed")
+    })
+    .await;
+    let (status, body) = gw.get(&format!("/v1/webhooks/{ok_id}/stats"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hours = body["data"]["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 25);
+    let sum = |key: &str| -> u64 { hours.iter().map(|h| h[key].as_u64().unwrap()).sum() };
+    assert_eq!((sum("delivered"), sum("failed")), (3, 0));
+    assert!(hours.last().unwrap()["latency_p50_ms"].is_u64());
+    assert_eq!(body["data"]["complete"], true);
+    let (_, body) = gw
+        .get(&format!("/v1/webhooks/{bad_id}/stats"), &token)
+        .await;
+    let hours = body["data"]["hours"].as_array().unwrap();
+    let failed: u64 = hours.iter().map(|h| h["failed"].as_u64().unwrap()).sum();
+    assert_eq!(failed, 6, "three deliveries, two attempts each");
+
+    // The operator's view: all of it within the last minute, nothing left queued.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = gw.get("/v1/stats", ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let stats = &body["data"];
+    assert_eq!(stats["queue_depth"], 0, "{stats}");
+    assert_eq!(stats["attempts_last_minute"], 9, "{stats}");
+    assert!(
+        (stats["failure_rate"].as_f64().unwrap() - 6.0 / 9.0).abs() < 1e-9,
+        "{stats}"
+    );
+    let (status, _) = gw.get("/v1/stats", &token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

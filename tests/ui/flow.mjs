@@ -164,6 +164,18 @@ try {
     await card('My integration').waitFor();
   });
 
+  await step('Each card charts its last 24 hours', async () => {
+    const chart = card('My integration').getByRole('img', { name: /^Last 24 hours: / });
+    await chart.waitFor();
+    await page.waitForFunction(() => {
+      const el = document.querySelector('.chart');
+      return el && /Last 24 hours: \d+ delivered/.test(el.getAttribute('aria-label'));
+    });
+    const label = await card('My integration').locator('.chart').getAttribute('aria-label');
+    assert.match(label, /Last 24 hours: [1-9]\d* delivered, \d+ failed, median \d+ ms/);
+    assert.equal(await card('My integration').locator('.chart .bar').count(), 25);
+  });
+
   await step('Recover asks since when, and queues again what failed', async () => {
     await card('My integration').getByRole('button', { name: 'Recover' }).click();
     await dialog().getByRole('heading', { name: 'Recover My integration' }).waitFor();
@@ -470,6 +482,10 @@ try {
     assert.equal(await page.evaluate(() => sessionStorage.getItem('hookgate.session')), null);
     await signIn(ADMIN);
     await page.getByRole('heading', { name: 'Tenants', level: 1 }).waitFor();
+    await page.getByRole('heading', { name: 'Deliveries now' }).waitFor();
+    assert.match(await page.locator('.queue-depth').textContent(), /^\d+$/);
+    assert.match(await page.locator('.rate').textContent(), /^\d+\.\d$/);
+    await expectText(page.locator('.failure-rate'), 'attempts in the last minute');
     await expectText(page.locator('tbody tr'), 'MOGU Travel');
     await page.getByLabel('Tenant name').fill('Globex');
     await page.getByRole('button', { name: 'Create tenant' }).click();
