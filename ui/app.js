@@ -441,6 +441,18 @@ function endpointFields(catalog, initial = {}) {
   const username = field('User', h('input', { type: 'text', autocomplete: 'off', value: initial.auth?.username || '' }));
   const password = field('Password', h('input', { type: 'password', autocomplete: 'new-password', placeholder: keep }));
   const token = field('Token', h('input', { type: 'password', autocomplete: 'off', placeholder: keep }));
+  const hadTls = !!initial.tls_client;
+  const tlsCert = field('Client certificate (PEM, optional)', h('textarea', { rows: '3', spellcheck: 'false', class: 'code', placeholder: '-----BEGIN CERTIFICATE-----' }, initial.tls_client?.cert || ''),
+    'For servers that require mutual TLS: the certificate, then any intermediates.');
+  const tlsKey = field('Client key (PEM)', h('textarea', { rows: '3', spellcheck: 'false', class: 'code', placeholder: hadTls ? 'Leave empty to keep the current key' : '-----BEGIN PRIVATE KEY-----' }),
+    'The certificate\'s unencrypted private key. It is never shown again.');
+  const tlsValue = () => {
+    const cert = tlsCert.input.value.trim();
+    const key = tlsKey.input.value.trim();
+    if (!cert) return hadTls ? null : undefined;
+    if (!key && hadTls && cert === initial.tls_client.cert.trim()) return undefined;
+    return { cert, key };
+  };
   const showAuth = () => {
     const t = authType.input.value;
     username.wrap.hidden = password.wrap.hidden = t !== 'basic';
@@ -486,6 +498,8 @@ function endpointFields(catalog, initial = {}) {
     const a = authValue();
     if (a?.type === 'basic' && (!a.username || !a.password)) return ['Basic authentication needs a username and a password.', a.username ? password.input : username.input];
     if (a?.type === 'bearer' && !a.token) return ['Enter the bearer token.', token.input];
+    const t = tlsValue();
+    if (t && !t.key) return ['Enter the client certificate\'s private key.', tlsKey.input];
     return null;
   };
   const value = () => {
@@ -497,9 +511,11 @@ function endpointFields(catalog, initial = {}) {
     };
     const a = authValue();
     if (a !== undefined) body.auth = a;
+    const t = tlsValue();
+    if (t !== undefined) body.tls_client = t;
     return body;
   };
-  return { els: [name.wrap, url.wrap, picker.el, concurrency.wrap, rate.wrap, headers.wrap, authType.wrap, username.wrap, password.wrap, token.wrap], validate, value };
+  return { els: [name.wrap, url.wrap, picker.el, concurrency.wrap, rate.wrap, headers.wrap, authType.wrap, username.wrap, password.wrap, token.wrap, tlsCert.wrap, tlsKey.wrap], validate, value };
 }
 
 // ---------- endpoints ----------
@@ -549,6 +565,7 @@ function endpointCard(w, catalog) {
       w.rate_limit != null ? [h('dt', {}, 'Rate limit'), h('dd', { class: 'rate-limit' }, `${w.rate_limit} per second`)] : null,
       Object.keys(w.headers || {}).length ? [h('dt', {}, 'Headers'), h('dd', { class: 'headers' }, Object.keys(w.headers).join(', '))] : null,
       w.auth ? [h('dt', {}, 'Authentication'), h('dd', { class: 'auth' }, w.auth.type === 'basic' ? `Basic (${w.auth.username})` : 'Bearer token')] : null,
+      w.tls_client ? [h('dt', {}, 'Mutual TLS'), h('dd', { class: 'tls-client' }, 'client certificate set')] : null,
       h('dt', {}, 'Last 24 hours'), h('dd', {}, chart),
       h('dt', {}, 'In flight'), h('dd', { class: 'in-flight' }, w.in_flight_limit < w.max_in_flight
         ? `up to ${w.in_flight_limit} of ${w.max_in_flight}, fewer while the server fails or slows down`

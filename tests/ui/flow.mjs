@@ -272,6 +272,14 @@ try {
     await dialog().getByRole('button', { name: 'Save changes' }).click();
     await expectText(dialog(), 'sets itself');
     await dialog().getByLabel('Custom headers').fill('X-Env: staging');
+    await dialog().getByLabel('Client certificate (PEM, optional)').fill('not a certificate');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await expectText(dialog(), 'private key');
+    await dialog().getByLabel('Client key (PEM)').fill('not a key either');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await expectText(dialog(), 'is not PEM');
+    await dialog().getByLabel('Client certificate (PEM, optional)').fill('');
+    await dialog().getByLabel('Client key (PEM)').fill('');
     await dialog().getByRole('button', { name: 'Save changes' }).click();
     await expectText(card('My integration (renamed)').locator('.headers'), 'X-Env');
     await expectText(card('My integration (renamed)').locator('.auth'), 'Bearer token');
