@@ -305,13 +305,6 @@ impl Held {
     }
 }
 
-/// What the dispatcher read of a busy endpoint's rate, and when.
-struct Paced {
-    /// `None`: the endpoint has no `rate_limit`.
-    pace: Option<Pace>,
-    read_at: Instant,
-}
-
 /// What a running attempt tells the dispatcher.
 enum Report {
     /// The request is over (or was never made): the attempt's worker and its
@@ -334,10 +327,12 @@ struct Dispatcher {
     /// Endpoints whose in-flight limit adapts to their receiver's answers
     /// (ones at their maximum with nothing in flight are not kept).
     windows: HashMap<EndpointId, Window>,
-    /// What the dispatcher read of each busy endpoint's limits, and the
-    /// pace of those with a `rate_limit` (kept past a rest while the next
-    /// start must still wait).
-    paces: HashMap<EndpointId, Paced>,
+    /// When each busy endpoint's maximum and rate were last read.
+    limits_read: HashMap<EndpointId, Instant>,
+    /// The pace of each busy endpoint with a `rate_limit` (kept past a rest
+    /// while its next start must still wait): only these are visited on
+    /// every pass.
+    paces: HashMap<EndpointId, Pace>,
     held: Held,
     /// Entries whose attempt is running or whose result is being made
     /// durable: they stay in the queue until it is, so a scan must not start
@@ -378,6 +373,7 @@ impl Dispatcher {
             in_flight: HashMap::new(),
             tenant_in_flight: HashMap::new(),
             windows: HashMap::new(),
+            limits_read: HashMap::new(),
             paces: HashMap::new(),
             held: Held::default(),
             taken: HashSet::new(),
@@ -483,12 +479,9 @@ impl Dispatcher {
             // unless its pace still makes the next start wait.
             self.windows.remove(endpoint);
             let now = Instant::now();
-            if self
-                .paces
-                .get(endpoint)
-                .is_none_or(|p| p.pace.as_ref().is_none_or(|pace| pace.allows(now)))
-            {
+            if self.paces.get(endpoint).is_none_or(|pace| pace.allows(now)) {
                 self.paces.remove(endpoint);
+                self.limits_read.remove(endpoint);
             }
         }
         if before != limit || resting {
@@ -520,9 +513,9 @@ impl Dispatcher {
             return false;
         }
         if self
-            .paces
+            .limits_read
             .get(endpoint)
-            .is_none_or(|p| now.duration_since(p.read_at) >= pace::REREAD)
+            .is_none_or(|at| now.duration_since(*at) >= pace::REREAD)
         {
             // Busy for a while: a changed maximum or rate applies now.
             let (max, rate) = self.read_limits(tenant, endpoint);
@@ -531,10 +524,7 @@ impl Dispatcher {
             }
             self.set_rate(endpoint, rate, now);
         }
-        self.paces
-            .get(endpoint)
-            .and_then(|p| p.pace.as_ref())
-            .is_none_or(|pace| pace.allows(now))
+        self.paces.get(endpoint).is_none_or(|pace| pace.allows(now))
     }
 
     /// The endpoint's own `max_in_flight` (or the default) and its
@@ -550,30 +540,29 @@ impl Dispatcher {
 
     /// Notes what was read of the endpoint's rate at `now`.
     fn set_rate(&mut self, endpoint: &EndpointId, rate: Option<f64>, now: Instant) {
-        let paced = self.paces.entry(*endpoint).or_insert(Paced {
-            pace: None,
-            read_at: now,
-        });
-        paced.read_at = now;
-        paced.pace = match (rate, paced.pace.take()) {
-            (None, _) => None,
-            (Some(rate), Some(mut pace)) => {
-                pace.set_rate(rate, now);
-                Some(pace)
+        self.limits_read.insert(*endpoint, now);
+        match rate {
+            None => {
+                self.paces.remove(endpoint);
             }
-            (Some(rate), None) => Some(Pace::new(rate, now)),
-        };
+            Some(rate) => {
+                self.paces
+                    .entry(*endpoint)
+                    .and_modify(|pace| pace.set_rate(rate, now))
+                    .or_insert_with(|| Pace::new(rate, now));
+            }
+        }
     }
 
     /// Starts the held entries of rate-limited endpoints whose pace allows
-    /// one now, and forgets the paces of endpoints gone quiet; returns when
-    /// the next held entry of a paced endpoint may start.
-    fn release_paced(&mut self) -> Option<Duration> {
+    /// one now, and forgets the paces of endpoints gone quiet (and what was
+    /// read with them, so a new busy spell reads the rate again).
+    fn release_paced(&mut self) {
         let now = Instant::now();
         let ready: Vec<(EndpointId, TenantId)> = self
             .paces
             .iter()
-            .filter(|(_, p)| p.pace.as_ref().is_some_and(|pace| pace.allows(now)))
+            .filter(|(_, pace)| pace.allows(now))
             .filter_map(|(endpoint, _)| {
                 let held = self.held.by_endpoint.get(endpoint)?;
                 Some((*endpoint, held.front()?.1.tenant))
@@ -588,17 +577,29 @@ impl Dispatcher {
                 self.start(key, entry);
             }
         }
-        let (held, in_flight) = (&self.held.by_endpoint, &self.in_flight);
-        self.paces.retain(|endpoint, p| {
-            held.contains_key(endpoint)
+        let (held, in_flight, read) = (
+            &self.held.by_endpoint,
+            &self.in_flight,
+            &mut self.limits_read,
+        );
+        self.paces.retain(|endpoint, pace| {
+            let keep = held.contains_key(endpoint)
                 || in_flight.contains_key(endpoint)
-                || p.pace.as_ref().is_some_and(|pace| !pace.allows(now))
+                || !pace.allows(now);
+            if !keep {
+                read.remove(endpoint);
+            }
+            keep
         });
+    }
+
+    /// How long until the next held entry of a paced endpoint may start.
+    fn paced_wait(&self) -> Option<Duration> {
+        let now = Instant::now();
         self.paces
             .iter()
             .filter(|(endpoint, _)| self.held.by_endpoint.contains_key(*endpoint))
-            .filter_map(|(_, p)| p.pace.as_ref())
-            .map(|pace| pace.next().saturating_duration_since(now))
+            .map(|(_, pace)| pace.next().saturating_duration_since(now))
             .min()
     }
 
@@ -627,11 +628,7 @@ impl Dispatcher {
 
     /// Starts an entry's attempt on a worker.
     fn start(&mut self, key: QueueKey, entry: QueueEntry) {
-        if let Some(pace) = self
-            .paces
-            .get_mut(&entry.endpoint)
-            .and_then(|p| p.pace.as_mut())
-        {
+        if let Some(pace) = self.paces.get_mut(&entry.endpoint) {
             pace.take(Instant::now());
         }
         self.inner.add_queued(-1);
@@ -667,7 +664,7 @@ impl Dispatcher {
         self.release_paced();
         let wait = self.scan()?;
         // Entries held for their pace only start when it allows them.
-        Ok(match self.release_paced() {
+        Ok(match self.paced_wait() {
             Some(paced) => wait.min(paced),
             None => wait,
         })

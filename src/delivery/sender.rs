@@ -198,8 +198,12 @@ impl Sender {
         let Some(tls) = tls else {
             return Ok(self.client.clone());
         };
-        let pem = tls.pem();
-        let digest: [u8; 32] = sha2::Sha256::digest(pem.as_bytes()).into();
+        let digest: [u8; 32] = sha2::Sha256::new()
+            .chain_update(tls.cert.as_bytes())
+            .chain_update([0])
+            .chain_update(tls.key.as_bytes())
+            .finalize()
+            .into();
         let mut clients = self
             .with_identity
             .lock()
@@ -208,7 +212,7 @@ impl Sender {
             return Ok(client.clone());
         }
         let identity =
-            reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| describe_chain(&e))?;
+            reqwest::Identity::from_pem(tls.pem().as_bytes()).map_err(|e| describe_chain(&e))?;
         let client = self
             .settings
             .build(Some(identity))
