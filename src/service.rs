@@ -263,7 +263,13 @@ impl Service {
             .await?;
         let recovered = self
             .store
-            .recover_deliveries(&tenant, &endpoint.id, since, until, now)
+            .recover_deliveries(
+                &tenant,
+                &endpoint.id,
+                (since, until),
+                now,
+                endpoint.ordering.is_fifo(),
+            )
             .await?;
         self.engine.queued(recovered);
         if was_disabled {
@@ -344,7 +350,8 @@ impl Service {
             .store
             .get_event(tenant, event_id)?
             .ok_or(StoreError::NotFound("event"))?;
-        let targets: Vec<EndpointId> = match only {
+        // Each target with whether it keeps its deliveries in order.
+        let targets: Vec<(EndpointId, bool)> = match only {
             Some(e) => {
                 if !crate::model::event_type::subscribed(&e.events, &event.event_type) {
                     return Err(ServiceError::Unprocessable(FieldError::new(
@@ -358,23 +365,24 @@ impl Service {
                     )
                     .into());
                 }
-                vec![e.id]
+                vec![(e.id, e.ordering.is_fifo())]
             }
             None => self.store.with_endpoints(tenant, |endpoints| {
                 endpoints
                     .values()
                     .filter(|e| e.status == EndpointStatus::Active)
                     .filter(|e| crate::model::event_type::subscribed(&e.events, &event.event_type))
-                    .map(|e| e.id)
+                    .map(|e| (e.id, e.ordering.is_fifo()))
                     .collect()
             })?,
         };
         let now = crate::time::now();
         let deliveries: Vec<Delivery> = targets
             .into_iter()
-            .map(|endpoint| {
+            .map(|(endpoint, fifo)| {
                 let mut d = Delivery::new(endpoint, &event.id, &event.event_type, now);
                 d.next_retry = Some(now);
+                d.fifo = fifo;
                 d
             })
             .collect();

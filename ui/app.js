@@ -428,6 +428,10 @@ function endpointFields(catalog, initial = {}) {
     'The most deliveries in flight at once to this endpoint. The gateway sends fewer while your server fails or slows down. Leave empty for the default.');
   const rate = field('Rate limit', h('input', { type: 'number', min: '0', step: 'any', value: initial.rate_limit ?? '', placeholder: 'No limit', inputmode: 'decimal' }),
     'The most deliveries per second to this endpoint (0.5 is one every two seconds). Deliveries past it wait their turn; none is dropped. Leave empty for no limit.');
+  const ordering = field('Order', h('select', {},
+    h('option', { value: 'unordered', selected: initial.ordering !== 'fifo' }, 'Any order (fastest)'),
+    h('option', { value: 'fifo', selected: initial.ordering === 'fifo' }, 'One at a time, in publish order (FIFO)')),
+    'FIFO sends the next event only when the one before it was delivered or failed for good, retries included.');
   const headerText = Object.entries(initial.headers || {}).map(([k, v]) => `${k}: ${v}`).join('\n');
   const headers = field('Custom headers', h('textarea', { rows: '3', spellcheck: 'false', placeholder: 'X-Env: prod' }, headerText),
     'Added to every request, one "Name: value" per line. The signature and delivery headers are the gateway\'s own and cannot be set here.');
@@ -507,7 +511,7 @@ function endpointFields(catalog, initial = {}) {
     const r = rate.input.value.trim();
     const body = {
       name: name.input.value.trim(), url: url.input.value.trim(), events: picker.selected(), max_in_flight: c ? +c : null,
-      rate_limit: r ? Number(r) : null, headers: parseHeaders()[0],
+      rate_limit: r ? Number(r) : null, headers: parseHeaders()[0], ordering: ordering.input.value,
     };
     const a = authValue();
     if (a !== undefined) body.auth = a;
@@ -515,7 +519,7 @@ function endpointFields(catalog, initial = {}) {
     if (t !== undefined) body.tls_client = t;
     return body;
   };
-  return { els: [name.wrap, url.wrap, picker.el, concurrency.wrap, rate.wrap, headers.wrap, authType.wrap, username.wrap, password.wrap, token.wrap, tlsCert.wrap, tlsKey.wrap], validate, value };
+  return { els: [name.wrap, url.wrap, picker.el, concurrency.wrap, rate.wrap, ordering.wrap, headers.wrap, authType.wrap, username.wrap, password.wrap, token.wrap, tlsCert.wrap, tlsKey.wrap], validate, value };
 }
 
 // ---------- endpoints ----------
@@ -563,6 +567,7 @@ function endpointCard(w, catalog) {
         last ? `${resultText(last)} · ${fmtTime(last.at)}` : 'No deliveries yet'),
       w.plugins?.length ? [h('dt', {}, 'Plugins'), h('dd', {}, `${w.plugins.length} in chain`)] : null,
       w.rate_limit != null ? [h('dt', {}, 'Rate limit'), h('dd', { class: 'rate-limit' }, `${w.rate_limit} per second`)] : null,
+      w.ordering === 'fifo' ? [h('dt', {}, 'Order'), h('dd', { class: 'ordering' }, 'one at a time, in publish order')] : null,
       Object.keys(w.headers || {}).length ? [h('dt', {}, 'Headers'), h('dd', { class: 'headers' }, Object.keys(w.headers).join(', '))] : null,
       w.auth ? [h('dt', {}, 'Authentication'), h('dd', { class: 'auth' }, w.auth.type === 'basic' ? `Basic (${w.auth.username})` : 'Bearer token')] : null,
       w.tls_client ? [h('dt', {}, 'Mutual TLS'), h('dd', { class: 'tls-client' }, 'client certificate set')] : null,

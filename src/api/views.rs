@@ -17,7 +17,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::model::delivery::{Attempt, DeliveryStatus};
-use crate::model::endpoint::{EndpointStatus, LastDelivery};
+use crate::model::endpoint::{DeliveryOrder, EndpointStatus, LastDelivery};
 use crate::model::event::MAX_EXTERNAL_ID_LEN;
 use crate::model::event_type::{self, EventType};
 use crate::model::ids::{AttemptId, DeliveryId, EndpointId, EventId, KeyId, PluginId, TenantId};
@@ -376,6 +376,36 @@ impl From<EndpointStatusView> for EndpointStatus {
             EndpointStatusView::Active => EndpointStatus::Active,
             EndpointStatusView::Paused => EndpointStatus::Paused,
             EndpointStatusView::Disabled => EndpointStatus::Disabled,
+        }
+    }
+}
+
+/// Whether an endpoint's deliveries keep their publish order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = DeliveryOrder)]
+pub enum DeliveryOrderView {
+    /// Attempts run side by side (the default).
+    Unordered,
+    /// One delivery at a time, in publish order: the next starts when the
+    /// one before was delivered or failed for good, retries included.
+    Fifo,
+}
+
+impl From<DeliveryOrder> for DeliveryOrderView {
+    fn from(o: DeliveryOrder) -> Self {
+        match o {
+            DeliveryOrder::Unordered => DeliveryOrderView::Unordered,
+            DeliveryOrder::Fifo => DeliveryOrderView::Fifo,
+        }
+    }
+}
+
+impl From<DeliveryOrderView> for DeliveryOrder {
+    fn from(o: DeliveryOrderView) -> Self {
+        match o {
+            DeliveryOrderView::Unordered => DeliveryOrder::Unordered,
+            DeliveryOrderView::Fifo => DeliveryOrder::Fifo,
         }
     }
 }

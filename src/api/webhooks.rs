@@ -12,7 +12,9 @@ use super::auth::{EndpointsScope, TenantAuth};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, PageParams, path_id, present};
 use super::lookup::{endpoint_of, find_endpoint};
-use super::views::{EndpointStatusView, LastDeliveryView, PluginRefView, ResponseSummary};
+use super::views::{
+    DeliveryOrderView, EndpointStatusView, LastDeliveryView, PluginRefView, ResponseSummary,
+};
 use super::{ApiResult, AppState, Created, Deleted, Envelope, created, ok};
 use crate::model::endpoint::{self, ClientTls, Endpoint, EndpointStatus, ReceiverAuth};
 use crate::model::ids::{EndpointId, TenantId};
@@ -75,6 +77,8 @@ pub struct WebhookView {
     /// key is never shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client: Option<TlsClientView>,
+    /// `fifo`: one delivery at a time, in publish order.
+    pub ordering: DeliveryOrderView,
     /// The signing secret: only in the answers of create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -119,6 +123,7 @@ impl WebhookView {
             auth: e.auth.as_ref().map(AuthView::from),
             rate_limit: e.rate_limit,
             tls_client: e.tls_client.map(|t| TlsClientView { cert: t.cert }),
+            ordering: e.ordering.into(),
             secret: None,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -233,6 +238,10 @@ pub struct CreateWebhook {
     /// A client certificate for receivers that require mutual TLS.
     #[serde(default)]
     pub tls_client: Option<TlsClientIn>,
+    /// `fifo` delivers one at a time, in publish order; `unordered` (the
+    /// default) side by side.
+    #[serde(default)]
+    pub ordering: Option<DeliveryOrderView>,
 }
 
 /// Changes to an endpoint; fields left out stay as they are. The secret is kept.
@@ -272,6 +281,10 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<TlsClientIn>)]
     pub tls_client: Option<Option<TlsClientIn>>,
+    /// `fifo` or `unordered`. Deliveries already queued keep the order
+    /// they were queued with.
+    #[serde(default)]
+    pub ordering: Option<DeliveryOrderView>,
 }
 
 fn validated_tls(state: &AppState, tls: TlsClientIn) -> Result<ClientTls, ApiError> {
@@ -429,6 +442,7 @@ pub(super) async fn create_webhook(
         auth: receiver_auth,
         rate_limit,
         tls_client,
+        ordering: body.ordering.map(Into::into).unwrap_or_default(),
         created_at: now,
         updated_at: now,
     };
@@ -569,6 +583,9 @@ pub(super) async fn update(
             }
             if let Some(tls) = &tls_client {
                 e.tls_client = tls.clone();
+            }
+            if let Some(ordering) = body.ordering {
+                e.ordering = ordering.into();
             }
             e.updated_at = now;
             Ok::<_, ApiError>(())

@@ -285,6 +285,12 @@ pub(super) async fn scheduled(
             .await
             .map(|_| false);
     };
+    if delivery.fifo {
+        // Its turn came when the delivery before it ended, in a write that
+        // may not be durable yet: sent before it is, a crash could bring
+        // back the older one after this.
+        store.flush().await?;
+    }
     let made = make(inner, &tenant, &endpoint, &delivery, &event).await;
     answered.tell(
         Answer::of(&made),

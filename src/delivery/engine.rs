@@ -906,6 +906,7 @@ mod tests {
                 tenant,
                 endpoint,
                 delivery: crate::model::ids::DeliveryId::generate(),
+                fifo: false,
             };
             assert!(d.held.push(QueueKey::before(i as u64), entry));
         }

@@ -38,7 +38,10 @@ pub fn deliveries_for<'a>(
         .map(|e| {
             let mut d = Delivery::new(e.id, &event.id, &event.event_type, event.created_at);
             match e.status {
-                EndpointStatus::Active => d.next_retry = Some(first_attempt),
+                EndpointStatus::Active => {
+                    d.next_retry = Some(first_attempt);
+                    d.fifo = e.ordering.is_fifo();
+                }
                 EndpointStatus::Paused | EndpointStatus::Disabled => {
                     d.status = DeliveryStatus::Skipped;
                     d.error = Some(format!(

@@ -75,6 +75,11 @@ pub struct Delivery {
     /// Sent by "Send test" rather than by a publish.
     #[serde(default)]
     pub test: bool,
+    /// In its endpoint's FIFO line (`store/lines.rs`), from fan-out until it
+    /// ends. Only the line's head is queued; the others wait with no
+    /// `next_retry`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub attempts: Vec<Attempt>,
@@ -100,6 +105,7 @@ impl Delivery {
             retry_count: 0,
             next_retry: None,
             test: false,
+            fifo: false,
             created_at: at,
             updated_at: at,
             attempts: Vec::new(),

@@ -38,6 +38,29 @@ pub enum EndpointStatus {
     Disabled,
 }
 
+/// Whether an endpoint's deliveries keep their publish order
+/// (docs/product.md, "Delivery controls": ordering).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryOrder {
+    /// Attempts run side by side, within the endpoint's window.
+    #[default]
+    Unordered,
+    /// One delivery at a time, in publish order: the next starts when the
+    /// one before it was delivered or failed for good, retries included.
+    Fifo,
+}
+
+impl DeliveryOrder {
+    pub fn is_fifo(self) -> bool {
+        self == DeliveryOrder::Fifo
+    }
+
+    fn is_unordered(&self) -> bool {
+        *self == DeliveryOrder::Unordered
+    }
+}
+
 /// The outcome of the endpoint's most recent delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastDelivery {
@@ -97,6 +120,9 @@ pub struct Endpoint {
     /// A client certificate presented to the receiver (mutual TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_client: Option<ClientTls>,
+    /// Whether deliveries keep their publish order.
+    #[serde(default, skip_serializing_if = "DeliveryOrder::is_unordered")]
+    pub ordering: DeliveryOrder,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -136,6 +162,7 @@ impl Endpoint {
             auth: None,
             rate_limit: None,
             tls_client: None,
+            ordering: DeliveryOrder::Unordered,
             created_at: now,
             updated_at: now,
         }

@@ -196,15 +196,16 @@ pub trait Backend: Send + Sync {
     ) -> Result<Option<Delivery>>;
     async fn insert_delivery(&self, tenant: &TenantId, delivery: &Delivery) -> Result<()>;
     /// Queues again, due at `now`, each delivery of the endpoint that ended
-    /// `failed` between `since` and `until` (test sends aside), each with
-    /// its queue entry; returns how many.
+    /// `failed` in the window `(since, until)` (test sends aside), each with
+    /// its queue entry, or when `fifo` at the end of the endpoint's line,
+    /// oldest first; returns how many.
     async fn recover_deliveries(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
+        window: (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
+        fifo: bool,
     ) -> Result<usize>;
     fn list_deliveries(
         &self,

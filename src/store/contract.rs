@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::test_support::{event_type, tenant};
 use super::{PluginQuota, PublishOutcome, QueueEntry, Store, StoreError, Stored};
-use crate::model::delivery::{Delivery, DeliveryStatus};
-use crate::model::endpoint::Endpoint;
+use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::model::endpoint::{DeliveryOrder, Endpoint};
 use crate::model::event::Event;
-use crate::model::ids::{PluginId, TenantId};
+use crate::model::ids::{AttemptId, PluginId, TenantId};
 use crate::model::plugin::PluginRef;
 use crate::model::tenant::Tenant;
 
@@ -212,6 +212,189 @@ pub async fn a_deleted_tenant_leaves_nothing(store: Store) {
     assert_eq!(store.queue_len(), 0, "nothing more is sent");
 }
 
+/// A FIFO endpoint's deliveries are queued one at a time, in the order they
+/// were published: the next only when the one before ended, whatever its
+/// retries; one delivered by hand while it waited is passed over.
+pub async fn a_fifo_line_queues_only_its_head(store: Store) {
+    let owner = with_catalog(&store).await;
+    let mut endpoint = Endpoint::sample(owner.id, "e");
+    endpoint.ordering = DeliveryOrder::Fifo;
+    store.create_endpoint(&endpoint).await.unwrap();
+    let mut line = Vec::new();
+    for n in 0..4 {
+        let event = Event::new(owner.id, None, "a.b", json!({ "n": n }));
+        let mut delivery = due_delivery(&endpoint, &event, 0);
+        delivery.fifo = true;
+        store
+            .publish(event, vec![delivery.clone()], None)
+            .await
+            .unwrap();
+        line.push(delivery.id);
+    }
+    let due_now = |store: &Store| {
+        let now = Utc::now().timestamp_millis() as u64 + 1;
+        let due = store.due(None, now, 10).unwrap();
+        due.entries
+    };
+    let get = |id| {
+        store
+            .get_delivery(&owner.id, &endpoint.id, id)
+            .unwrap()
+            .unwrap()
+    };
+    let due = due_now(&store);
+    assert_eq!(due.len(), 1, "only the head is queued");
+    assert_eq!(due[0].1.delivery, line[0]);
+    let waiting = get(&line[1]);
+    assert!(waiting.fifo && waiting.next_retry.is_none(), "{waiting:?}");
+
+    // A retry keeps the head's place: nothing else is due meanwhile.
+    let later = Utc::now().timestamp_millis() + 60_000;
+    let (key, entry) = due[0].clone();
+    store
+        .finish_attempt(&key, &entry, move |d| {
+            d.status = DeliveryStatus::Failed;
+            Some(later)
+        })
+        .await
+        .unwrap();
+    assert!(due_now(&store).is_empty(), "the line waits for its head");
+    let retried = store.due(None, later as u64, 10).unwrap().entries;
+    assert_eq!(retried.len(), 1);
+
+    // The third is delivered by hand while it waits.
+    let attempt = Attempt {
+        id: AttemptId::generate(),
+        at: Utc::now(),
+        success: true,
+        response_code: Some(200),
+        response_time_ms: 1,
+        response_body: None,
+        error: None,
+        manual: true,
+    };
+    store
+        .record_manual_attempt(&owner.id, &endpoint.id, &line[2], &attempt)
+        .await
+        .unwrap();
+    assert!(due_now(&store).is_empty(), "a hand delivery queues nothing");
+
+    // The head ends: the second's turn, due at once.
+    let (key, entry) = retried[0].clone();
+    store
+        .finish_attempt(&key, &entry, |d| {
+            d.status = DeliveryStatus::Delivered;
+            None
+        })
+        .await
+        .unwrap();
+    assert!(
+        store.take_queued_since().is_some(),
+        "the dispatcher is told"
+    );
+    let due = due_now(&store);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1.delivery, line[1]);
+    assert!(!get(&line[0]).fifo, "out of the line");
+    assert!(get(&line[1]).next_retry.is_some());
+
+    // The second ends: the third, delivered by hand, is passed over.
+    let (key, entry) = due[0].clone();
+    store
+        .finish_attempt(&key, &entry, |d| {
+            d.status = DeliveryStatus::Failed;
+            None
+        })
+        .await
+        .unwrap();
+    let due = due_now(&store);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1.delivery, line[3]);
+    let passed = get(&line[2]);
+    assert!(passed.status == DeliveryStatus::Delivered && !passed.fifo);
+    assert_eq!(store.queue_len(), 1);
+
+    // The second, failed for good, is recovered behind the fourth.
+    let window = (Utc::now() - chrono::Duration::minutes(1), Utc::now());
+    let recovered = store
+        .recover_deliveries(&owner.id, &endpoint.id, window, Utc::now(), true)
+        .await
+        .unwrap();
+    assert_eq!(recovered, 1);
+    assert_eq!(store.queue_len(), 1, "it waits behind the fourth");
+    let (key, entry) = due[0].clone();
+    store
+        .finish_attempt(&key, &entry, |d| {
+            d.status = DeliveryStatus::Delivered;
+            None
+        })
+        .await
+        .unwrap();
+    let due = due_now(&store);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1.delivery, line[1], "the recovered one's turn");
+    let (key, entry) = due[0].clone();
+    store
+        .finish_attempt(&key, &entry, |d| {
+            d.status = DeliveryStatus::Delivered;
+            None
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.queue_len(), 0);
+
+    // An empty line: the next publish is its head at once.
+    let event = Event::new(owner.id, None, "a.b", json!({}));
+    let mut delivery = due_delivery(&endpoint, &event, 0);
+    delivery.fifo = true;
+    store.publish(event, vec![delivery], None).await.unwrap();
+    assert_eq!(due_now(&store).len(), 1);
+}
+
+/// Retention keeps a delivery waiting in a FIFO line whatever its age, and
+/// deleting the endpoint takes its line with it.
+pub async fn a_fifo_line_outlives_retention_not_its_endpoint(store: Store) {
+    let owner = with_catalog(&store).await;
+    let mut endpoint = Endpoint::sample(owner.id, "e");
+    endpoint.ordering = DeliveryOrder::Fifo;
+    store.create_endpoint(&endpoint).await.unwrap();
+    let old = 40 * 24 * 3600 * 1000;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let event = Event::new(owner.id, None, "a.b", json!({}));
+        let mut delivery = due_delivery(&endpoint, &event, old);
+        delivery.fifo = true;
+        ids.push(delivery.id);
+        store.publish(event, vec![delivery], None).await.unwrap();
+    }
+    assert_eq!(store.prune(Utc::now()).await.unwrap(), 0);
+    for id in &ids {
+        assert!(
+            store
+                .get_delivery(&owner.id, &endpoint.id, id)
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        store
+            .delete_endpoint(&owner.id, &endpoint.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.queue_len(), 0);
+    // The same endpoint id never comes back; a new FIFO endpoint starts
+    // its own line.
+    let mut next = Endpoint::sample(owner.id, "f");
+    next.ordering = DeliveryOrder::Fifo;
+    store.create_endpoint(&next).await.unwrap();
+    let event = Event::new(owner.id, None, "a.b", json!({}));
+    let mut delivery = due_delivery(&next, &event, 0);
+    delivery.fifo = true;
+    store.publish(event, vec![delivery], None).await.unwrap();
+    assert_eq!(store.queue_len(), 1);
+}
+
 /// The contract's tests for one backend.
 macro_rules! backend_contract {
     ($name:ident, $make:expr) => {
@@ -240,6 +423,18 @@ macro_rules! backend_contract {
             async fn plugin_versions_are_numbered_within_the_quota() {
                 let (store, _guard) = $make();
                 contract::plugin_versions_are_numbered_within_the_quota(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_fifo_line_queues_only_its_head() {
+                let (store, _guard) = $make();
+                contract::a_fifo_line_queues_only_its_head(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_fifo_line_outlives_retention_not_its_endpoint() {
+                let (store, _guard) = $make();
+                contract::a_fifo_line_outlives_retention_not_its_endpoint(store).await;
             }
 
             #[tokio::test]

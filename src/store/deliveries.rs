@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::lines::LineTx;
 use super::{Page, Result, SledStore, decode, encode};
 use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
@@ -30,6 +31,11 @@ pub struct QueueEntry {
     pub tenant: TenantId,
     pub endpoint: EndpointId,
     pub delivery: DeliveryId,
+    /// The head of a FIFO line (`lines.rs`): the next delivery waits for
+    /// this one's result, so the result is written without waiting for
+    /// company.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo: bool,
 }
 
 /// Where a scheduled attempt sits in the queue: its due time, then its
@@ -180,26 +186,49 @@ impl SledStore {
     ) -> Result<Option<Delivery>> {
         let dkey = delivery_key(&entry.tenant, &entry.endpoint, &entry.delivery);
         let (key, entry) = (key.clone(), entry.clone());
-        let updated = self
+        let lane = match entry.fifo {
+            true => super::writer::Lane::Publish,
+            false => super::writer::Lane::Result,
+        };
+        let (updated, promoted) = self
             .writer
-            .write(super::writer::Lane::Result, 3, move |tx| {
+            .write(lane, 3, move |tx| {
                 tx.queue.remove(key.bytes())?;
                 let Some(current) = tx.deliveries.get(dkey.as_slice())? else {
-                    return Ok(None);
+                    return Ok((None, None));
                 };
                 let mut delivery: Delivery =
                     decode(&current).map_err(ConflictableTransactionError::Abort)?;
-                if let Some(due) = change(&mut delivery) {
+                let mut promoted = None;
+                let due = change(&mut delivery);
+                if due.is_none() {
+                    // Ended: the invariant holds whatever `change` left.
+                    delivery.next_retry = None;
+                }
+                match due {
                     // Encoded only here: most attempts succeed and drop it.
-                    tx.queue
-                        .insert(queue_key(due, &delivery.id), encode(&entry))?;
+                    Some(due) => tx
+                        .queue
+                        .insert(queue_key(due, &delivery.id), encode(&entry))
+                        .map(drop)?,
+                    None if delivery.fifo => {
+                        promoted =
+                            tx.line()
+                                .leave(entry.tenant, &mut delivery, crate::time::now())?;
+                    }
+                    None => {}
                 }
                 tx.deliveries.insert(dkey.as_slice(), encode(&delivery))?;
-                Ok(Some(delivery))
+                Ok((Some(delivery), promoted))
             })
             .await?;
-        if let Some(due) = updated.as_ref().and_then(|d| d.next_retry) {
-            self.queued_since.note(due.timestamp_millis());
+        let due = updated.as_ref().and_then(|d| d.next_retry);
+        for due in due
+            .map(|d| d.timestamp_millis())
+            .into_iter()
+            .chain(promoted)
+        {
+            self.queued_since.note(due);
         }
         Ok(updated)
     }
@@ -228,28 +257,44 @@ impl SledStore {
         attempt: &crate::model::delivery::Attempt,
     ) -> Result<Option<(Delivery, bool)>> {
         let dkey = delivery_key(tenant, endpoint, id);
-        let updated = (&self.deliveries, &self.queue).transaction(|(deliveries, queue)| {
-            let Some(current) = deliveries.get(dkey.as_slice())? else {
-                return Ok(None);
-            };
-            let mut delivery: Delivery =
-                decode(&current).map_err(ConflictableTransactionError::Abort)?;
-            let scheduled = delivery.next_retry;
-            delivery.record(attempt.clone());
-            let mut unqueued = false;
-            if attempt.success {
-                if let Some(next) = scheduled {
-                    unqueued = queue
-                        .remove(queue_key(next.timestamp_millis(), id))?
-                        .is_some();
+        let now = crate::time::now();
+        let (updated, promoted) = (&self.deliveries, &self.queue, &self.lines).transaction(
+            |(deliveries, queue, lines)| {
+                let Some(current) = deliveries.get(dkey.as_slice())? else {
+                    return Ok((None, None));
+                };
+                let mut delivery: Delivery =
+                    decode(&current).map_err(ConflictableTransactionError::Abort)?;
+                let scheduled = delivery.next_retry;
+                delivery.record(attempt.clone());
+                let (mut unqueued, mut promoted) = (false, None);
+                if attempt.success {
+                    if let Some(next) = scheduled {
+                        unqueued = queue
+                            .remove(queue_key(next.timestamp_millis(), id))?
+                            .is_some();
+                        // A line's head, delivered: the next one's turn. One
+                        // still waiting is passed over when its turn comes.
+                        if delivery.fifo {
+                            let line = LineTx {
+                                deliveries,
+                                queue,
+                                lines,
+                            };
+                            promoted = line.leave(*tenant, &mut delivery, now)?;
+                        }
+                    }
+                    delivery.next_retry = None;
+                } else {
+                    delivery.next_retry = scheduled;
                 }
-                delivery.next_retry = None;
-            } else {
-                delivery.next_retry = scheduled;
-            }
-            deliveries.insert(dkey.as_slice(), encode(&delivery))?;
-            Ok(Some((delivery, unqueued)))
-        })?;
+                deliveries.insert(dkey.as_slice(), encode(&delivery))?;
+                Ok((Some((delivery, unqueued)), promoted))
+            },
+        )?;
+        if let Some(due) = promoted {
+            self.queued_since.note(due);
+        }
         self.flush().await?;
         Ok(updated)
     }
@@ -284,16 +329,18 @@ impl SledStore {
 
     /// Queues again, due at `now`, every delivery of the endpoint that ended
     /// `failed` (no attempt left) between `since` and `until`, test sends
-    /// aside; each delivery and its new queue entry together. Returns how
-    /// many. Durable when it returns.
+    /// aside; each delivery and its new queue entry together, or, when
+    /// `fifo`, each at the end of the endpoint's line, oldest first.
+    /// Returns how many. Durable when it returns.
     pub async fn recover_deliveries(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
+        window: (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
+        fifo: bool,
     ) -> Result<usize> {
+        let (since, until) = window;
         let due = now.timestamp_millis();
         let mut recovered = 0;
         for item in self
@@ -304,6 +351,7 @@ impl SledStore {
             let delivery: Delivery = decode(&value)?;
             let ended = delivery.status == DeliveryStatus::Failed
                 && delivery.next_retry.is_none()
+                && !delivery.fifo
                 && !delivery.test
                 && (since..=until).contains(&delivery.updated_at);
             if !ended {
@@ -313,23 +361,35 @@ impl SledStore {
                 tenant: *tenant,
                 endpoint: *endpoint,
                 delivery: delivery.id,
+                fifo: false,
             });
-            let requeued = (&self.deliveries, &self.queue).transaction(|(deliveries, queue)| {
-                // Read again inside: an attempt or a retry may have moved it.
-                let Some(current) = deliveries.get(&key)? else {
-                    return Ok(false);
-                };
-                let mut d: Delivery =
-                    decode(&current).map_err(ConflictableTransactionError::Abort)?;
-                if d.status != DeliveryStatus::Failed || d.next_retry.is_some() {
-                    return Ok(false);
-                }
-                d.next_retry = Some(now);
-                d.updated_at = now;
-                queue.insert(queue_key(due, &d.id), entry.as_slice())?;
-                deliveries.insert(&key, encode(&d))?;
-                Ok(true)
-            })?;
+            let requeued = (&self.deliveries, &self.queue, &self.lines).transaction(
+                |(deliveries, queue, lines)| {
+                    // Read again inside: an attempt or a retry may have moved it.
+                    let Some(current) = deliveries.get(&key)? else {
+                        return Ok(false);
+                    };
+                    let mut d: Delivery =
+                        decode(&current).map_err(ConflictableTransactionError::Abort)?;
+                    if d.status != DeliveryStatus::Failed || d.next_retry.is_some() || d.fifo {
+                        return Ok(false);
+                    }
+                    d.next_retry = Some(now);
+                    d.updated_at = now;
+                    if fifo {
+                        let line = LineTx {
+                            deliveries,
+                            queue,
+                            lines,
+                        };
+                        line.join(*tenant, d)?;
+                    } else {
+                        queue.insert(queue_key(due, &d.id), entry.as_slice())?;
+                        deliveries.insert(&key, encode(&d))?;
+                    }
+                    Ok(true)
+                },
+            )?;
             recovered += usize::from(requeued);
         }
         if recovered > 0 {
@@ -403,7 +463,14 @@ impl SledStore {
         }
         // Queue entries first: a delivery must never be left scheduled
         // without its record (workers skip entries whose record is gone).
+        // Lines are keyed as the deliveries are, their ends just under the
+        // endpoint's prefix.
         self.queue.apply_batch(scheduled)?;
+        let mut links = sled::Batch::default();
+        for key in super::keys_with_prefix(&self.lines, prefix)? {
+            links.remove(key);
+        }
+        self.lines.apply_batch(links)?;
         self.deliveries.apply_batch(deliveries)?;
         Ok(count)
     }
@@ -418,14 +485,15 @@ impl SledStore {
     }
 
     /// Retention: removes finished deliveries and events created before
-    /// `cutoff`. Deliveries still scheduled are kept whatever their age.
+    /// `cutoff`. Deliveries still scheduled, or waiting in a FIFO line, are
+    /// kept whatever their age.
     pub async fn prune(&self, cutoff: DateTime<Utc>) -> Result<usize> {
         let mut batch = sled::Batch::default();
         let mut count = 0;
         for item in self.deliveries.iter() {
             let (key, value) = item?;
             let delivery: Delivery = decode(&value)?;
-            if delivery.created_at < cutoff && delivery.next_retry.is_none() {
+            if delivery.created_at < cutoff && delivery.next_retry.is_none() && !delivery.fifo {
                 batch.remove(key);
                 count += 1;
             }
@@ -494,6 +562,7 @@ mod tests {
             tenant,
             endpoint: d.endpoint_id,
             delivery: d.id,
+            fifo: false,
         };
         store
             .deliveries

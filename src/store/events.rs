@@ -6,11 +6,10 @@
 //! entries in one transaction.
 
 use sled::Transactional;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
-};
+use sled::transaction::ConflictableTransactionError;
 
 use super::deliveries::{QueueEntry, delivery_key, queue_key};
+use super::lines::LineTx;
 use super::{Result, SledStore, StoreError, decode, encode, scoped_key};
 use crate::model::delivery::Delivery;
 use crate::model::event::Event;
@@ -44,23 +43,29 @@ pub struct FanOutPermit {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// A delivery's rows: log key and value, and its queue entry if it is due.
+/// A delivery's rows: log key and value, and its queue entry if it is due;
+/// or, for a FIFO delivery, the delivery itself, which joins its endpoint's
+/// line (`store/lines.rs`) when it is written.
 struct Row {
     key: Vec<u8>,
     value: Vec<u8>,
     queued: Option<(Vec<u8>, Vec<u8>)>,
+    line: Option<(TenantId, Delivery)>,
 }
 
 impl Row {
     /// Writes the log entry and its queue entry, if any.
     fn write(
         &self,
-        dels: &TransactionalTree,
-        queue: &TransactionalTree,
-    ) -> std::result::Result<(), UnabortableTransactionError> {
-        dels.insert(self.key.as_slice(), self.value.as_slice())?;
+        t: &LineTx,
+    ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+        if let Some((tenant, delivery)) = &self.line {
+            return t.join(*tenant, delivery.clone());
+        }
+        t.deliveries
+            .insert(self.key.as_slice(), self.value.as_slice())?;
         if let Some((qkey, qvalue)) = &self.queued {
-            queue.insert(qkey.as_slice(), qvalue.as_slice())?;
+            t.queue.insert(qkey.as_slice(), qvalue.as_slice())?;
         }
         Ok(())
     }
@@ -76,17 +81,28 @@ fn earliest_due(deliveries: &[Delivery]) -> Option<i64> {
 }
 
 fn row(tenant: TenantId, d: &Delivery) -> Row {
+    let key = delivery_key(&tenant, &d.endpoint_id, &d.id);
+    if d.fifo && d.next_retry.is_some() {
+        return Row {
+            key,
+            value: Vec::new(),
+            queued: None,
+            line: Some((tenant, d.clone())),
+        };
+    }
     Row {
-        key: delivery_key(&tenant, &d.endpoint_id, &d.id),
+        key,
         value: encode(d),
         queued: d.next_retry.map(|due| {
             let entry = QueueEntry {
                 tenant,
                 endpoint: d.endpoint_id,
                 delivery: d.id,
+                fifo: false,
             };
             (queue_key(due.timestamp_millis(), &d.id), encode(&entry))
         }),
+        line: None,
     }
 }
 
@@ -191,8 +207,9 @@ impl SledStore {
                 if let Some(marker) = &marker {
                     tx.fanouts.insert(key.as_slice(), marker.as_slice())?;
                 }
+                let line = tx.line();
                 for row in &rows {
-                    row.write(tx.deliveries, tx.queue)?;
+                    row.write(&line)?;
                 }
                 Ok(None)
             })
@@ -224,10 +241,15 @@ impl SledStore {
     fn fan_out(&self, event_key: &[u8], tenant: TenantId, deliveries: &[Delivery]) -> Result<()> {
         for chunk in deliveries.chunks(FANOUT_CHUNK) {
             let rows: Vec<Row> = chunk.iter().map(|d| row(tenant, d)).collect();
-            (&self.deliveries, &self.queue).transaction(|(dels, queue)| {
+            (&self.deliveries, &self.queue, &self.lines).transaction(|(dels, queue, lines)| {
+                let line = LineTx {
+                    deliveries: dels,
+                    queue,
+                    lines,
+                };
                 for row in &rows {
                     if dels.get(row.key.as_slice())?.is_none() {
-                        row.write(dels, queue)?;
+                        row.write(&line)?;
                     }
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
@@ -297,8 +319,9 @@ impl SledStore {
             &self.event_deliveries,
             &self.deliveries,
             &self.queue,
+            &self.lines,
         )
-            .transaction(|(events, lists, dels, queue)| {
+            .transaction(|(events, lists, dels, queue, lines)| {
                 if events.get(key.as_slice())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
                         "event",
@@ -310,8 +333,13 @@ impl SledStore {
                 };
                 list.extend(added.iter().copied());
                 lists.insert(key.as_slice(), encode(&list))?;
+                let line = LineTx {
+                    deliveries: dels,
+                    queue,
+                    lines,
+                };
                 for row in &rows {
-                    row.write(dels, queue)?;
+                    row.write(&line)?;
                 }
                 Ok(())
             })?;

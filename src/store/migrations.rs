@@ -16,12 +16,16 @@
 //! - version 3: catalogs held `webhook.test` as their one built-in type,
 //!   before the gateway's operational events (`hookgate.*`) joined it; each
 //!   tenant's catalog gets them.
-//! - version 4: the layout `store/mod.rs` documents.
+//! - version 4: before FIFO lines (`store/lines.rs`). Nothing to convert:
+//!   no endpoint kept its deliveries in order, so every line is empty; the
+//!   new version keeps a binary that knows no lines from opening a dir with
+//!   deliveries waiting in one, which it would never send.
+//! - version 5: the layout `store/mod.rs` documents.
 
 use super::{Result, SledStore, StoreError, decode, encode};
 
 /// The layout this binary writes.
-pub(super) const SCHEMA_VERSION: u32 = 4;
+pub(super) const SCHEMA_VERSION: u32 = 5;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
@@ -50,6 +54,9 @@ pub(super) fn migrate(store: &SledStore, db: &sled::Db) -> Result<bool> {
     }
     if found < 4 {
         add_builtin_types(store)?;
+        wrote = true;
+    }
+    if found < 5 {
         wrote = true;
     }
     if store.meta.get(VERSION_KEY)?.is_none() || wrote {

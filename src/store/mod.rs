@@ -19,6 +19,7 @@ mod event_types;
 mod events;
 mod kept;
 mod keys;
+mod lines;
 mod migrations;
 mod plugins;
 mod recent_events;
@@ -128,6 +129,8 @@ pub struct Shared {
     idempotency: sled::Tree,
     deliveries: sled::Tree,
     queue: sled::Tree,
+    /// Each FIFO endpoint's deliveries in order (`lines.rs`).
+    lines: sled::Tree,
     plugins: sled::Tree,
     plugin_blobs: sled::Tree,
     plugin_artifacts: sled::Tree,
@@ -162,6 +165,7 @@ impl SledStore {
         let idempotency = db.open_tree("idempotency_keys")?;
         let deliveries = db.open_tree("deliveries")?;
         let queue = db.open_tree("queue")?;
+        let lines = db.open_tree("lines")?;
         let writer = writer::Writer::start(writer::Trees {
             events: events.clone(),
             event_deliveries: event_deliveries.clone(),
@@ -169,6 +173,7 @@ impl SledStore {
             deliveries: deliveries.clone(),
             queue: queue.clone(),
             fanouts: fanouts.clone(),
+            lines: lines.clone(),
         });
         let store = Self(Arc::new(Shared {
             meta: db.open_tree("meta")?,
@@ -190,6 +195,7 @@ impl SledStore {
             idempotency,
             deliveries,
             queue,
+            lines,
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
             plugin_artifacts: db.open_tree("plugin_artifacts")?,
@@ -477,11 +483,11 @@ impl Backend for SledStore {
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
+        window: (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
+        fifo: bool,
     ) -> Result<usize> {
-        SledStore::recover_deliveries(self, tenant, endpoint, since, until, now).await
+        SledStore::recover_deliveries(self, tenant, endpoint, window, now, fifo).await
     }
     async fn add_deliveries(
         &self,

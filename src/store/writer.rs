@@ -58,7 +58,8 @@ const RESULT_GATHER: Duration = Duration::from_millis(5);
 /// company.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Lane {
-    /// A publish: its producer waits for the answer.
+    /// A publish: its producer waits for the answer. The result of a FIFO
+    /// line's head goes here too: the line's next delivery waits for it.
     Publish,
     /// An attempt's result: only its queue entry waits for it.
     Result,
@@ -81,6 +82,18 @@ pub(super) struct Tx<'a> {
     pub deliveries: &'a TransactionalTree,
     pub queue: &'a TransactionalTree,
     pub fanouts: &'a TransactionalTree,
+    pub lines: &'a TransactionalTree,
+}
+
+impl Tx<'_> {
+    /// The trees FIFO lines change.
+    pub fn line(&self) -> super::lines::LineTx<'_> {
+        super::lines::LineTx {
+            deliveries: self.deliveries,
+            queue: self.queue,
+            lines: self.lines,
+        }
+    }
 }
 
 /// The same trees, outside any transaction.
@@ -91,6 +104,7 @@ pub(super) struct Trees {
     pub deliveries: sled::Tree,
     pub queue: sled::Tree,
     pub fanouts: sled::Tree,
+    pub lines: sled::Tree,
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
@@ -298,11 +312,12 @@ fn commit_group(trees: &Trees, mut group: Vec<Box<dyn Job>>) {
         &trees.deliveries,
         &trees.queue,
         &trees.fanouts,
+        &trees.lines,
     );
     while !group.is_empty() {
         let aborted = Cell::new(None);
         let outcome = all.transaction(
-            |(events, event_deliveries, idempotency, deliveries, queue, fanouts)| {
+            |(events, event_deliveries, idempotency, deliveries, queue, fanouts, lines)| {
                 let tx = Tx {
                     events,
                     event_deliveries,
@@ -310,6 +325,7 @@ fn commit_group(trees: &Trees, mut group: Vec<Box<dyn Job>>) {
                     deliveries,
                     queue,
                     fanouts,
+                    lines,
                 };
                 for (i, job) in group.iter().enumerate() {
                     if let Err(e) = job.run(&tx) {

@@ -247,10 +247,11 @@ try {
     await expectText(card('My integration (renamed)').locator('.in-flight'), 'up to 8 at once');
   });
 
-  await step('Edit sets a rate limit, custom headers and bearer auth; the token is never shown', async () => {
+  await step('Edit sets a rate limit, FIFO order, custom headers and bearer auth; the token is never shown', async () => {
     await card('My integration (renamed)').getByRole('button', { name: 'Edit' }).click();
     await dialog().getByRole('heading', { name: 'Edit My integration (renamed)' }).waitFor();
     await dialog().getByLabel('Rate limit').fill('5');
+    await dialog().getByLabel('Order').selectOption('fifo');
     await dialog().getByLabel('Custom headers').fill('X-Env prod');
     await dialog().getByRole('button', { name: 'Save changes' }).click();
     await expectText(dialog(), 'must look like "Name: value"');
@@ -262,6 +263,7 @@ try {
     await dialog().getByRole('button', { name: 'Save changes' }).click();
     const c = card('My integration (renamed)');
     await expectText(c.locator('.rate-limit'), '5 per second');
+    await expectText(c.locator('.ordering'), 'in publish order');
     await expectText(c.locator('.headers'), 'X-Env, X-Team');
     await expectText(c.locator('.auth'), 'Bearer token');
     assert.equal((await page.content()).includes('ui-secret-token'), false, 'the token is shown');

@@ -87,6 +87,10 @@ pub struct Args {
     /// Each endpoint's `rate_limit` (deliveries per second); none by default.
     #[arg(long)]
     rate_limit: Option<f64>,
+    /// Every endpoint delivers one at a time in publish order
+    /// (`ordering: fifo`).
+    #[arg(long)]
+    fifo: bool,
     /// Share of endpoints whose receiver answers late.
     #[arg(long, default_value_t = 0.0)]
     slow_share: f64,
@@ -272,6 +276,9 @@ impl Rig {
         let mut extra = json!({ "plugins": chain });
         if let Some(rate) = args.rate_limit {
             extra["rate_limit"] = json!(rate);
+        }
+        if args.fifo {
+            extra["ordering"] = json!("fifo");
         }
         let created = self.endpoints(&self.token, endpoints, "/e", &extra).await;
         self.keys = created
