@@ -106,7 +106,7 @@ fn store(c: &mut Criterion) {
             }
             let start = Instant::now();
             for _ in 0..iters {
-                let scan = store.due(None, u64::MAX, 1).unwrap();
+                let scan = runtime.block_on(store.due(None, u64::MAX, 1)).unwrap();
                 let (key, entry) = scan.entries.into_iter().next().expect("queued");
                 runtime
                     .block_on(store.finish_attempt(&key, &entry, |_| None))

@@ -115,7 +115,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             retention_days: config.retention_days,
         },
         delivery.handle(),
-    )?;
+    )
+    .await?;
     let state = AppState::new(api::Parts {
         guard,
         store: store.clone(),
@@ -167,7 +168,7 @@ async fn admin_token_hash(config: &Config, store: &Store) -> Result<[u8; 32], St
     if let Some(token) = &config.admin_token {
         return Ok(hash_token(token));
     }
-    if let Some(hash) = store.admin_token_hash()? {
+    if let Some(hash) = store.admin_token_hash().await? {
         return Ok(hash);
     }
     let token = generate_token(ADMIN_TOKEN_PREFIX);

@@ -109,7 +109,8 @@ impl Service {
         }
         if self
             .store
-            .get_event_type(tenant, &new.event_type)?
+            .get_event_type(tenant, &new.event_type)
+            .await?
             .is_none()
         {
             return Err(FieldError::new(
@@ -128,17 +129,21 @@ impl Service {
         // A publish to thousands of endpoints waits for its share of the
         // fan-out budget before building its deliveries; one to no
         // subscriber (or few) never waits.
-        let subscribers = self.store.with_endpoints(tenant, |endpoints| {
-            match endpoints.len() > FANOUT_CHUNK {
+        let subscribers = self
+            .store
+            .with_endpoints(tenant, |endpoints| match endpoints.len() > FANOUT_CHUNK {
                 true => fanout::count(&event.event_type, endpoints.values().map(|e| e.as_ref())),
                 false => endpoints.len(),
-            }
-        })?;
+            })
+            .await?;
         let reserved = self.store.reserve_fan_out(subscribers).await;
-        let deliveries = self.store.with_endpoints(tenant, |endpoints| {
-            let endpoints = endpoints.values().map(|e| e.as_ref());
-            fanout::deliveries_for(&event, endpoints, &self.schedule)
-        })?;
+        let deliveries = self
+            .store
+            .with_endpoints(tenant, |endpoints| {
+                let endpoints = endpoints.values().map(|e| e.as_ref());
+                fanout::deliveries_for(&event, endpoints, &self.schedule)
+            })
+            .await?;
         let queued = deliveries.iter().filter(|d| d.next_retry.is_some()).count();
         // A new event's deliveries are the ones just written: no need to
         // read them back for the answer.
@@ -158,7 +163,7 @@ impl Service {
                 })
             }
             PublishOutcome::Duplicate(event) => Ok(Published {
-                deliveries: self.deliveries_of(&event)?,
+                deliveries: self.deliveries_of(&event).await?,
                 event,
                 duplicate: true,
             }),
@@ -166,24 +171,32 @@ impl Service {
     }
 
     /// A stored event with the current status of each of its deliveries.
-    pub fn event(&self, tenant: &TenantId, id: &str) -> Result<Option<Published>, ServiceError> {
-        let Some(event) = self.store.get_event(tenant, id)? else {
+    pub async fn event(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<Published>, ServiceError> {
+        let Some(event) = self.store.get_event(tenant, id).await? else {
             return Ok(None);
         };
         Ok(Some(Published {
-            deliveries: self.deliveries_of(&event)?,
+            deliveries: self.deliveries_of(&event).await?,
             event,
             duplicate: false,
         }))
     }
 
-    fn deliveries_of(&self, event: &Event) -> Result<Vec<DeliveryRef>, StoreError> {
-        let list = self.store.event_deliveries(&event.tenant_id, &event.id)?;
+    async fn deliveries_of(&self, event: &Event) -> Result<Vec<DeliveryRef>, StoreError> {
+        let list = self
+            .store
+            .event_deliveries(&event.tenant_id, &event.id)
+            .await?;
         let mut deliveries = Vec::with_capacity(list.len());
         for (endpoint_id, delivery_id) in list {
-            if let Some(d) =
-                self.store
-                    .get_delivery(&event.tenant_id, &endpoint_id, &delivery_id)?
+            if let Some(d) = self
+                .store
+                .get_delivery(&event.tenant_id, &endpoint_id, &delivery_id)
+                .await?
             {
                 deliveries.push(DeliveryRef::of(&d));
             }
@@ -200,7 +213,7 @@ impl Service {
         event_type: Option<String>,
     ) -> Result<Delivery, ServiceError> {
         let name = event_type.unwrap_or_else(|| TEST_EVENT_TYPE.to_string());
-        let Some(event_type) = self.store.get_event_type(&tenant.id, &name)? else {
+        let Some(event_type) = self.store.get_event_type(&tenant.id, &name).await? else {
             return Err(FieldError::new(
                 "event_type",
                 format!("'{name}' is not in the event type catalog"),
@@ -296,7 +309,7 @@ impl Service {
     /// The endpoint's attempts of the last 24 hours, hour by hour, from the
     /// deliveries made in that time (the newest [`STATS_DELIVERIES`] at
     /// most); with whether every such delivery was read.
-    pub fn endpoint_stats(
+    pub async fn endpoint_stats(
         &self,
         endpoint: &Endpoint,
     ) -> Result<(Vec<HourStats>, bool), ServiceError> {
@@ -305,13 +318,16 @@ impl Service {
         let mut read = Vec::new();
         let mut cursor = None;
         let complete = loop {
-            let page = self.store.list_deliveries(
-                &endpoint.tenant_id,
-                &endpoint.id,
-                &DeliveryFilter::default(),
-                cursor.as_ref(),
-                1000,
-            )?;
+            let page = self
+                .store
+                .list_deliveries(
+                    &endpoint.tenant_id,
+                    &endpoint.id,
+                    &DeliveryFilter::default(),
+                    cursor.as_ref(),
+                    1000,
+                )
+                .await?;
             let before = page.items.iter().any(|d| d.created_at < since);
             read.extend(page.items.into_iter().filter(|d| d.created_at >= since));
             if before || page.next_cursor.is_none() {
@@ -348,7 +364,8 @@ impl Service {
     ) -> Result<Vec<DeliveryRef>, ServiceError> {
         let event = self
             .store
-            .get_event(tenant, event_id)?
+            .get_event(tenant, event_id)
+            .await?
             .ok_or(StoreError::NotFound("event"))?;
         // Each target with whether it keeps its deliveries in order.
         let targets: Vec<(EndpointId, bool)> = match only {
@@ -367,14 +384,20 @@ impl Service {
                 }
                 vec![(e.id, e.ordering.is_fifo())]
             }
-            None => self.store.with_endpoints(tenant, |endpoints| {
-                endpoints
-                    .values()
-                    .filter(|e| e.status == EndpointStatus::Active)
-                    .filter(|e| crate::model::event_type::subscribed(&e.events, &event.event_type))
-                    .map(|e| (e.id, e.ordering.is_fifo()))
-                    .collect()
-            })?,
+            None => {
+                self.store
+                    .with_endpoints(tenant, |endpoints| {
+                        endpoints
+                            .values()
+                            .filter(|e| e.status == EndpointStatus::Active)
+                            .filter(|e| {
+                                crate::model::event_type::subscribed(&e.events, &event.event_type)
+                            })
+                            .map(|e| (e.id, e.ordering.is_fifo()))
+                            .collect()
+                    })
+                    .await?
+            }
         };
         let now = crate::time::now();
         let deliveries: Vec<Delivery> = targets
@@ -436,7 +459,9 @@ mod tests {
             retention_days: 30,
         };
         let runtime = tokio::runtime::Handle::current();
-        let engine = Engine::start(store.clone(), sender, plugins, settings, runtime).unwrap();
+        let engine = Engine::start(store.clone(), sender, plugins, settings, runtime)
+            .await
+            .unwrap();
         Service::new(store.clone(), engine, schedule)
     }
 
@@ -470,6 +495,7 @@ mod tests {
         assert_eq!(endpoints, [subscribed.id], "only the subscriber gets one");
         let stored = store
             .get_delivery(&tenant.id, &subscribed.id, &first.deliveries[0].delivery_id)
+            .await
             .unwrap();
         assert!(stored.is_some(), "durable when publish returns");
 
@@ -483,7 +509,7 @@ mod tests {
             again.deliveries[0].delivery_id, first.deliveries[0].delivery_id,
             "nothing new was created"
         );
-        let read = service.event(&tenant.id, "ord_1").unwrap().unwrap();
+        let read = service.event(&tenant.id, "ord_1").await.unwrap().unwrap();
         assert_eq!(read.deliveries.len(), 1);
     }
 
@@ -504,7 +530,7 @@ mod tests {
             .publish(&tenant.id, new_event("a.b", None), Some("has space"))
             .await;
         assert_eq!(field(bad_key.err().unwrap()), "Idempotency-Key");
-        assert_eq!(store.queue_len(), 0, "nothing was queued");
+        assert_eq!(store.queue_len().await.unwrap(), 0, "nothing was queued");
     }
 
     #[tokio::test]
@@ -531,6 +557,7 @@ mod tests {
         assert!(!attempt.success, "the guard refuses loopback");
         let logged = store
             .get_delivery(&tenant.id, &endpoint.id, &sent.id)
+            .await
             .unwrap();
         assert!(logged.is_some(), "logged like any delivery");
     }

@@ -49,7 +49,7 @@ impl FromRequestParts<AppState> for Admin {
         if is_admin(state, token) {
             return Ok(Admin);
         }
-        match state.store.key_by_token_hash(&hash_token(token))? {
+        match state.store.key_by_token_hash(&hash_token(token)).await? {
             Some(_) => Err(ApiError::Forbidden(
                 "this route needs the operator admin token, not a tenant API key".into(),
             )),
@@ -109,7 +109,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for TenantAuth<S> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        let Some(key) = state.store.key_by_token_hash(&hash_token(token))? else {
+        let Some(key) = state.store.key_by_token_hash(&hash_token(token)).await? else {
             if is_admin(state, token) {
                 return Err(ApiError::Forbidden(
                     "the operator admin token cannot act as a tenant; use a tenant API key".into(),

@@ -69,8 +69,9 @@ impl Gateway {
             retention_days: 30,
         };
         let runtime = tokio::runtime::Handle::current();
-        let engine =
-            Engine::start(store.clone(), sender, plugins.clone(), settings, runtime).unwrap();
+        let engine = Engine::start(store.clone(), sender, plugins.clone(), settings, runtime)
+            .await
+            .unwrap();
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
             .build_recorder()
             .handle();

@@ -117,13 +117,13 @@ pub struct DeliveryQuery {
 
 /// A page of an endpoint's deliveries, newest first. Shared with the
 /// `.../logs` routes, as are [`detail`] and [`retry`].
-pub(super) fn page(
+pub(super) async fn page(
     auth: &Auth,
     state: &AppState,
     id: &str,
     query: DeliveryQuery,
 ) -> Result<Page<Delivery>, ApiError> {
-    let (_, endpoint) = endpoint_of(state, &auth.tenant, id)?;
+    let (_, endpoint) = endpoint_of(state, &auth.tenant, id).await?;
     let limit = page_limit(query.limit)?;
     let cursor = query
         .cursor
@@ -136,22 +136,24 @@ pub(super) fn page(
     };
     Ok(state
         .store
-        .list_deliveries(&auth.tenant, &endpoint.id, &filter, cursor.as_ref(), limit)?)
+        .list_deliveries(&auth.tenant, &endpoint.id, &filter, cursor.as_ref(), limit)
+        .await?)
 }
 
 /// One delivery of the endpoint, by the id in the path parameter `field`,
 /// with the event it sends.
-pub(super) fn detail(
+pub(super) async fn detail(
     auth: &Auth,
     state: &AppState,
     (id, delivery_id): (&str, &str),
     field: &str,
 ) -> Result<DeliveryData, ApiError> {
-    let (_, endpoint) = endpoint_of(state, &auth.tenant, id)?;
-    let delivery = find(state, &endpoint, delivery_id, field)?;
+    let (_, endpoint) = endpoint_of(state, &auth.tenant, id).await?;
+    let delivery = find(state, &endpoint, delivery_id, field).await?;
     let payload = state
         .store
-        .get_event(&auth.tenant, &delivery.event_id)?
+        .get_event(&auth.tenant, &delivery.event_id)
+        .await?
         .map(|e| e.body);
     Ok(DeliveryData {
         delivery: (&delivery).into(),
@@ -166,8 +168,8 @@ pub(super) async fn retry(
     (id, delivery_id): (&str, &str),
     field: &str,
 ) -> Result<DeliveryData, ApiError> {
-    let (tenant, endpoint) = endpoint_of(state, &auth.tenant, id)?;
-    let delivery = find(state, &endpoint, delivery_id, field)?;
+    let (tenant, endpoint) = endpoint_of(state, &auth.tenant, id).await?;
+    let delivery = find(state, &endpoint, delivery_id, field).await?;
     let updated = state.service.retry(&tenant, &endpoint, &delivery).await?;
     Ok(DeliveryData {
         delivery: (&updated).into(),
@@ -175,7 +177,7 @@ pub(super) async fn retry(
     })
 }
 
-fn find(
+async fn find(
     state: &AppState,
     endpoint: &crate::model::endpoint::Endpoint,
     raw: &str,
@@ -184,7 +186,8 @@ fn find(
     let id: DeliveryId = path_id(field, raw)?;
     state
         .store
-        .get_delivery(&endpoint.tenant_id, &endpoint.id, &id)?
+        .get_delivery(&endpoint.tenant_id, &endpoint.id, &id)
+        .await?
         .ok_or_else(|| ApiError::not_found("delivery"))
 }
 
@@ -198,7 +201,7 @@ async fn list_deliveries(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<DeliveryList> {
-    let page = page(&auth, &state, &id, query)?;
+    let page = page(&auth, &state, &id, query).await?;
     ok(DeliveryList {
         deliveries: page.items.iter().map(DeliveryView::from).collect(),
         next_cursor: page.next_cursor,
@@ -215,7 +218,7 @@ async fn get_delivery(
     State(state): State<AppState>,
     ApiPath((id, delivery_id)): ApiPath<(String, String)>,
 ) -> ApiResult<DeliveryData> {
-    ok(detail(&auth, &state, (&id, &delivery_id), "delivery_id")?)
+    ok(detail(&auth, &state, (&id, &delivery_id), "delivery_id").await?)
 }
 
 /// Redeliver now, outside the schedule; answers with the attempt's result.

@@ -73,10 +73,11 @@ fn description(raw: Option<String>) -> Result<String, FieldError> {
     Ok(text)
 }
 
-fn find(state: &AppState, auth: &Auth, name: &str) -> Result<EventType, ApiError> {
+async fn find(state: &AppState, auth: &Auth, name: &str) -> Result<EventType, ApiError> {
     state
         .store
-        .get_event_type(&auth.tenant, name)?
+        .get_event_type(&auth.tenant, name)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("event type '{name}' not found")))
 }
 
@@ -144,7 +145,8 @@ async fn list_event_types(
 ) -> ApiResult<EventTypeList> {
     let page = state
         .store
-        .list_event_types(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
+        .list_event_types(&auth.tenant, page.cursor.as_deref(), page.limit()?)
+        .await?;
     ok(EventTypeList {
         event_types: page.items.iter().map(EventTypeView::from).collect(),
         next_cursor: page.next_cursor,
@@ -161,7 +163,7 @@ async fn get_event_type(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<EventTypeData> {
     ok(EventTypeData {
-        event_type: EventTypeView::from(&find(&state, &auth, &name)?),
+        event_type: EventTypeView::from(&find(&state, &auth, &name).await?),
     })
 }
 
@@ -180,7 +182,7 @@ async fn update_event_type(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateEventType>,
 ) -> ApiResult<EventTypeData> {
-    let mut event_type = find(&state, &auth, &name)?;
+    let mut event_type = find(&state, &auth, &name).await?;
     refuse_builtin(&event_type)?;
     if body.description.is_some() {
         event_type.description = description(body.description)?;
@@ -208,7 +210,7 @@ async fn delete_event_type(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Deleted, ApiError> {
-    let event_type = find(&state, &auth, &name)?;
+    let event_type = find(&state, &auth, &name).await?;
     refuse_builtin(&event_type)?;
     // Refused by the store while an endpoint subscribes to it.
     state.store.delete_event_type(&auth.tenant, &name).await?;

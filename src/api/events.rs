@@ -164,7 +164,8 @@ async fn get_event(
 ) -> ApiResult<EventData> {
     let published = state
         .service
-        .event(&auth.tenant, &id)?
+        .event(&auth.tenant, &id)
+        .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
     ok(view(published))
 }
@@ -207,7 +208,8 @@ async fn redeliver(
             })?;
             let endpoint = state
                 .store
-                .get_endpoint(&auth.tenant, &id)?
+                .get_endpoint(&auth.tenant, &id)
+                .await?
                 .ok_or_else(|| ApiError::not_found("webhook"))?;
             Some(endpoint)
         }

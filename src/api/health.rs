@@ -37,7 +37,7 @@ pub async fn healthz() -> ApiResult<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = super::Envelope<Health>), (status = 503, body = super::error::ErrorEnvelope)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Health> {
-    if !state.store.is_ready() {
+    if !state.store.is_ready().await {
         return Err(ApiError::Unavailable("the store is not answering".into()));
     }
     ok(Health {

@@ -57,7 +57,7 @@ async fn list_logs(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<LogList> {
-    let page = deliveries::page(&auth, &state, &id, query)?;
+    let page = deliveries::page(&auth, &state, &id, query).await?;
     ok(LogList {
         logs: page.items.iter().map(DeliveryView::from).collect(),
         next_cursor: page.next_cursor,
@@ -75,7 +75,9 @@ async fn get_log(
     State(state): State<AppState>,
     ApiPath((id, log_id)): ApiPath<(String, String)>,
 ) -> ApiResult<LogData> {
-    ok(deliveries::detail(&auth, &state, (&id, &log_id), "log_id")?.into())
+    ok(deliveries::detail(&auth, &state, (&id, &log_id), "log_id")
+        .await?
+        .into())
 }
 
 /// Redeliver now (the older name of

@@ -11,7 +11,7 @@ use crate::model::ids::{EndpointId, TenantId};
 use crate::model::tenant::Tenant;
 
 /// One of `tenant`'s endpoints by its path id; another tenant's is 404.
-pub(super) fn find_endpoint(
+pub(super) async fn find_endpoint(
     state: &AppState,
     tenant: &TenantId,
     raw_id: &str,
@@ -19,21 +19,23 @@ pub(super) fn find_endpoint(
     let id: EndpointId = path_id("id", raw_id)?;
     state
         .store
-        .get_endpoint(tenant, &id)?
+        .get_endpoint(tenant, &id)
+        .await?
         .map(Arc::unwrap_or_clone)
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 /// The tenant and one of its endpoints; another tenant's endpoint is 404.
-pub(super) fn endpoint_of(
+pub(super) async fn endpoint_of(
     state: &AppState,
     tenant: &TenantId,
     raw_id: &str,
 ) -> Result<(Tenant, Endpoint), ApiError> {
-    let endpoint = find_endpoint(state, tenant, raw_id)?;
+    let endpoint = find_endpoint(state, tenant, raw_id).await?;
     let tenant = state
         .store
-        .get_tenant(tenant)?
+        .get_tenant(tenant)
+        .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     Ok((tenant, endpoint))
 }

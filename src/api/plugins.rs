@@ -143,30 +143,35 @@ async fn list_plugins(
 ) -> ApiResult<PluginList> {
     let page = state
         .store
-        .list_plugins(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
+        .list_plugins(&auth.tenant, page.cursor.as_deref(), page.limit()?)
+        .await?;
     ok(PluginList {
         plugins: page.items.iter().map(PluginView::from).collect(),
         next_cursor: page.next_cursor,
     })
 }
 
-fn find(state: &AppState, auth: &Auth, raw: &str) -> Result<Plugin, ApiError> {
+async fn find(state: &AppState, auth: &Auth, raw: &str) -> Result<Plugin, ApiError> {
     let id: PluginId = path_id("id", raw)?;
     state
         .store
-        .get_plugin(&auth.tenant, &id)?
+        .get_plugin(&auth.tenant, &id)
+        .await?
         .map(std::sync::Arc::unwrap_or_clone)
         .ok_or_else(|| ApiError::not_found("plugin"))
 }
 
-fn users(state: &AppState, plugin: &Plugin) -> Result<Vec<String>, ApiError> {
-    Ok(state.store.with_endpoints(&plugin.tenant_id, |endpoints| {
-        endpoints
-            .values()
-            .filter(|e| e.plugins.iter().any(|p| p.plugin_id == plugin.id))
-            .map(|e| e.id.to_string())
-            .collect()
-    })?)
+async fn users(state: &AppState, plugin: &Plugin) -> Result<Vec<String>, ApiError> {
+    Ok(state
+        .store
+        .with_endpoints(&plugin.tenant_id, |endpoints| {
+            endpoints
+                .values()
+                .filter(|e| e.plugins.iter().any(|p| p.plugin_id == plugin.id))
+                .map(|e| e.id.to_string())
+                .collect()
+        })
+        .await?)
 }
 
 /// Get one plugin version and the endpoints using it.
@@ -178,8 +183,8 @@ async fn get_plugin(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<PluginData> {
-    let plugin = find(&state, &auth, &id)?;
-    let used_by = Some(users(&state, &plugin)?);
+    let plugin = find(&state, &auth, &id).await?;
+    let used_by = Some(users(&state, &plugin).await?);
     ok(PluginData {
         plugin: PluginView::from(&plugin),
         used_by,
@@ -196,7 +201,7 @@ async fn delete_plugin(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Deleted, ApiError> {
-    let plugin = find(&state, &auth, &id)?;
+    let plugin = find(&state, &auth, &id).await?;
     // Refused by the store while an endpoint's chain holds it.
     state.plugins.delete(&plugin).await?;
     Ok(Deleted {
@@ -261,7 +266,7 @@ async fn test_plugin(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PluginTestRequest>,
 ) -> ApiResult<TestOutput> {
-    let plugin = find(&state, &auth, &id)?;
+    let plugin = find(&state, &auth, &id).await?;
     crate::model::event_type::validate_name(&body.event.event_type)
         .map_err(|e| FieldError::new("event.type", e))?;
     if let Some(id) = &body.event.id {
@@ -281,7 +286,8 @@ async fn test_plugin(
     let input = Prepared::of(&event).to_wit(&event, &endpoint_id);
     let tenant = state
         .store
-        .tenant_record(&auth.tenant)?
+        .tenant_record(&auth.tenant)
+        .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let report = state
         .plugins

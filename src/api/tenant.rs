@@ -37,7 +37,8 @@ pub struct UpdateOwnTenant {
 async fn get_own_tenant(auth: Auth, State(state): State<AppState>) -> ApiResult<TenantData> {
     let tenant = state
         .store
-        .get_tenant(&auth.tenant)?
+        .get_tenant(&auth.tenant)
+        .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     ok(TenantData {
         tenant: TenantView::from(&tenant),
@@ -59,7 +60,8 @@ async fn update_own_tenant(
 ) -> ApiResult<TenantData> {
     let mut tenant = state
         .store
-        .get_tenant(&auth.tenant)?
+        .get_tenant(&auth.tenant)
+        .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let headers = HeaderNames::from(body.headers);
     headers.validate()?;

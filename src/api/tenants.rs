@@ -127,18 +127,20 @@ async fn list_tenants(
 ) -> ApiResult<TenantList> {
     let page = state
         .store
-        .list_tenants(page.cursor.as_deref(), page.limit()?)?;
+        .list_tenants(page.cursor.as_deref(), page.limit()?)
+        .await?;
     ok(TenantList {
         tenants: page.items.iter().map(TenantView::from).collect(),
         next_cursor: page.next_cursor,
     })
 }
 
-fn find_tenant(state: &AppState, raw_id: &str) -> Result<Tenant, ApiError> {
+async fn find_tenant(state: &AppState, raw_id: &str) -> Result<Tenant, ApiError> {
     let id: TenantId = path_id("id", raw_id)?;
     state
         .store
-        .get_tenant(&id)?
+        .get_tenant(&id)
+        .await?
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
@@ -152,7 +154,7 @@ async fn get_tenant(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<TenantData> {
     ok(TenantData {
-        tenant: TenantView::from(&find_tenant(&state, &id)?),
+        tenant: TenantView::from(&find_tenant(&state, &id).await?),
     })
 }
 
@@ -171,7 +173,7 @@ async fn update_tenant(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateTenant>,
 ) -> ApiResult<TenantData> {
-    let mut tenant = find_tenant(&state, &id)?;
+    let mut tenant = find_tenant(&state, &id).await?;
     if let Some(name) = &body.name {
         tenant.name = display_name("name", name, MAX_NAME)?;
     }
@@ -201,7 +203,7 @@ async fn delete_tenant(
         return Err(ApiError::not_found("tenant"));
     }
     // Its plugins' compiled forms, unless another tenant has the content.
-    state.plugins.forget_unstored();
+    state.plugins.forget_unstored().await;
     tracing::info!(tenant = %id, "tenant deleted");
     Ok(Deleted {
         id: id.to_string(),
@@ -255,7 +257,7 @@ async fn create_key(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Created<KeyData> {
-    let tenant = find_tenant(&state, &id)?;
+    let tenant = find_tenant(&state, &id).await?;
     if body.scopes.is_empty() {
         return Err(
             FieldError::new("scopes", "give at least one of publish, endpoints, plugins").into(),
@@ -301,10 +303,11 @@ async fn list_keys(
     ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<KeyList> {
-    let tenant = find_tenant(&state, &id)?;
+    let tenant = find_tenant(&state, &id).await?;
     let page = state
         .store
-        .list_keys(&tenant.id, page.cursor.as_deref(), page.limit()?)?;
+        .list_keys(&tenant.id, page.cursor.as_deref(), page.limit()?)
+        .await?;
     ok(KeyList {
         keys: page.items.iter().map(ApiKeyView::from).collect(),
         next_cursor: page.next_cursor,
@@ -321,7 +324,7 @@ async fn revoke_key(
     State(state): State<AppState>,
     ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Deleted, ApiError> {
-    let tenant = find_tenant(&state, &id)?;
+    let tenant = find_tenant(&state, &id).await?;
     let key_id: KeyId = path_id("key_id", &key_id)?;
     if !state.store.delete_key(&tenant.id, &key_id).await? {
         return Err(ApiError::not_found("API key"));

@@ -297,7 +297,7 @@ fn validated_tls(state: &AppState, tls: TlsClientIn) -> Result<ClientTls, ApiErr
 }
 
 /// Checks static headers against the tenant's own header names.
-fn validated_headers(
+async fn validated_headers(
     state: &AppState,
     tenant: &TenantId,
     headers: serde_json::Map<String, serde_json::Value>,
@@ -316,7 +316,8 @@ fn validated_headers(
     }
     let names = state
         .store
-        .tenant_record(tenant)?
+        .tenant_record(tenant)
+        .await?
         .map(|t| t.headers.clone())
         .unwrap_or_default();
     endpoint::validate_headers(pairs, &names).map_err(ApiError::unprocessable)
@@ -353,18 +354,18 @@ fn validated_url(state: &AppState, raw: &str) -> Result<String, FieldError> {
         .map_err(|e| FieldError::new("url", e))
 }
 
-fn validated_events(
+async fn validated_events(
     state: &AppState,
     tenant: &TenantId,
     events: &[String],
 ) -> Result<Vec<String>, ApiError> {
-    let catalog = state.store.event_type_names(tenant)?;
+    let catalog = state.store.event_type_names(tenant).await?;
     Ok(endpoint::validate_events(events, &catalog)?)
 }
 
 /// Checks a plugin chain: at most [`MAX_CHAIN`] plugins, each one of the
 /// tenant's.
-fn validated_chain(
+async fn validated_chain(
     state: &AppState,
     tenant: &TenantId,
     chain: Vec<PluginRefView>,
@@ -377,7 +378,12 @@ fn validated_chain(
         .into());
     }
     for (i, step) in chain.iter().enumerate() {
-        if state.store.get_plugin(tenant, &step.plugin_id)?.is_none() {
+        if state
+            .store
+            .get_plugin(tenant, &step.plugin_id)
+            .await?
+            .is_none()
+        {
             return Err(FieldError::new(
                 format!("plugins[{i}].plugin_id"),
                 format!("plugin {} not found", step.plugin_id),
@@ -410,14 +416,13 @@ pub(super) async fn create_webhook(
             .and_then(|u| u.host_str().map(String::from))
             .unwrap_or_else(|| url.clone()),
     };
-    let events = validated_events(&state, &auth.tenant, &body.events)?;
-    let plugins = validated_chain(&state, &auth.tenant, body.plugins)?;
+    let events = validated_events(&state, &auth.tenant, &body.events).await?;
+    let plugins = validated_chain(&state, &auth.tenant, body.plugins).await?;
     let max_in_flight = validated_max_in_flight(body.max_in_flight)?;
-    let headers = body
-        .headers
-        .map(|h| validated_headers(&state, &auth.tenant, h))
-        .transpose()?
-        .unwrap_or_default();
+    let headers = match body.headers {
+        Some(h) => validated_headers(&state, &auth.tenant, h).await?,
+        None => Vec::new(),
+    };
     let receiver_auth = body.auth.map(validated_auth).transpose()?;
     let rate_limit = body.rate_limit.map(validated_rate).transpose()?;
     let tls_client = body
@@ -464,7 +469,8 @@ pub(super) async fn list_webhooks(
 ) -> ApiResult<WebhookList> {
     let page = state
         .store
-        .list_endpoints(&auth.tenant, page.cursor.as_deref(), page.limit()?)?;
+        .list_endpoints(&auth.tenant, page.cursor.as_deref(), page.limit()?)
+        .await?;
     ok(WebhookList {
         webhooks: page
             .items
@@ -485,7 +491,7 @@ async fn get_webhook(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<WebhookData> {
     ok(WebhookData {
-        webhook: WebhookView::of(&state, find_endpoint(&state, &auth.tenant, &id)?),
+        webhook: WebhookView::of(&state, find_endpoint(&state, &auth.tenant, &id).await?),
     })
 }
 
@@ -506,27 +512,23 @@ pub(super) async fn update(
         .as_deref()
         .map(|u| validated_url(&state, u))
         .transpose()?;
-    let events = body
-        .events
-        .as_deref()
-        .map(|e| validated_events(&state, &auth.tenant, e))
-        .transpose()?;
-    let plugins = body
-        .plugins
-        .map(|chain| validated_chain(&state, &auth.tenant, chain))
-        .transpose()?;
+    let events = match body.events.as_deref() {
+        Some(e) => Some(validated_events(&state, &auth.tenant, e).await?),
+        None => None,
+    };
+    let plugins = match body.plugins {
+        Some(chain) => Some(validated_chain(&state, &auth.tenant, chain).await?),
+        None => None,
+    };
     let max_in_flight = body
         .max_in_flight
         .map(validated_max_in_flight)
         .transpose()?;
-    let headers = body
-        .headers
-        .map(|h| {
-            h.map(|h| validated_headers(&state, &auth.tenant, h))
-                .transpose()
-                .map(Option::unwrap_or_default)
-        })
-        .transpose()?;
+    let headers = match body.headers {
+        Some(Some(h)) => Some(validated_headers(&state, &auth.tenant, h).await?),
+        Some(None) => Some(Vec::new()),
+        None => None,
+    };
     let receiver_auth = body
         .auth
         .map(|a| a.map(validated_auth).transpose())
@@ -761,7 +763,7 @@ pub(super) async fn send_test(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<WebhookTestRequest>,
 ) -> ApiResult<TestData> {
-    let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id)?;
+    let (tenant, endpoint) = endpoint_of(&state, &auth.tenant, &id).await?;
     let delivery = state
         .service
         .send_test(&tenant, &endpoint, body.event_type)
@@ -818,7 +820,7 @@ async fn recover(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RecoverRequest>,
 ) -> Created<Recovered> {
-    let endpoint = find_endpoint(&state, &auth.tenant, &id)?;
+    let endpoint = find_endpoint(&state, &auth.tenant, &id).await?;
     let recovered = state
         .service
         .recover(&endpoint, body.since, body.until)
@@ -862,8 +864,8 @@ async fn endpoint_stats(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<EndpointStats> {
-    let endpoint = find_endpoint(&state, &auth.tenant, &id)?;
-    let (hours, complete) = state.service.endpoint_stats(&endpoint)?;
+    let endpoint = find_endpoint(&state, &auth.tenant, &id).await?;
+    let (hours, complete) = state.service.endpoint_stats(&endpoint).await?;
     ok(EndpointStats {
         hours: hours
             .into_iter()

@@ -252,9 +252,11 @@ pub(super) async fn scheduled(
     answered: Answered,
 ) -> Result<bool, StoreError> {
     let store = &inner.store;
-    let endpoint = store.get_endpoint(&entry.tenant, &entry.endpoint)?;
-    let delivery = store.get_delivery(&entry.tenant, &entry.endpoint, &entry.delivery)?;
-    let tenant = store.tenant_record(&entry.tenant)?;
+    let endpoint = store.get_endpoint(&entry.tenant, &entry.endpoint).await?;
+    let delivery = store
+        .get_delivery(&entry.tenant, &entry.endpoint, &entry.delivery)
+        .await?;
+    let tenant = store.tenant_record(&entry.tenant).await?;
     let (Some(endpoint), Some(delivery), Some(tenant)) = (endpoint, delivery, tenant) else {
         // Deleted meanwhile: nothing more is sent.
         store.finish_attempt(key, entry, |_| None).await?;
@@ -279,7 +281,7 @@ pub(super) async fn scheduled(
             .await
             .map(|_| false);
     }
-    let Some(event) = store.get_event(&entry.tenant, &delivery.event_id)? else {
+    let Some(event) = store.get_event(&entry.tenant, &delivery.event_id).await? else {
         let reason = "the event is no longer stored (retention)";
         return settle(store, key, entry, DeliveryStatus::Failed, reason)
             .await
@@ -373,7 +375,7 @@ pub(super) async fn scheduled(
     } else {
         None
     };
-    let disabled = note_on_endpoint(store, &endpoint, &attempt, disable.as_deref())?;
+    let disabled = note_on_endpoint(store, &endpoint, &attempt, disable.as_deref()).await?;
     // The gateway's own events about it; a failed delivery of one of them
     // announces nothing more, so it cannot feed itself.
     if exhausted && !is_operational(&updated.event_type) {
@@ -405,7 +407,7 @@ fn jitter_factor(jitter: f64) -> f64 {
 /// gone); `true` when this disabled it. Unchanged outcomes within a second
 /// are not rewritten, so a busy endpoint's record is not a point of
 /// contention.
-fn note_on_endpoint(
+async fn note_on_endpoint(
     store: &Store,
     endpoint: &Endpoint,
     attempt: &Attempt,
@@ -426,20 +428,22 @@ fn note_on_endpoint(
         return Ok(false);
     }
     let mut disabled = false;
-    let result = store.modify_endpoint(&endpoint.tenant_id, &endpoint.id, |e| {
-        e.last_delivery = Some(last.clone());
-        // May run again (compare-and-swap): the last run's answer counts.
-        disabled = false;
-        if let Some(reason) = disable
-            && e.status == EndpointStatus::Active
-        {
-            e.status = EndpointStatus::Disabled;
-            e.disabled_reason = Some(reason.to_string());
-            e.updated_at = last.at;
-            disabled = true;
-        }
-        Ok::<_, StoreError>(())
-    });
+    let result = store
+        .modify_endpoint(&endpoint.tenant_id, &endpoint.id, |e| {
+            e.last_delivery = Some(last.clone());
+            // May run again (compare-and-swap): the last run's answer counts.
+            disabled = false;
+            if let Some(reason) = disable
+                && e.status == EndpointStatus::Active
+            {
+                e.status = EndpointStatus::Disabled;
+                e.disabled_reason = Some(reason.to_string());
+                e.updated_at = last.at;
+                disabled = true;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await;
     match result {
         Ok(_) => Ok(disabled),
         Err(StoreError::NotFound(_)) => Ok(false),
@@ -459,7 +463,7 @@ impl Attempter {
     ) -> Result<Delivery, StoreError> {
         let inner = self;
         let event = Event::new(tenant.id, None, event_type, data);
-        inner.store.put_event(&event)?;
+        inner.store.put_event(&event).await?;
         let mut delivery = Delivery::new(endpoint.id, &event.id, event_type, event.created_at);
         delivery.test = true;
         match make(inner, tenant, endpoint, &delivery, &event).await {
@@ -470,7 +474,7 @@ impl Attempter {
             Made::Tried(outcome) | Made::Busy(outcome) => {
                 let attempt = attempt_of(outcome, true);
                 delivery.record(attempt.clone());
-                note_on_endpoint(&inner.store, endpoint, &attempt, None)?;
+                note_on_endpoint(&inner.store, endpoint, &attempt, None).await?;
             }
         }
         inner.store.insert_delivery(&tenant.id, &delivery).await?;
@@ -488,7 +492,8 @@ impl Attempter {
         let inner = self;
         let event = inner
             .store
-            .get_event(&tenant.id, &delivery.event_id)?
+            .get_event(&tenant.id, &delivery.event_id)
+            .await?
             .ok_or(StoreError::NotFound("event"))?;
         let attempt = match make(inner, tenant, endpoint, delivery, &event).await {
             Made::Tried(outcome) | Made::Busy(outcome) => attempt_of(outcome, true),
@@ -506,7 +511,7 @@ impl Attempter {
             .record_manual_attempt(&tenant.id, &endpoint.id, &delivery.id, &attempt)
             .await?
             .ok_or(StoreError::NotFound("delivery"))?;
-        note_on_endpoint(&inner.store, endpoint, &attempt, None)?;
+        note_on_endpoint(&inner.store, endpoint, &attempt, None).await?;
         Ok((updated, unqueued))
     }
 }

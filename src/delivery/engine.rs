@@ -111,14 +111,17 @@ impl Engine {
     /// readies thousands of attempt tasks a second, and on the API's workers
     /// every request would queue behind them; on threads of their own, the
     /// kernel shares the cores between the two.
-    pub fn start(
+    pub async fn start(
         store: Store,
         sender: Sender,
         plugins: Arc<Plugins>,
         settings: EngineSettings,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, crate::store::StoreError> {
-        let inner = Arc::new(Inner::new(store, sender, plugins, settings, runtime));
+        let queued = store.queue_len().await?;
+        let inner = Arc::new(Inner::new(
+            store, sender, plugins, settings, runtime, queued,
+        ));
         inner.runtime.spawn(Dispatcher::new(inner.clone()).run());
         inner.runtime.spawn(retention(inner.clone()));
         Ok(Self { inner })
@@ -202,8 +205,9 @@ impl Inner {
         plugins: Arc<Plugins>,
         settings: EngineSettings,
         runtime: tokio::runtime::Handle,
+        queued: usize,
     ) -> Self {
-        let queued = Arc::new(Queued::new(store.queue_len() as i64));
+        let queued = Arc::new(Queued::new(queued as i64));
         Self {
             attempts: Attempter {
                 announcer: Announcer {
@@ -398,14 +402,14 @@ impl Dispatcher {
                 _ = inner.stop.cancelled() => return,
                 _ = inner.attempts.announcer.queued.wake.notified() => {},
                 Some(report) = self.reports_rx.recv() => {
-                    self.report(report);
+                    self.report(report).await;
                     while let Ok(report) = self.reports_rx.try_recv() {
-                        self.report(report);
+                        self.report(report).await;
                     }
                 },
                 _ = tokio::time::sleep(wait) => {},
             }
-            wait = match self.pass() {
+            wait = match self.pass().await {
                 Ok(wait) => wait,
                 Err(e) => {
                     tracing::error!(error = %e, "delivery dispatcher cannot read the queue");
@@ -415,9 +419,9 @@ impl Dispatcher {
         }
     }
 
-    fn report(&mut self, report: Report) {
+    async fn report(&mut self, report: Report) {
         match report {
-            Report::Answered(entry, answer, max) => self.answered(&entry, answer, max),
+            Report::Answered(entry, answer, max) => self.answered(&entry, answer, max).await,
             Report::Recorded(key) => {
                 self.taken.remove(&key);
             }
@@ -427,7 +431,7 @@ impl Dispatcher {
     /// An attempt's request is over: its endpoint's window learns from the
     /// answer, and its endpoint's next held entry may start, or else one of
     /// its tenant's other endpoints'.
-    fn answered(&mut self, done: &QueueEntry, answer: Answer, max: Option<usize>) {
+    async fn answered(&mut self, done: &QueueEntry, answer: Answer, max: Option<usize>) {
         self.running -= 1;
         release(&mut self.in_flight, &done.endpoint);
         release(&mut self.tenant_in_flight, &done.tenant);
@@ -435,7 +439,7 @@ impl Dispatcher {
         if !self.tenant_has_room(&done.tenant) {
             return;
         }
-        while self.endpoint_has_room(&done.tenant, &done.endpoint)
+        while self.endpoint_has_room(&done.tenant, &done.endpoint).await
             && self.tenant_has_room(&done.tenant)
             && self.running < self.inner.settings.workers
             && let Some((key, entry)) = self.held.pop(&done.endpoint)
@@ -449,7 +453,7 @@ impl Dispatcher {
         }
         for endpoint in self.held.endpoints_of(&done.tenant) {
             if self.tenant_has_room(&done.tenant)
-                && self.endpoint_has_room(&done.tenant, &endpoint)
+                && self.endpoint_has_room(&done.tenant, &endpoint).await
                 && self.running < self.inner.settings.workers
                 && let Some((key, entry)) = self.held.pop(&endpoint)
             {
@@ -494,14 +498,14 @@ impl Dispatcher {
         }
     }
 
-    fn endpoint_has_room(&mut self, tenant: &TenantId, endpoint: &EndpointId) -> bool {
+    async fn endpoint_has_room(&mut self, tenant: &TenantId, endpoint: &EndpointId) -> bool {
         let now = Instant::now();
         let limit = match self.windows.get(endpoint) {
             Some(window) => window.limit(),
             None => {
                 // First sight since it last rested: its window starts at
                 // its maximum, read once for the whole busy spell.
-                let (max, rate) = self.read_limits(tenant, endpoint);
+                let (max, rate) = self.read_limits(tenant, endpoint).await;
                 let window = Window::new(max);
                 let limit = window.limit();
                 self.windows.insert(*endpoint, window);
@@ -518,7 +522,7 @@ impl Dispatcher {
             .is_none_or(|at| now.duration_since(*at) >= pace::REREAD)
         {
             // Busy for a while: a changed maximum or rate applies now.
-            let (max, rate) = self.read_limits(tenant, endpoint);
+            let (max, rate) = self.read_limits(tenant, endpoint).await;
             if let Some(window) = self.windows.get_mut(endpoint) {
                 window.set_max(max);
             }
@@ -529,8 +533,8 @@ impl Dispatcher {
 
     /// The endpoint's own `max_in_flight` (or the default) and its
     /// `rate_limit`, from the store's endpoint cache.
-    fn read_limits(&self, tenant: &TenantId, endpoint: &EndpointId) -> (usize, Option<f64>) {
-        let (own, rate) = match self.inner.store().get_endpoint(tenant, endpoint) {
+    async fn read_limits(&self, tenant: &TenantId, endpoint: &EndpointId) -> (usize, Option<f64>) {
+        let (own, rate) = match self.inner.store().get_endpoint(tenant, endpoint).await {
             Ok(Some(e)) => (e.max_in_flight, e.rate_limit),
             _ => (None, None),
         };
@@ -557,7 +561,7 @@ impl Dispatcher {
     /// Starts the held entries of rate-limited endpoints whose pace allows
     /// one now, and forgets the paces of endpoints gone quiet (and what was
     /// read with them, so a new busy spell reads the rate again).
-    fn release_paced(&mut self) {
+    async fn release_paced(&mut self) {
         let now = Instant::now();
         let ready: Vec<(EndpointId, TenantId)> = self
             .paces
@@ -571,7 +575,7 @@ impl Dispatcher {
         for (endpoint, tenant) in ready {
             while self.workers_free()
                 && self.tenant_has_room(&tenant)
-                && self.endpoint_has_room(&tenant, &endpoint)
+                && self.endpoint_has_room(&tenant, &endpoint).await
                 && let Some((key, entry)) = self.held.pop(&endpoint)
             {
                 self.start(key, entry);
@@ -608,8 +612,8 @@ impl Dispatcher {
             < self.inner.settings.tenant_concurrency
     }
 
-    fn has_room(&mut self, entry: &QueueEntry) -> bool {
-        self.endpoint_has_room(&entry.tenant, &entry.endpoint)
+    async fn has_room(&mut self, entry: &QueueEntry) -> bool {
+        self.endpoint_has_room(&entry.tenant, &entry.endpoint).await
             && self.tenant_has_room(&entry.tenant)
     }
 
@@ -660,9 +664,9 @@ impl Dispatcher {
     /// Starts held entries whose pace allows them, reads due work from the
     /// cursor on and starts what has room; returns how long to sleep if
     /// nothing wakes the dispatcher.
-    fn pass(&mut self) -> Result<Duration, crate::store::StoreError> {
-        self.release_paced();
-        let wait = self.scan()?;
+    async fn pass(&mut self) -> Result<Duration, crate::store::StoreError> {
+        self.release_paced().await;
+        let wait = self.scan().await?;
         // Entries held for their pace only start when it allows them.
         Ok(match self.paced_wait() {
             Some(paced) => wait.min(paced),
@@ -672,7 +676,7 @@ impl Dispatcher {
 
     /// Reads due work from the cursor on and starts what has room; returns
     /// how long to sleep if nothing wakes the dispatcher.
-    fn scan(&mut self) -> Result<Duration, crate::store::StoreError> {
+    async fn scan(&mut self) -> Result<Duration, crate::store::StoreError> {
         let idle = Duration::from_secs(60);
         if !self.workers_free() {
             // A finishing worker wakes us.
@@ -712,7 +716,8 @@ impl Dispatcher {
         let scan = self
             .inner
             .store()
-            .due(self.cursor.as_ref(), now_ms, SCAN_LIMIT)?;
+            .due(self.cursor.as_ref(), now_ms, SCAN_LIMIT)
+            .await?;
         let mut passed_over = false;
         for (key, entry) in scan.entries {
             if !self.workers_free() {
@@ -731,7 +736,7 @@ impl Dispatcher {
                 self.note_passed(&key);
                 continue;
             }
-            if !self.has_room(&entry) {
+            if !self.has_room(&entry).await {
                 let endpoint = entry.endpoint;
                 if !self.held.push(key.clone(), entry) {
                     self.behind.insert(endpoint);
@@ -837,7 +842,7 @@ mod tests {
         };
         let runtime = tokio::runtime::Handle::current();
         Dispatcher::new(Arc::new(Inner::new(
-            store, sender, plugins, settings, runtime,
+            store, sender, plugins, settings, runtime, 0,
         )))
     }
 
@@ -855,7 +860,7 @@ mod tests {
         delivery.next_retry = Some(due);
         let id = delivery.id;
         store.publish(event, vec![delivery], None).await.unwrap();
-        let queued = store.due(None, u64::MAX, usize::MAX).unwrap().entries;
+        let queued = store.due(None, u64::MAX, usize::MAX).await.unwrap().entries;
         let (key, _) = queued
             .into_iter()
             .find(|(_, entry)| entry.delivery == id)
@@ -875,12 +880,12 @@ mod tests {
         d.in_flight.insert(endpoint, 1);
 
         let later = publish(&store, endpoint, 5).await;
-        d.pass().unwrap();
+        d.pass().await.unwrap();
         assert!(d.held.keys.contains(&later));
         assert_eq!(d.cursor.as_ref(), Some(&later));
 
         let earlier = publish(&store, endpoint, 1000).await;
-        d.pass().unwrap();
+        d.pass().await.unwrap();
         assert!(
             d.held.keys.contains(&earlier),
             "the entry behind the cursor was not read"
@@ -911,7 +916,7 @@ mod tests {
             assert!(d.held.push(QueueKey::before(i as u64), entry));
         }
         let older = publish(&store, endpoint, 1000).await;
-        d.pass().unwrap();
+        d.pass().await.unwrap();
         assert!(!d.held.keys.contains(&older) && !d.taken.contains(&older));
         assert!(d.behind.contains(&endpoint));
 
@@ -920,7 +925,7 @@ mod tests {
         d.held = Default::default();
         d.rest_until = std::time::Instant::now();
         let newer = publish(&store, endpoint, 0).await;
-        d.pass().unwrap();
+        d.pass().await.unwrap();
         assert!(
             !d.taken.contains(&newer),
             "a newer entry started while an older one waits"
@@ -929,7 +934,7 @@ mod tests {
         // At the wrap, the older one starts first.
         d.last_wrap = std::time::Instant::now() - WRAP_EVERY * 2;
         d.rest_until = std::time::Instant::now();
-        d.pass().unwrap();
+        d.pass().await.unwrap();
         assert!(d.taken.contains(&older), "the older entry did not start");
         assert!(!d.taken.contains(&newer), "the endpoint's cap is one");
         assert!(d.held.keys.contains(&newer));

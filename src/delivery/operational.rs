@@ -199,10 +199,13 @@ impl Announcer {
             data,
         } = notice;
         let event = Event::new(tenant, None, event_type, data);
-        let deliveries = self.store.with_endpoints(&tenant, |endpoints| {
-            let endpoints = endpoints.values().map(|e| e.as_ref());
-            fanout::deliveries_for(&event, endpoints, &self.schedule)
-        });
+        let deliveries = self
+            .store
+            .with_endpoints(&tenant, |endpoints| {
+                let endpoints = endpoints.values().map(|e| e.as_ref());
+                fanout::deliveries_for(&event, endpoints, &self.schedule)
+            })
+            .await;
         let deliveries = match deliveries {
             Ok(d) if d.is_empty() => return,
             Ok(d) => d,

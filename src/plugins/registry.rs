@@ -64,9 +64,16 @@ impl<C: Clone> CompiledCache<C> {
         })
     }
 
-    /// Drops every entry whose content `stored` says is gone.
-    fn keep_only(&mut self, stored: impl Fn(&str) -> bool) {
-        self.entries.retain(|sha256, _| stored(sha256));
+    /// The contents held.
+    fn contents(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// Drops the entries of `gone` contents.
+    fn forget(&mut self, gone: &[String]) {
+        for sha256 in gone {
+            self.entries.remove(sha256);
+        }
     }
 
     fn insert(&mut self, sha256: String, compiled: C) {
@@ -124,7 +131,8 @@ impl Plugins {
         // Cheap refusals first: compiling is the expensive part.
         if let Some(same) = self
             .store
-            .all_plugins(tenant)?
+            .all_plugins(tenant)
+            .await?
             .into_iter()
             .find(|p| p.name == name && p.sha256 == sha256)
         {
@@ -150,15 +158,21 @@ impl Plugins {
     /// plugin has the same content.
     pub async fn delete(&self, plugin: &Plugin) -> Result<bool, StoreError> {
         let existed = self.store.delete_plugin(plugin).await?;
-        self.forget_unstored();
+        self.forget_unstored().await;
         Ok(existed)
     }
 
     /// Drops the compiled forms of content no longer stored (after plugin
     /// or tenant deletion).
-    pub fn forget_unstored(&self) {
-        self.cache()
-            .keep_only(|sha256| matches!(self.store.plugin_blob(sha256), Ok(Some(_))));
+    pub async fn forget_unstored(&self) {
+        let mut gone = Vec::new();
+        let held = self.cache().contents();
+        for sha256 in held {
+            if matches!(self.store.plugin_blob(&sha256).await, Ok(None)) {
+                gone.push(sha256);
+            }
+        }
+        self.cache().forget(&gone);
     }
 
     fn cache(&self) -> MutexGuard<'_, CompiledCache> {
@@ -185,6 +199,7 @@ impl Plugins {
         let artifact = self
             .store
             .plugin_artifact(&plugin.sha256, &engine)
+            .await
             .map_err(store_err)?;
         let compiled = match artifact {
             Some(artifact) => self.load(artifact.into()).await?,
@@ -192,6 +207,7 @@ impl Plugins {
                 let wasm = self
                     .store
                     .plugin_blob(&plugin.sha256)
+                    .await
                     .map_err(store_err)?
                     .ok_or_else(|| PluginError::Host("the plugin's bytes are missing".into()))?;
                 let wasm = bytes::Bytes::from(wasm);
@@ -199,6 +215,7 @@ impl Plugins {
                 let compiled = self.load(artifact.clone()).await?;
                 self.store
                     .put_plugin_artifact(&plugin.sha256, &engine, &artifact)
+                    .await
                     .map_err(store_err)?;
                 compiled
             }
@@ -281,7 +298,7 @@ impl Plugins {
         let mut left = self.host.limits().deadline;
         let mut prepared = Prepared::of(event);
         for step in chain {
-            let plugin = match self.store.get_plugin(&tenant.id, &step.plugin_id) {
+            let plugin = match self.store.get_plugin(&tenant.id, &step.plugin_id).await {
                 Ok(Some(p)) => p,
                 Ok(None) => {
                     return ChainOutcome::Failed(format!(
@@ -348,7 +365,10 @@ mod tests {
         let mut cache = CompiledCache::<usize>::default();
         cache.insert("kept".into(), 1);
         cache.insert("deleted".into(), 2);
-        cache.keep_only(|sha256| sha256 == "kept");
+        let mut held = cache.contents();
+        held.sort();
+        assert_eq!(held, ["deleted", "kept"]);
+        cache.forget(&["deleted".to_string()]);
         assert_eq!(cache.get("kept"), Some(1));
         assert_eq!(cache.get("deleted"), None);
     }

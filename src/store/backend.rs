@@ -32,9 +32,10 @@ pub type DeliveryChange = Box<dyn Fn(&mut Delivery) -> Option<i64> + Send + Sync
 /// may refuse.
 pub type EndpointChange<'a> = &'a mut (dyn FnMut(&mut Endpoint) -> Result<()> + Send);
 
-/// Every durable operation of the gateway. A mutation that is `async`
-/// returns once it is durable; the others are reads, or bookkeeping the
-/// gateway can afford to lose in a crash (noted on each).
+/// Every durable operation of the gateway. All are `async`, reads too, so a
+/// backend over the network (a database server) fits the same boundary as
+/// an embedded one. A mutation returns once it is durable, unless noted as
+/// bookkeeping the gateway can afford to lose in a crash.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {
     // The operator.
@@ -42,8 +43,8 @@ pub trait Backend: Send + Sync {
     /// Makes every write so far durable.
     async fn flush(&self) -> Result<()>;
     /// Whether the store answers reads.
-    fn is_ready(&self) -> bool;
-    fn admin_token_hash(&self) -> Result<Option<[u8; 32]>>;
+    async fn is_ready(&self) -> bool;
+    async fn admin_token_hash(&self) -> Result<Option<[u8; 32]>>;
     async fn set_admin_token_hash(&self, hash: [u8; 32]) -> Result<()>;
 
     // Tenants and their keys.
@@ -52,34 +53,34 @@ pub trait Backend: Send + Sync {
     /// Creates the tenant with `catalog` besides the built-in types, all or
     /// nothing.
     async fn create_tenant_with(&self, tenant: &Tenant, catalog: &[EventType]) -> Result<()>;
-    fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     /// The tenant as attempts read it, possibly a shared copy.
-    fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>>;
+    async fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>>;
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
-    fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>>;
+    async fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>>;
     /// Deletes the tenant and everything it owns.
     async fn delete_tenant(&self, id: &TenantId) -> Result<bool>;
     async fn create_key(&self, key: &ApiKey, token_hash: [u8; 32]) -> Result<()>;
-    fn list_keys(
+    async fn list_keys(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<ApiKey>>;
     async fn delete_key(&self, tenant: &TenantId, id: &KeyId) -> Result<bool>;
-    fn key_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>>;
+    async fn key_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>>;
 
     // The event type catalog.
 
     async fn create_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()>;
-    fn get_event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventType>>;
-    fn list_event_types(
+    async fn get_event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventType>>;
+    async fn list_event_types(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<EventType>>;
-    fn event_type_names(&self, tenant: &TenantId) -> Result<Vec<String>>;
+    async fn event_type_names(&self, tenant: &TenantId) -> Result<Vec<String>>;
     async fn update_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()>;
     /// Refused (`Conflict`) while an endpoint subscribes to it by name,
     /// atomically with endpoint writes.
@@ -89,18 +90,22 @@ pub trait Backend: Send + Sync {
 
     /// Refused (`Conflict`) if an event type or plugin it names was deleted.
     async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
-    fn get_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Arc<Endpoint>>>;
-    fn list_endpoints(
+    async fn get_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Arc<Endpoint>>>;
+    async fn list_endpoints(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Endpoint>>;
     /// Lends every endpoint of the tenant to `read`, in creation order.
-    fn read_endpoints(
+    async fn read_endpoints(
         &self,
         tenant: &TenantId,
-        read: &mut (dyn FnMut(&TenantEndpoints) + Send),
+        read: &mut (dyn for<'e> FnMut(&'e TenantEndpoints) + Send),
     ) -> Result<()>;
     /// Applies `change` atomically; durable when it returns.
     async fn update_endpoint(
@@ -111,7 +116,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<Endpoint>;
     /// Applies `change` atomically, without waiting for durability: for
     /// bookkeeping a crash may lose (the last delivery).
-    fn modify_endpoint(
+    async fn modify_endpoint(
         &self,
         tenant: &TenantId,
         id: &EndpointId,
@@ -134,9 +139,9 @@ pub trait Backend: Send + Sync {
         idempotency_key: Option<&str>,
         reserved: Option<FanOutPermit>,
     ) -> Result<PublishOutcome>;
-    fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>>;
+    async fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>>;
     /// The `(endpoint, delivery)` pairs an event was fanned out to.
-    fn event_deliveries(
+    async fn event_deliveries(
         &self,
         tenant: &TenantId,
         id: &str,
@@ -150,14 +155,14 @@ pub trait Backend: Send + Sync {
         deliveries: &[Delivery],
     ) -> Result<()>;
     /// Stores an event made for a test send, with no fan-out.
-    fn put_event(&self, event: &Event) -> Result<()>;
+    async fn put_event(&self, event: &Event) -> Result<()>;
     /// Up to `limit` queue entries due at `now_ms`, oldest first, after
     /// `after` (from the front when `None`).
-    fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan>;
+    async fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan>;
     /// The earliest due time (ms) of the entries queued since the last call.
     fn take_queued_since(&self) -> Option<u64>;
     /// Entries waiting in the queue.
-    fn queue_len(&self) -> usize;
+    async fn queue_len(&self) -> Result<usize>;
     /// Ends an attempt: `change` updates the delivery and says when it is
     /// due next; its entry moves there or goes, with the delivery, all or
     /// nothing. `None` if the delivery is gone.
@@ -170,7 +175,7 @@ pub trait Backend: Send + Sync {
 
     // Delivery logs.
 
-    fn get_delivery(
+    async fn get_delivery(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
@@ -207,7 +212,7 @@ pub trait Backend: Send + Sync {
         now: DateTime<Utc>,
         fifo: bool,
     ) -> Result<usize>;
-    fn list_deliveries(
+    async fn list_deliveries(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
@@ -223,21 +228,21 @@ pub trait Backend: Send + Sync {
     /// Stores the next version of a name, numbered and checked against the
     /// quota atomically.
     async fn create_plugin(&self, new: NewPlugin<'_>, quota: PluginQuota) -> Result<Stored>;
-    fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>>;
-    fn list_plugins(
+    async fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>>;
+    async fn list_plugins(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Plugin>>;
-    fn all_plugins(&self, tenant: &TenantId) -> Result<Vec<Plugin>>;
+    async fn all_plugins(&self, tenant: &TenantId) -> Result<Vec<Plugin>>;
     /// Refused (`Conflict`) while a chain holds it, atomically with
     /// endpoint writes; its content goes when no record refers to it.
     async fn delete_plugin(&self, plugin: &Plugin) -> Result<bool>;
-    fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
-    fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>>;
+    async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+    async fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>>;
     /// Caches machine code; may be lost, as it can be made again.
-    fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()>;
+    async fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()>;
 }
 
 /// The handle the gateway holds: one backend, shared. Cheap to clone.
@@ -263,7 +268,7 @@ impl Store {
     }
 
     /// Runs `read` on every endpoint of the tenant, in creation order.
-    pub fn with_endpoints<R>(
+    pub async fn with_endpoints<R>(
         &self,
         tenant: &TenantId,
         read: impl FnOnce(&TenantEndpoints) -> R + Send,
@@ -273,11 +278,13 @@ impl Store {
     {
         let mut read = Some(read);
         let mut out = None;
-        self.0.read_endpoints(tenant, &mut |endpoints| {
-            if let Some(read) = read.take() {
-                out = Some(read(endpoints));
-            }
-        })?;
+        self.0
+            .read_endpoints(tenant, &mut |endpoints| {
+                if let Some(read) = read.take() {
+                    out = Some(read(endpoints));
+                }
+            })
+            .await?;
         Ok(out.expect("read_endpoints lends the endpoints once"))
     }
 
@@ -296,7 +303,7 @@ impl Store {
     }
 
     /// [`Store::update_endpoint`] without waiting for durability.
-    pub fn modify_endpoint<E: From<StoreError> + Send>(
+    pub async fn modify_endpoint<E: From<StoreError> + Send>(
         &self,
         tenant: &TenantId,
         id: &EndpointId,
@@ -304,7 +311,7 @@ impl Store {
     ) -> std::result::Result<Endpoint, E> {
         let mut refusal = None;
         let mut adapted = |e: &mut Endpoint| refused(change(e), &mut refusal);
-        let result = self.0.modify_endpoint(tenant, id, &mut adapted);
+        let result = self.0.modify_endpoint(tenant, id, &mut adapted).await;
         settle(result, refusal)
     }
 

@@ -67,16 +67,17 @@ pub async fn publish_is_whole_and_idempotent(store: Store) {
     let repeat = store.publish(again, vec![], None).await.unwrap();
     assert!(matches!(repeat, PublishOutcome::Duplicate(e) if e.body == event.body));
     assert_eq!(
-        store.event_deliveries(&owner.id, "ord_1").unwrap(),
+        store.event_deliveries(&owner.id, "ord_1").await.unwrap(),
         [(endpoint.id, delivery.id)]
     );
     assert!(
         store
             .get_delivery(&owner.id, &endpoint.id, &delivery.id)
+            .await
             .unwrap()
             .is_some()
     );
-    assert_eq!(store.queue_len(), 1);
+    assert_eq!(store.queue_len().await.unwrap(), 1);
 }
 
 /// Due entries come oldest first; an attempt's end moves its entry to the
@@ -93,7 +94,7 @@ pub async fn the_queue_is_oldest_first_and_attempts_move_their_entry(store: Stor
         .await
         .unwrap();
     let now = Utc::now().timestamp_millis() as u64;
-    let due = store.due(None, now, 10).unwrap();
+    let due = store.due(None, now, 10).await.unwrap();
     let order: Vec<_> = due.entries.iter().map(|(_, e)| e.delivery).collect();
     assert_eq!(order, [older.id, newer.id], "oldest first");
 
@@ -108,7 +109,7 @@ pub async fn the_queue_is_oldest_first_and_attempts_move_their_entry(store: Stor
         .unwrap()
         .unwrap();
     assert_eq!(moved.retry_count, 1);
-    let due = store.due(None, now, 10).unwrap();
+    let due = store.due(None, now, 10).await.unwrap();
     assert_eq!(due.entries.len(), 1, "the moved entry is not due now");
     assert_eq!(due.next_due_ms, Some(later as u64));
 
@@ -120,9 +121,14 @@ pub async fn the_queue_is_oldest_first_and_attempts_move_their_entry(store: Stor
         })
         .await
         .unwrap();
-    assert_eq!(store.queue_len(), 1, "only the moved entry is left");
+    assert_eq!(
+        store.queue_len().await.unwrap(),
+        1,
+        "only the moved entry is left"
+    );
     let done = store
         .get_delivery(&owner.id, &endpoint.id, &newer.id)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(done.status, DeliveryStatus::Delivered);
@@ -141,7 +147,7 @@ pub async fn references_hold_both_ways(store: Store) {
     store.create_endpoint(&endpoint).await.unwrap();
     let used = store.delete_event_type(&owner.id, "a.b").await;
     assert!(matches!(used, Err(StoreError::Conflict(_))), "{used:?}");
-    let record = store.get_plugin(&owner.id, &plugin).unwrap().unwrap();
+    let record = store.get_plugin(&owner.id, &plugin).await.unwrap().unwrap();
     let attached = store.delete_plugin(&record).await;
     assert!(
         matches!(attached, Err(StoreError::Conflict(_))),
@@ -162,6 +168,7 @@ pub async fn references_hold_both_ways(store: Store) {
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
     let kept = store
         .get_endpoint(&owner.id, &endpoint.id)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(kept.events, ["a.b"], "a refused change leaves it as it was");
@@ -201,15 +208,16 @@ pub async fn a_deleted_tenant_leaves_nothing(store: Store) {
     let delivery = due_delivery(&endpoint, &event, 0);
     store.publish(event, vec![delivery], None).await.unwrap();
     assert!(store.delete_tenant(&owner.id).await.unwrap());
-    assert!(store.get_tenant(&owner.id).unwrap().is_none());
+    assert!(store.get_tenant(&owner.id).await.unwrap().is_none());
     assert!(
         store
             .get_endpoint(&owner.id, &endpoint.id)
+            .await
             .unwrap()
             .is_none()
     );
-    assert!(store.get_event(&owner.id, "ord_1").unwrap().is_none());
-    assert_eq!(store.queue_len(), 0, "nothing more is sent");
+    assert!(store.get_event(&owner.id, "ord_1").await.unwrap().is_none());
+    assert_eq!(store.queue_len().await.unwrap(), 0, "nothing more is sent");
 }
 
 /// A FIFO endpoint's deliveries are queued one at a time, in the order they
@@ -231,21 +239,22 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
             .unwrap();
         line.push(delivery.id);
     }
-    let due_now = |store: &Store| {
+    let due_now = async |store: &Store| {
         let now = Utc::now().timestamp_millis() as u64 + 1;
-        let due = store.due(None, now, 10).unwrap();
+        let due = store.due(None, now, 10).await.unwrap();
         due.entries
     };
-    let get = |id| {
+    let get = async |id| {
         store
             .get_delivery(&owner.id, &endpoint.id, id)
+            .await
             .unwrap()
             .unwrap()
     };
-    let due = due_now(&store);
+    let due = due_now(&store).await;
     assert_eq!(due.len(), 1, "only the head is queued");
     assert_eq!(due[0].1.delivery, line[0]);
-    let waiting = get(&line[1]);
+    let waiting = get(&line[1]).await;
     assert!(waiting.fifo && waiting.next_retry.is_none(), "{waiting:?}");
 
     // A retry keeps the head's place: nothing else is due meanwhile.
@@ -258,8 +267,11 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         })
         .await
         .unwrap();
-    assert!(due_now(&store).is_empty(), "the line waits for its head");
-    let retried = store.due(None, later as u64, 10).unwrap().entries;
+    assert!(
+        due_now(&store).await.is_empty(),
+        "the line waits for its head"
+    );
+    let retried = store.due(None, later as u64, 10).await.unwrap().entries;
     assert_eq!(retried.len(), 1);
 
     // The third is delivered by hand while it waits.
@@ -277,7 +289,10 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         .record_manual_attempt(&owner.id, &endpoint.id, &line[2], &attempt)
         .await
         .unwrap();
-    assert!(due_now(&store).is_empty(), "a hand delivery queues nothing");
+    assert!(
+        due_now(&store).await.is_empty(),
+        "a hand delivery queues nothing"
+    );
 
     // The head ends: the second's turn, due at once.
     let (key, entry) = retried[0].clone();
@@ -292,11 +307,11 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         store.take_queued_since().is_some(),
         "the dispatcher is told"
     );
-    let due = due_now(&store);
+    let due = due_now(&store).await;
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].1.delivery, line[1]);
-    assert!(!get(&line[0]).fifo, "out of the line");
-    assert!(get(&line[1]).next_retry.is_some());
+    assert!(!get(&line[0]).await.fifo, "out of the line");
+    assert!(get(&line[1]).await.next_retry.is_some());
 
     // The second ends: the third, delivered by hand, is passed over.
     let (key, entry) = due[0].clone();
@@ -307,12 +322,12 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         })
         .await
         .unwrap();
-    let due = due_now(&store);
+    let due = due_now(&store).await;
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].1.delivery, line[3]);
-    let passed = get(&line[2]);
+    let passed = get(&line[2]).await;
     assert!(passed.status == DeliveryStatus::Delivered && !passed.fifo);
-    assert_eq!(store.queue_len(), 1);
+    assert_eq!(store.queue_len().await.unwrap(), 1);
 
     // The second, failed for good, is recovered behind the fourth.
     let window = (Utc::now() - chrono::Duration::minutes(1), Utc::now());
@@ -321,7 +336,11 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         .await
         .unwrap();
     assert_eq!(recovered, 1);
-    assert_eq!(store.queue_len(), 1, "it waits behind the fourth");
+    assert_eq!(
+        store.queue_len().await.unwrap(),
+        1,
+        "it waits behind the fourth"
+    );
     let (key, entry) = due[0].clone();
     store
         .finish_attempt(&key, &entry, |d| {
@@ -330,7 +349,7 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         })
         .await
         .unwrap();
-    let due = due_now(&store);
+    let due = due_now(&store).await;
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].1.delivery, line[1], "the recovered one's turn");
     let (key, entry) = due[0].clone();
@@ -341,14 +360,14 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         })
         .await
         .unwrap();
-    assert_eq!(store.queue_len(), 0);
+    assert_eq!(store.queue_len().await.unwrap(), 0);
 
     // An empty line: the next publish is its head at once.
     let event = Event::new(owner.id, None, "a.b", json!({}));
     let mut delivery = due_delivery(&endpoint, &event, 0);
     delivery.fifo = true;
     store.publish(event, vec![delivery], None).await.unwrap();
-    assert_eq!(due_now(&store).len(), 1);
+    assert_eq!(due_now(&store).await.len(), 1);
 }
 
 /// Retention keeps a delivery waiting in a FIFO line whatever its age, and
@@ -372,6 +391,7 @@ pub async fn a_fifo_line_outlives_retention_not_its_endpoint(store: Store) {
         assert!(
             store
                 .get_delivery(&owner.id, &endpoint.id, id)
+                .await
                 .unwrap()
                 .is_some()
         );
@@ -382,7 +402,7 @@ pub async fn a_fifo_line_outlives_retention_not_its_endpoint(store: Store) {
             .await
             .unwrap()
     );
-    assert_eq!(store.queue_len(), 0);
+    assert_eq!(store.queue_len().await.unwrap(), 0);
     // The same endpoint id never comes back; a new FIFO endpoint starts
     // its own line.
     let mut next = Endpoint::sample(owner.id, "f");
@@ -392,7 +412,7 @@ pub async fn a_fifo_line_outlives_retention_not_its_endpoint(store: Store) {
     let mut delivery = due_delivery(&next, &event, 0);
     delivery.fifo = true;
     store.publish(event, vec![delivery], None).await.unwrap();
-    assert_eq!(store.queue_len(), 1);
+    assert_eq!(store.queue_len().await.unwrap(), 1);
 }
 
 /// The contract's tests for one backend.

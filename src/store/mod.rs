@@ -297,10 +297,10 @@ impl Backend for SledStore {
     async fn flush(&self) -> Result<()> {
         SledStore::flush(self).await
     }
-    fn is_ready(&self) -> bool {
+    async fn is_ready(&self) -> bool {
         SledStore::is_ready(self)
     }
-    fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
+    async fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
         SledStore::admin_token_hash(self)
     }
     async fn set_admin_token_hash(&self, hash: [u8; 32]) -> Result<()> {
@@ -312,16 +312,16 @@ impl Backend for SledStore {
     async fn create_tenant_with(&self, tenant: &Tenant, catalog: &[EventType]) -> Result<()> {
         SledStore::create_tenant_with(self, tenant, catalog).await
     }
-    fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         SledStore::get_tenant(self, id)
     }
-    fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
+    async fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
         SledStore::tenant_record(self, id)
     }
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
         SledStore::update_tenant(self, tenant).await
     }
-    fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>> {
+    async fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>> {
         SledStore::list_tenants(self, after, limit)
     }
     async fn delete_tenant(&self, id: &TenantId) -> Result<bool> {
@@ -330,7 +330,7 @@ impl Backend for SledStore {
     async fn create_key(&self, key: &ApiKey, token_hash: [u8; 32]) -> Result<()> {
         SledStore::create_key(self, key, token_hash).await
     }
-    fn list_keys(
+    async fn list_keys(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
@@ -341,16 +341,16 @@ impl Backend for SledStore {
     async fn delete_key(&self, tenant: &TenantId, id: &KeyId) -> Result<bool> {
         SledStore::delete_key(self, tenant, id).await
     }
-    fn key_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
+    async fn key_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
         SledStore::key_by_token_hash(self, hash)
     }
     async fn create_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()> {
         SledStore::create_event_type(self, tenant, et).await
     }
-    fn get_event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventType>> {
+    async fn get_event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventType>> {
         SledStore::get_event_type(self, tenant, name)
     }
-    fn list_event_types(
+    async fn list_event_types(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
@@ -358,7 +358,7 @@ impl Backend for SledStore {
     ) -> Result<Page<EventType>> {
         SledStore::list_event_types(self, tenant, after, limit)
     }
-    fn event_type_names(&self, tenant: &TenantId) -> Result<Vec<String>> {
+    async fn event_type_names(&self, tenant: &TenantId) -> Result<Vec<String>> {
         SledStore::event_type_names(self, tenant)
     }
     async fn update_event_type(&self, tenant: &TenantId, et: &EventType) -> Result<()> {
@@ -370,10 +370,14 @@ impl Backend for SledStore {
     async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
         SledStore::create_endpoint(self, endpoint).await
     }
-    fn get_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Arc<Endpoint>>> {
+    async fn get_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Arc<Endpoint>>> {
         SledStore::get_endpoint(self, tenant, id)
     }
-    fn list_endpoints(
+    async fn list_endpoints(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
@@ -381,12 +385,12 @@ impl Backend for SledStore {
     ) -> Result<Page<Endpoint>> {
         SledStore::list_endpoints(self, tenant, after, limit)
     }
-    fn read_endpoints(
+    async fn read_endpoints(
         &self,
         tenant: &TenantId,
-        read: &mut (dyn FnMut(&TenantEndpoints) + Send),
+        read: &mut (dyn for<'e> FnMut(&'e TenantEndpoints) + Send),
     ) -> Result<()> {
-        SledStore::with_endpoints(self, tenant, read)
+        SledStore::with_endpoints(self, tenant, |endpoints| read(endpoints))
     }
     async fn update_endpoint(
         &self,
@@ -396,7 +400,7 @@ impl Backend for SledStore {
     ) -> Result<Endpoint> {
         SledStore::update_endpoint(self, tenant, id, change).await
     }
-    fn modify_endpoint(
+    async fn modify_endpoint(
         &self,
         tenant: &TenantId,
         id: &EndpointId,
@@ -419,27 +423,27 @@ impl Backend for SledStore {
     ) -> Result<PublishOutcome> {
         SledStore::publish_reserved(self, event, deliveries, idempotency_key, reserved).await
     }
-    fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
+    async fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
         SledStore::get_event(self, tenant, id)
     }
-    fn event_deliveries(
+    async fn event_deliveries(
         &self,
         tenant: &TenantId,
         id: &str,
     ) -> Result<Vec<(EndpointId, DeliveryId)>> {
         SledStore::event_deliveries(self, tenant, id)
     }
-    fn put_event(&self, event: &Event) -> Result<()> {
+    async fn put_event(&self, event: &Event) -> Result<()> {
         SledStore::put_event(self, event)
     }
-    fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan> {
+    async fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan> {
         SledStore::due(self, after, now_ms, limit)
     }
     fn take_queued_since(&self) -> Option<u64> {
         SledStore::take_queued_since(self)
     }
-    fn queue_len(&self) -> usize {
-        SledStore::queue_len(self)
+    async fn queue_len(&self) -> Result<usize> {
+        Ok(SledStore::queue_len(self))
     }
     async fn finish_attempt(
         &self,
@@ -449,7 +453,7 @@ impl Backend for SledStore {
     ) -> Result<Option<Delivery>> {
         SledStore::finish_attempt(self, key, entry, change).await
     }
-    fn get_delivery(
+    async fn get_delivery(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
@@ -497,7 +501,7 @@ impl Backend for SledStore {
     ) -> Result<()> {
         SledStore::add_deliveries(self, tenant, event_id, deliveries).await
     }
-    fn list_deliveries(
+    async fn list_deliveries(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
@@ -513,10 +517,10 @@ impl Backend for SledStore {
     async fn create_plugin(&self, new: NewPlugin<'_>, quota: PluginQuota) -> Result<Stored> {
         SledStore::create_plugin(self, new, quota).await
     }
-    fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>> {
+    async fn get_plugin(&self, tenant: &TenantId, id: &PluginId) -> Result<Option<Arc<Plugin>>> {
         SledStore::get_plugin(self, tenant, id)
     }
-    fn list_plugins(
+    async fn list_plugins(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
@@ -524,19 +528,19 @@ impl Backend for SledStore {
     ) -> Result<Page<Plugin>> {
         SledStore::list_plugins(self, tenant, after, limit)
     }
-    fn all_plugins(&self, tenant: &TenantId) -> Result<Vec<Plugin>> {
+    async fn all_plugins(&self, tenant: &TenantId) -> Result<Vec<Plugin>> {
         SledStore::all_plugins(self, tenant)
     }
     async fn delete_plugin(&self, plugin: &Plugin) -> Result<bool> {
         SledStore::delete_plugin(self, plugin).await
     }
-    fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+    async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         SledStore::plugin_blob(self, sha256)
     }
-    fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>> {
+    async fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>> {
         SledStore::plugin_artifact(self, sha256, engine)
     }
-    fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()> {
+    async fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()> {
         SledStore::put_plugin_artifact(self, sha256, engine, artifact)
     }
 }
