@@ -220,6 +220,18 @@ pub async fn a_deleted_tenant_leaves_nothing(store: Store) {
     assert_eq!(store.queue_len().await.unwrap(), 0, "nothing more is sent");
 }
 
+/// Ends the attempt of `due` with `status` and nothing more to try.
+async fn end(store: &Store, due: &(super::QueueKey, QueueEntry), status: DeliveryStatus) {
+    let (key, entry) = due;
+    store
+        .finish_attempt(key, entry, move |d| {
+            d.status = status;
+            None
+        })
+        .await
+        .unwrap();
+}
+
 /// A FIFO endpoint's deliveries are queued one at a time, in the order they
 /// were published: the next only when the one before ended, whatever its
 /// retries; one delivered by hand while it waited is passed over.
@@ -295,14 +307,7 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
     );
 
     // The head ends: the second's turn, due at once.
-    let (key, entry) = retried[0].clone();
-    store
-        .finish_attempt(&key, &entry, |d| {
-            d.status = DeliveryStatus::Delivered;
-            None
-        })
-        .await
-        .unwrap();
+    end(&store, &retried[0], DeliveryStatus::Delivered).await;
     assert!(
         store.take_queued_since().is_some(),
         "the dispatcher is told"
@@ -314,14 +319,7 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
     assert!(get(&line[1]).await.next_retry.is_some());
 
     // The second ends: the third, delivered by hand, is passed over.
-    let (key, entry) = due[0].clone();
-    store
-        .finish_attempt(&key, &entry, |d| {
-            d.status = DeliveryStatus::Failed;
-            None
-        })
-        .await
-        .unwrap();
+    end(&store, &due[0], DeliveryStatus::Failed).await;
     let due = due_now(&store).await;
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].1.delivery, line[3]);
@@ -341,25 +339,11 @@ pub async fn a_fifo_line_queues_only_its_head(store: Store) {
         1,
         "it waits behind the fourth"
     );
-    let (key, entry) = due[0].clone();
-    store
-        .finish_attempt(&key, &entry, |d| {
-            d.status = DeliveryStatus::Delivered;
-            None
-        })
-        .await
-        .unwrap();
+    end(&store, &due[0], DeliveryStatus::Delivered).await;
     let due = due_now(&store).await;
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].1.delivery, line[1], "the recovered one's turn");
-    let (key, entry) = due[0].clone();
-    store
-        .finish_attempt(&key, &entry, |d| {
-            d.status = DeliveryStatus::Delivered;
-            None
-        })
-        .await
-        .unwrap();
+    end(&store, &due[0], DeliveryStatus::Delivered).await;
     assert_eq!(store.queue_len().await.unwrap(), 0);
 
     // An empty line: the next publish is its head at once.
