@@ -16,27 +16,14 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::lines::LineTx;
+pub(super) use super::rows::{QueueEntry, delivery_key, queue_key};
 use super::{Page, Result, SledStore, decode, encode};
 use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
-
-/// What the queue holds for one scheduled attempt.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QueueEntry {
-    pub tenant: TenantId,
-    pub endpoint: EndpointId,
-    pub delivery: DeliveryId,
-    /// The head of a FIFO line (`lines.rs`): the next delivery waits for
-    /// this one's result, so the result is written without waiting for
-    /// company.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub fifo: bool,
-}
 
 /// Where a scheduled attempt sits in the queue: its due time, then its
 /// delivery. Opaque outside the store; keys order by due time.
@@ -58,13 +45,6 @@ impl QueueKey {
     pub(super) fn bytes(&self) -> &[u8] {
         &self.0
     }
-}
-
-pub(super) fn queue_key(due_ms: i64, id: &DeliveryId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(24);
-    key.extend_from_slice(&(due_ms.max(0) as u64).to_be_bytes());
-    key.extend_from_slice(&id.ulid().to_bytes());
-    key
 }
 
 /// The earliest due time among queue entries written since the dispatcher
@@ -92,10 +72,6 @@ impl QueuedSince {
 
 fn due_of(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[..8].try_into().expect("queue keys start with 8 bytes"))
-}
-
-pub(super) fn delivery_key(tenant: &TenantId, endpoint: &EndpointId, id: &DeliveryId) -> Vec<u8> {
-    format!("{tenant}/{endpoint}/{id}").into_bytes()
 }
 
 fn endpoint_prefix(tenant: &TenantId, endpoint: &EndpointId) -> Vec<u8> {

@@ -8,8 +8,8 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::deliveries::{QueueEntry, delivery_key, queue_key};
 use super::lines::LineTx;
+use super::rows::{QueueEntry, delivery_key, queue_key};
 use super::{Result, SledStore, StoreError, decode, encode, scoped_key};
 use crate::model::delivery::Delivery;
 use crate::model::event::Event;

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::deliveries::{QueueEntry, delivery_key, queue_key};
+use super::rows::{QueueEntry, delivery_key, queue_key};
 use super::{StoreError, decode, encode};
 use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};

@@ -23,11 +23,13 @@ mod lines;
 mod migrations;
 mod plugins;
 mod recent_events;
+mod rows;
 mod tenants;
 mod writer;
 
 pub use backend::{Backend, DeliveryChange, EndpointChange, Store};
-pub use deliveries::{DeliveryFilter, DueScan, QueueEntry, QueueKey};
+pub use deliveries::{DeliveryFilter, DueScan, QueueKey};
+pub use rows::QueueEntry;
 pub use endpoints::TenantEndpoints;
 pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
 pub use plugins::{NewPlugin, PluginQuota, Stored};
