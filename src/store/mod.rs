@@ -29,10 +29,10 @@ mod writer;
 
 pub use backend::{Backend, DeliveryChange, EndpointChange, Store};
 pub use deliveries::{DeliveryFilter, DueScan, QueueKey};
-pub use rows::QueueEntry;
 pub use endpoints::TenantEndpoints;
 pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
 pub use plugins::{NewPlugin, PluginQuota, Stored};
+pub use rows::QueueEntry;
 
 use std::ops::Bound;
 
