@@ -175,35 +175,33 @@ impl SledStore {
                 };
                 let mut delivery: Delivery =
                     decode(&current).map_err(ConflictableTransactionError::Abort)?;
-                let mut promoted = None;
-                let due = change(&mut delivery);
-                if due.is_none() {
-                    // Ended: the invariant holds whatever `change` left.
-                    delivery.next_retry = None;
-                }
-                match due {
-                    // Encoded only here: most attempts succeed and drop it.
-                    Some(due) => tx
-                        .queue
-                        .insert(queue_key(due, &delivery.id), encode(&entry))
-                        .map(drop)?,
-                    None if delivery.fifo => {
-                        promoted =
-                            tx.line()
-                                .leave(entry.tenant, &mut delivery, crate::time::now())?;
+                let promoted = match change(&mut delivery) {
+                    Some(due) => {
+                        // Encoded only here: most attempts succeed and drop it.
+                        tx.queue
+                            .insert(queue_key(due, &delivery.id), encode(&entry))?;
+                        None
                     }
-                    None => {}
-                }
+                    None => {
+                        // Ended: the invariant holds whatever `change` left.
+                        delivery.next_retry = None;
+                        match delivery.fifo {
+                            true => {
+                                tx.line()
+                                    .leave(entry.tenant, &mut delivery, crate::time::now())?
+                            }
+                            false => None,
+                        }
+                    }
+                };
                 tx.deliveries.insert(dkey.as_slice(), encode(&delivery))?;
                 Ok((Some(delivery), promoted))
             })
             .await?;
-        let due = updated.as_ref().and_then(|d| d.next_retry);
-        for due in due
-            .map(|d| d.timestamp_millis())
-            .into_iter()
-            .chain(promoted)
-        {
+        if let Some(due) = updated.as_ref().and_then(|d| d.next_retry) {
+            self.queued_since.note(due.timestamp_millis());
+        }
+        if let Some(due) = promoted {
             self.queued_since.note(due);
         }
         Ok(updated)
@@ -333,12 +331,7 @@ impl SledStore {
             if !ended {
                 continue;
             }
-            let entry = encode(&QueueEntry {
-                tenant: *tenant,
-                endpoint: *endpoint,
-                delivery: delivery.id,
-                fifo: false,
-            });
+            let entry = encode(&QueueEntry::of(*tenant, &delivery));
             let requeued = (&self.deliveries, &self.queue, &self.lines).transaction(
                 |(deliveries, queue, lines)| {
                     // Read again inside: an attempt or a retry may have moved it.
@@ -534,12 +527,7 @@ mod tests {
         let tenant = TenantId::generate();
         let d = delivery(0, true);
         let key = QueueKey(queue_key(0, &d.id).into());
-        let entry = QueueEntry {
-            tenant,
-            endpoint: d.endpoint_id,
-            delivery: d.id,
-            fifo: false,
-        };
+        let entry = QueueEntry::of(tenant, &d);
         store
             .deliveries
             .insert(delivery_key(&tenant, &d.endpoint_id, &d.id), encode(&d))

@@ -94,12 +94,7 @@ fn row(tenant: TenantId, d: &Delivery) -> Row {
         key,
         value: encode(d),
         queued: d.next_retry.map(|due| {
-            let entry = QueueEntry {
-                tenant,
-                endpoint: d.endpoint_id,
-                delivery: d.id,
-                fifo: false,
-            };
+            let entry = QueueEntry::of(tenant, d);
             (queue_key(due.timestamp_millis(), &d.id), encode(&entry))
         }),
         line: None,

@@ -161,12 +161,7 @@ impl LineTx<'_> {
             .next_retry
             .expect("a delivery is queued at its next_retry")
             .timestamp_millis();
-        let entry = QueueEntry {
-            tenant,
-            endpoint: delivery.endpoint_id,
-            delivery: delivery.id,
-            fifo: true,
-        };
+        let entry = QueueEntry::of(tenant, delivery);
         self.queue
             .insert(queue_key(due, &delivery.id), encode(&entry))?;
         Ok(due)

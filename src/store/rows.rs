@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::delivery::Delivery;
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
 
 /// What the queue holds for one scheduled attempt.
@@ -17,6 +18,19 @@ pub struct QueueEntry {
     /// company.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fifo: bool,
+}
+
+impl QueueEntry {
+    /// The entry that queues `delivery`, a FIFO line's head when the
+    /// delivery is in a line.
+    pub(super) fn of(tenant: TenantId, delivery: &Delivery) -> Self {
+        Self {
+            tenant,
+            endpoint: delivery.endpoint_id,
+            delivery: delivery.id,
+            fifo: delivery.fifo,
+        }
+    }
 }
 
 pub(super) fn queue_key(due_ms: i64, id: &DeliveryId) -> Vec<u8> {
