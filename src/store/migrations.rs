@@ -171,8 +171,20 @@ mod tests {
     use crate::model::ids::{DeliveryId, EndpointId, TenantId};
     use crate::store::scoped_key;
 
+    /// Opens the store over a dir a test just wrote with plain sled. The
+    /// old handle's background threads can hold the dir's file lock for a
+    /// moment after it is dropped, so a lock refusal is tried again.
     fn open(dir: &std::path::Path) -> Result<SledStore> {
-        SledStore::open(dir, 16 << 20)
+        let mut tries = 0;
+        loop {
+            match SledStore::open(dir, 16 << 20) {
+                Err(e) if tries < 50 && e.to_string().contains("acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn version(store: &SledStore) -> u32 {
