@@ -5,6 +5,8 @@
 //! the event, the list of its deliveries, the deliveries and their queue
 //! entries in one transaction.
 
+use std::borrow::Cow;
+
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
@@ -167,7 +169,10 @@ impl SledStore {
             (None, false) => None,
         };
         let (rows, marker): (Vec<Row>, _) = if chunked {
-            (Vec::new(), Some(encode(&(tenant, &deliveries))))
+            (
+                Vec::new(),
+                Some(encode(&(tenant, Cow::Borrowed(&deliveries[..])))),
+            )
         } else {
             (deliveries.iter().map(|d| row(tenant, d)).collect(), None)
         };
@@ -263,7 +268,7 @@ impl SledStore {
         let mut resumed = 0;
         for item in self.fanouts.iter() {
             let (event_key, marker) = item?;
-            let (tenant, deliveries): (TenantId, Vec<Delivery>) = decode(&marker)?;
+            let (tenant, deliveries): (TenantId, Cow<'_, [Delivery]>) = decode(&marker)?;
             self.fan_out(&event_key, tenant, &deliveries)?;
             resumed += 1;
         }
@@ -474,7 +479,10 @@ mod tests {
             store.events.insert(&event_key, encode(&event)).unwrap();
             store
                 .fanouts
-                .insert(&event_key, encode(&(tenant, &deliveries)))
+                .insert(
+                    &event_key,
+                    encode(&(tenant, Cow::Borrowed(&deliveries[..]))),
+                )
                 .unwrap();
             // The first chunk was written, then delivery 1 was attempted
             // and delivered: its queue entry is gone.

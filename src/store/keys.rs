@@ -18,6 +18,8 @@ pub(super) struct StoredKey {
     pub hash: [u8; 32],
 }
 
+super::record::json_records!(StoredKey);
+
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
+use super::record::{Record, json_records};
 use super::rows::{QueueEntry, delivery_key, queue_key};
 use super::{StoreError, decode, encode};
 use crate::model::delivery::{Delivery, DeliveryStatus};
@@ -44,6 +45,8 @@ struct Link {
     next: Option<DeliveryId>,
 }
 
+json_records!(Ends, Link);
+
 /// The trees a line's changes touch, inside one transaction.
 pub(super) struct LineTx<'a> {
     pub deliveries: &'a TransactionalTree,
@@ -55,10 +58,7 @@ fn ends_key(tenant: &TenantId, endpoint: &EndpointId) -> Vec<u8> {
     format!("{tenant}/{endpoint}/").into_bytes()
 }
 
-fn read<T: serde::de::DeserializeOwned>(
-    tree: &TransactionalTree,
-    key: &[u8],
-) -> TxResult<Option<T>> {
+fn read<T: Record>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<T>> {
     tree.get(key)?
         .map(|v| decode(&v).map_err(ConflictableTransactionError::Abort))
         .transpose()

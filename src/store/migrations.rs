@@ -20,12 +20,16 @@
 //!   no endpoint kept its deliveries in order, so every line is empty; the
 //!   new version keeps a binary that knows no lines from opening a dir with
 //!   deliveries waiting in one, which it would never send.
-//! - version 5: the layout `store/mod.rs` documents.
+//! - version 5: delivery rows, queue entries and event delivery lists were
+//!   serde JSON, before their compact layout (`store/record.rs`); each is
+//!   rewritten.
+//! - version 6: the layout `store/mod.rs` documents.
 
+use super::record::{Record, is_compact};
 use super::{Result, SledStore, StoreError, decode, encode};
 
 /// The layout this binary writes.
-pub(super) const SCHEMA_VERSION: u32 = 5;
+pub(super) const SCHEMA_VERSION: u32 = 6;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
@@ -59,11 +63,47 @@ pub(super) fn migrate(store: &SledStore, db: &sled::Db) -> Result<bool> {
     if found < 5 {
         wrote = true;
     }
+    if found < 6 {
+        compact_delivery_rows(store)?;
+        wrote = true;
+    }
     if store.meta.get(VERSION_KEY)?.is_none() || wrote {
         store.meta.insert(VERSION_KEY, encode(&SCHEMA_VERSION))?;
         wrote = true;
     }
     Ok(wrote)
+}
+
+/// Version 5 kept delivery rows, queue entries and event delivery lists as
+/// JSON; each is rewritten in its compact layout. A value already compact
+/// (a migration a crash cut short) is left as it is.
+fn compact_delivery_rows(store: &SledStore) -> Result<()> {
+    use crate::model::delivery::Delivery;
+    use crate::model::ids::{DeliveryId, EndpointId};
+
+    fn rewrite<T: serde::de::DeserializeOwned + Record>(tree: &sled::Tree) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for item in tree.iter() {
+            let (key, value) = item?;
+            if is_compact(&value) {
+                continue;
+            }
+            let record: T = serde_json::from_slice(&value)?;
+            batch.insert(key, record.to_value());
+            pending += 1;
+            if pending == 10_000 {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+    rewrite::<Delivery>(&store.deliveries)?;
+    rewrite::<super::QueueEntry>(&store.queue)?;
+    rewrite::<Vec<(EndpointId, DeliveryId)>>(&store.event_deliveries)?;
+    Ok(())
 }
 
 fn is_new(db: &sled::Db) -> Result<bool> {
@@ -202,22 +242,24 @@ mod tests {
     #[test]
     fn version_1_attempts_in_flight_are_queued_again() {
         let dir = tempfile::tempdir().unwrap();
+        let entry = crate::store::QueueEntry {
+            tenant: TenantId::generate(),
+            endpoint: EndpointId::generate(),
+            delivery: DeliveryId::generate(),
+            fifo: false,
+        };
         {
             let db = sled::open(dir.path()).unwrap();
             let old = db.open_tree("inflight").unwrap();
-            old.insert(b"key-of-a-running-attempt", b"{}").unwrap();
+            let value = serde_json::to_vec(&entry).unwrap();
+            old.insert(b"key-of-a-running-attempt", value).unwrap();
             db.flush().unwrap();
         }
         let store = open(dir.path()).unwrap();
         assert_eq!(store.queue_len(), 1);
-        assert_eq!(
-            store
-                .queue
-                .get(b"key-of-a-running-attempt")
-                .unwrap()
-                .as_deref(),
-            Some(&b"{}"[..])
-        );
+        let queued = store.queue.get(b"key-of-a-running-attempt").unwrap();
+        let queued: crate::store::QueueEntry = decode(&queued.unwrap()).unwrap();
+        assert_eq!(queued.delivery, entry.delivery);
         assert_eq!(version(&store), SCHEMA_VERSION);
     }
 
@@ -331,6 +373,63 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(kept.description, own.description);
+    }
+
+    /// A version 5 dir holds its delivery row, queue entry and event list
+    /// as JSON: each is rewritten compact, reads back the same, and the
+    /// queued attempt still finishes.
+    #[tokio::test]
+    async fn version_5_delivery_rows_are_rewritten_compact() {
+        use crate::model::delivery::Delivery;
+        use crate::store::QueueEntry;
+        use crate::store::rows::{delivery_key, queue_key};
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::generate();
+        let mut delivery =
+            Delivery::new(EndpointId::generate(), "evt_1", "a.b", chrono::Utc::now());
+        delivery.next_retry = Some(delivery.created_at);
+        let due = delivery.created_at.timestamp_millis();
+        let entry = QueueEntry::of(tenant, &delivery);
+        let dkey = delivery_key(&tenant, &delivery.endpoint_id, &delivery.id);
+        let list = vec![(delivery.endpoint_id, delivery.id)];
+        // What a version 5 dir held: serde JSON of each record.
+        fn json(record: &impl serde::Serialize) -> Vec<u8> {
+            serde_json::to_vec(record).unwrap()
+        }
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = |name: &str| db.open_tree(name).unwrap();
+            tree("meta").insert(VERSION_KEY, encode(&5u32)).unwrap();
+            tree("deliveries").insert(&dkey, json(&delivery)).unwrap();
+            tree("queue")
+                .insert(queue_key(due, &delivery.id), json(&entry))
+                .unwrap();
+            tree("event_deliveries")
+                .insert(scoped_key(&tenant, "evt_1"), json(&list))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        assert_eq!(version(&store), SCHEMA_VERSION);
+        for tree in [&store.deliveries, &store.queue, &store.event_deliveries] {
+            let (_, value) = tree.first().unwrap().unwrap();
+            assert!(is_compact(&value));
+        }
+        let read = store
+            .get_delivery(&tenant, &delivery.endpoint_id, &delivery.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::to_value(&delivery).unwrap()
+        );
+        assert_eq!(store.event_deliveries(&tenant, "evt_1").unwrap(), list);
+        let scan = store.due(None, u64::MAX, 10).unwrap();
+        let (key, queued) = &scan.entries[0];
+        assert_eq!((queued.tenant, queued.delivery), (tenant, delivery.id));
+        let done = store.finish_attempt(key, queued, |_| None).await.unwrap();
+        assert!(done.is_some_and(|d| d.next_retry.is_none()));
+        assert_eq!(store.queue_len(), 0);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The store: every durable fact of the gateway, over embedded sled
 //! (docs/product.md, "Storage").
 //!
-//! Nothing outside this module touches sled. Records are JSON values in
-//! per-kind trees; items that belong to a tenant are keyed `{tenant_id}/{id}`
+//! Nothing outside this module touches sled. Records are values in
+//! per-kind trees, JSON but for the few written per delivery, which are
+//! compact (`record.rs` says which and how); items that belong to a tenant are keyed `{tenant_id}/{id}`
 //! so a tenant's items list in creation order (ids are ULIDs) by a prefix scan
 //! that never reads another tenant's keys. Writes that must stay together run
 //! in sled transactions (the hot paths' grouped by `writer`, several to one
@@ -23,6 +24,7 @@ mod lines;
 mod migrations;
 mod plugins;
 mod recent_events;
+mod record;
 mod rows;
 mod tenants;
 mod writer;
@@ -40,9 +42,9 @@ use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sled::transaction::TransactionError;
+
+use record::Record;
 
 use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::model::endpoint::Endpoint;
@@ -58,7 +60,7 @@ pub enum StoreError {
     #[error("storage failure: {0}")]
     Storage(String),
     #[error("a stored record cannot be read: {0}")]
-    Corrupt(#[from] serde_json::Error),
+    Corrupt(String),
     #[error("cannot make writes durable: {0}")]
     Flush(String),
     #[error("cannot write: {0}")]
@@ -73,6 +75,18 @@ pub enum StoreError {
     /// The caller's change refused itself (see `Store::update_endpoint`).
     #[error("the change was refused")]
     Refused,
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+impl From<postcard::Error> for StoreError {
+    fn from(e: postcard::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
 }
 
 impl From<sled::Error> for StoreError {
@@ -234,12 +248,12 @@ impl SledStore {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("store records always serialise")
+fn encode<T: Record>(value: &T) -> Vec<u8> {
+    value.to_value()
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    Ok(serde_json::from_slice(bytes)?)
+fn decode<T: Record>(bytes: &[u8]) -> Result<T> {
+    T::from_value(bytes)
 }
 
 /// The key of a tenant's item: `{tenant_id}/{item}`.
@@ -253,7 +267,7 @@ fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
 
 /// Reads up to `limit` records under `prefix`, starting after the item named
 /// by `after` (the part of the key behind the prefix).
-fn list_page<T: DeserializeOwned>(
+fn list_page<T: Record>(
     tree: &sled::Tree,
     prefix: &[u8],
     after: Option<&str>,
