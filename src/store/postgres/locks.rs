@@ -9,8 +9,9 @@
 //!    check the quota under `FOR UPDATE`, so two at once never share a
 //!    number or pass the quota together. Tenant deletion holds `FOR UPDATE`.
 //! 2. The tenant's lines (advisory, [`TENANT_LINES`]): shared by every
-//!    change to one of its FIFO lines, held alone by tenant deletion, which
-//!    so never meets a line being moved.
+//!    change to one of its FIFO lines; held alone by tenant deletion, which
+//!    so never meets a line being moved, and by a change to more lines
+//!    than [`ENDPOINT_LINES_AT_MOST`].
 //! 3. An endpoint's line (advisory, [`ENDPOINT_LINE`]): serialises its
 //!    joins, the end of its head and its deletion, so a line has one head.
 //!    Several are taken in key order.
@@ -51,6 +52,12 @@ fn sorted_keys(texts: impl IntoIterator<Item = String>) -> Vec<i32> {
     keys
 }
 
+/// Endpoint lines one transaction locks one by one at most; past it, it
+/// takes all the tenant's lines at once. Advisory locks fill the server's
+/// shared lock table (some 64 per connection), which a fan-out to
+/// thousands of FIFO endpoints would overflow.
+const ENDPOINT_LINES_AT_MOST: usize = 32;
+
 /// Takes, until the transaction ends, the lines of `endpoints` (and the
 /// tenant's lines, shared).
 pub(super) async fn lines<C: GenericClient>(
@@ -61,6 +68,9 @@ pub(super) async fn lines<C: GenericClient>(
     let keys = sorted_keys(endpoints.into_iter().map(|e| e.to_string()));
     if keys.is_empty() {
         return Ok(());
+    }
+    if keys.len() > ENDPOINT_LINES_AT_MOST {
+        return all_lines(tx, tenant).await;
     }
     exec(
         tx,

@@ -6,9 +6,10 @@
 //! filter, order or refer by, and its serde JSON as `body`, encoded as the
 //! embedded store encodes it, so the model types stay the one definition of
 //! a record. Each operation that is one transaction on sled is one SQL
-//! transaction here, and every commit is synchronous: what returned is
-//! durable, so [`Backend::flush`] has nothing left to do. The locks that
-//! keep rules spanning records race-free are in `locks.rs`.
+//! transaction here, and every commit is synchronous (the server's
+//! `synchronous_commit = on`, its default): what returned is durable, so
+//! [`Backend::flush`] has nothing left to do. The locks that keep rules
+//! spanning records race-free are in `locks.rs`.
 //!
 //! What stays in the process, as on sled: the note of entries queued behind
 //! the dispatcher's cursor (`take_queued_since`) and the fan-out budget.
@@ -58,9 +59,9 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`, or
-    /// `key=value` pairs) with at most `pool_size` connections, and brings
-    /// its schema up to date; refuses a database whose schema is newer than
-    /// this binary's.
+    /// `key=value` pairs) with at most `pool_size` connections, without TLS,
+    /// and brings its schema up to date; refuses a database whose schema is
+    /// newer than this binary's.
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self> {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Storage(format!("the database URL is not valid: {e}")))?;

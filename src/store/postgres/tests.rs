@@ -11,11 +11,13 @@ use tokio_postgres::NoTls;
 
 use super::migrations::SCHEMA_VERSION;
 use super::{PgStore, exec};
-use crate::model::delivery::Delivery;
+use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::endpoint::{DeliveryOrder, Endpoint};
 use crate::model::event::Event;
 use crate::store::test_support::{event_type, stored_tenant};
-use crate::store::{NewPlugin, PluginQuota, Store, StoreError, Stored};
+use crate::store::{
+    FANOUT_CHUNK, NewPlugin, PluginQuota, PublishOutcome, Store, StoreError, Stored,
+};
 
 const URL_VAR: &str = "HOOKGATE_TEST_DATABASE_URL";
 
@@ -306,7 +308,7 @@ async fn publishes_at_once_keep_one_head_per_line() {
         let (key, entry) = &due[0];
         store
             .finish_attempt(key, entry, |d| {
-                d.status = crate::model::delivery::DeliveryStatus::Delivered;
+                d.status = DeliveryStatus::Delivered;
                 None
             })
             .await
@@ -315,4 +317,39 @@ async fn publishes_at_once_keep_one_head_per_line() {
     }
     assert_eq!(sent, 4, "each in its turn");
     assert_eq!(store.queue_len().await.unwrap(), 0);
+}
+
+/// A publish past [`FANOUT_CHUNK`] deliveries, to more FIFO endpoints than
+/// are locked one by one, is written whole: every delivery, each queued
+/// entry, each line's head.
+#[tokio::test]
+async fn a_large_fan_out_is_written_whole() {
+    let (store, _db) = make();
+    let owner = stored_tenant(&*store, "acme").await;
+    let event = Event::new(owner.id, None, "a.b", json!({}));
+    let deliveries: Vec<Delivery> = (0..2 * FANOUT_CHUNK + 7)
+        .map(|i| {
+            let endpoint = crate::model::ids::EndpointId::generate();
+            let mut d = Delivery::new(endpoint, &event.id, "a.b", event.created_at);
+            match i % 10 {
+                0 => d.status = DeliveryStatus::Skipped,
+                _ => d.next_retry = Some(event.created_at),
+            }
+            d.fifo = i % 2 == 0 && d.next_retry.is_some();
+            d
+        })
+        .collect();
+    let queued = deliveries.iter().filter(|d| d.next_retry.is_some()).count();
+    let outcome = store.publish(event.clone(), deliveries.clone(), None).await;
+    assert!(matches!(outcome, Ok(PublishOutcome::Created(_))));
+    assert_eq!(store.queue_len().await.unwrap(), queued);
+    let listed = store.event_deliveries(&owner.id, &event.id).await.unwrap();
+    let made: Vec<_> = deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
+    assert_eq!(listed, made, "every delivery, in the order made");
+    for d in deliveries.iter().step_by(97) {
+        let stored = store.get_delivery(&owner.id, &d.endpoint_id, &d.id).await;
+        let stored = stored.unwrap().expect("stored");
+        assert_eq!(stored.next_retry.is_some(), d.next_retry.is_some());
+        assert_eq!(stored.fifo, d.fifo, "a line's head keeps its mark");
+    }
 }
