@@ -10,7 +10,7 @@
 
 use deadpool_postgres::GenericClient;
 
-use super::deliveries::{enqueue_all, insert_all};
+use super::rows::{enqueue_all, insert_all};
 use super::{PgStore, body, exec, id, lines, locks, row, rows};
 use crate::model::delivery::Delivery;
 use crate::model::event::Event;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
-use super::deliveries::{enqueue, update};
+use super::rows::{enqueue, update};
 use super::{body, rows};
 use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::ids::TenantId;

@@ -24,6 +24,7 @@ mod lines;
 mod locks;
 mod migrations;
 mod plugins;
+mod rows;
 mod tenants;
 #[cfg(test)]
 mod tests;
