@@ -450,4 +450,6 @@ macro_rules! backend_contract {
     };
 }
 
+pub(super) use backend_contract;
+
 backend_contract!(sled, crate::store::test_support::temp_store);

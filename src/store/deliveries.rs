@@ -45,6 +45,12 @@ impl QueueKey {
     pub(super) fn bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The key whose bytes are `bytes` (a [`queue_key`], as another backend
+    /// stores it).
+    pub(super) fn from_bytes(bytes: &[u8]) -> Self {
+        Self(sled::IVec::from(bytes))
+    }
 }
 
 /// The earliest due time among queue entries written since the dispatcher
@@ -67,6 +73,12 @@ impl Default for QueuedSince {
 impl QueuedSince {
     pub(super) fn note(&self, due_ms: i64) {
         self.0.fetch_min(due_ms.max(0) as u64, Ordering::AcqRel);
+    }
+
+    /// The earliest due time noted since the last call, if any was.
+    pub(super) fn take(&self) -> Option<u64> {
+        let due = self.0.swap(u64::MAX, Ordering::AcqRel);
+        (due != u64::MAX).then_some(due)
     }
 }
 
@@ -137,8 +149,7 @@ impl SledStore {
     /// The earliest due time (ms) of the entries queued since the last call,
     /// if any were.
     pub fn take_queued_since(&self) -> Option<u64> {
-        let due = self.queued_since.0.swap(u64::MAX, Ordering::AcqRel);
-        (due != u64::MAX).then_some(due)
+        self.queued_since.take()
     }
 
     /// Entries waiting in the queue (counted by a scan: for start-up).

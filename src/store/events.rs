@@ -6,6 +6,7 @@
 //! entries in one transaction.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
@@ -43,6 +44,24 @@ pub(super) const FANOUT_BUDGET: usize = 16_384;
 /// before its deliveries are built until they are written.
 pub struct FanOutPermit {
     _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Takes the share of `budget` (of [`FANOUT_BUDGET`]) a publish to
+/// `endpoints` endpoints needs: none up to [`FANOUT_CHUNK`]. Every backend
+/// keeps one budget per process.
+pub(super) async fn reserve_fan_out(
+    budget: &Arc<tokio::sync::Semaphore>,
+    endpoints: usize,
+) -> Option<FanOutPermit> {
+    if endpoints <= FANOUT_CHUNK {
+        return None;
+    }
+    let permit = budget
+        .clone()
+        .acquire_many_owned(endpoints.min(FANOUT_BUDGET) as u32)
+        .await
+        .expect("the fan-out budget is never closed");
+    Some(FanOutPermit { _permit: permit })
 }
 
 /// A delivery's rows: log key and value, and its queue entry if it is due;
@@ -129,16 +148,7 @@ impl SledStore {
     /// deliveries are built, so publishes waiting for the budget do not each
     /// hold thousands of them.
     pub async fn reserve_fan_out(&self, endpoints: usize) -> Option<FanOutPermit> {
-        if endpoints <= FANOUT_CHUNK {
-            return None;
-        }
-        let permit = self
-            .fanout_budget
-            .clone()
-            .acquire_many_owned(endpoints.min(FANOUT_BUDGET) as u32)
-            .await
-            .expect("the fan-out budget is never closed");
-        Some(FanOutPermit { _permit: permit })
+        reserve_fan_out(&self.fanout_budget, endpoints).await
     }
 
     /// [`Store::publish`] with the budget already reserved for at least as

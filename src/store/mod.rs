@@ -23,6 +23,7 @@ mod keys;
 mod lines;
 mod migrations;
 mod plugins;
+mod postgres;
 mod recent_events;
 mod record;
 mod rows;
@@ -34,6 +35,7 @@ pub use deliveries::{DeliveryFilter, DueScan, QueueKey};
 pub use endpoints::TenantEndpoints;
 pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
 pub use plugins::{NewPlugin, PluginQuota, Stored};
+pub use postgres::PgStore;
 pub use rows::QueueEntry;
 
 use std::ops::Bound;

@@ -57,6 +57,7 @@ pub(super) use json_records;
 
 json_records!(
     Tenant,
+    crate::model::tenant::ApiKey,
     EventType,
     Endpoint,
     Event,

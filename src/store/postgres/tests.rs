@@ -1,0 +1,355 @@
+//! The contract's tests on PostgreSQL, and this backend's own. Each test
+//! gets a database of its own on the server `HOOKGATE_TEST_DATABASE_URL`
+//! names (`bash tests/run` starts a throwaway one).
+
+use std::future::Future;
+
+use chrono::Utc;
+use serde_json::json;
+use sha2::Digest;
+use tokio_postgres::NoTls;
+
+use super::migrations::SCHEMA_VERSION;
+use super::{PgStore, exec};
+use crate::model::delivery::{Delivery, DeliveryStatus};
+use crate::model::endpoint::{DeliveryOrder, Endpoint};
+use crate::model::event::Event;
+use crate::store::test_support::{event_type, stored_tenant};
+use crate::store::{
+    FANOUT_CHUNK, NewPlugin, PluginQuota, PublishOutcome, Store, StoreError, Stored,
+};
+
+const URL_VAR: &str = "HOOKGATE_TEST_DATABASE_URL";
+
+/// The server the tests make their databases on.
+fn server() -> tokio_postgres::Config {
+    let url = std::env::var(URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{URL_VAR} is not set: run the tests with `bash tests/run`, which starts a \
+             throwaway PostgreSQL server, or set it to the URL of a server where this \
+             user may create databases (postgres://user@host:port/postgres)"
+        )
+    });
+    url.parse()
+        .unwrap_or_else(|e| panic!("{URL_VAR} is not a valid URL: {e}"))
+}
+
+/// Runs `work` to its end on a runtime of its own, on a thread of its own:
+/// a test's runtime cannot block on a future.
+fn aside<T: Send>(work: impl Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(work)
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+async fn admin(server: &tokio_postgres::Config) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = server
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to the server {URL_VAR} names: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// A database made for one test; dropping it drops the database, when the
+/// server still answers.
+pub(crate) struct FreshDatabase {
+    server: tokio_postgres::Config,
+    name: String,
+}
+
+impl FreshDatabase {
+    fn create() -> Self {
+        let server = server();
+        let name = format!("hg_{:016x}", rand::random::<u64>());
+        aside(async {
+            let client = admin(&server).await.unwrap_or_else(|e| panic!("{e}"));
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a database for the test");
+        });
+        Self { server, name }
+    }
+
+    fn config(&self) -> tokio_postgres::Config {
+        let mut config = self.server.clone();
+        config.dbname(&self.name);
+        config
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let drop_it = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        aside(async {
+            if let Ok(client) = admin(&self.server).await {
+                let _ = client.batch_execute(&drop_it).await;
+            }
+        });
+    }
+}
+
+/// A store on a fresh database, migrated, with the database's guard. The
+/// pool connects on the test's own runtime.
+fn make() -> (Store, FreshDatabase) {
+    let db = FreshDatabase::create();
+    let config = db.config();
+    aside(PgStore::connect_with(config.clone(), 1))
+        .unwrap_or_else(|e| panic!("migrate the test database: {e}"));
+    let store = PgStore::pooled(config, 4).expect("a pool");
+    (Store::on(store), db)
+}
+
+crate::store::contract::backend_contract!(contract, crate::store::postgres::tests::make);
+
+/// Gateways starting together on a new database: each connects, and the
+/// schema was applied once (a second run of a version would fail on its
+/// tables, and leave two rows).
+#[tokio::test]
+async fn migrations_apply_once_when_connects_race() {
+    let db = FreshDatabase::create();
+    let connect = || PgStore::connect_with(db.config(), 1);
+    let (a, b, c) = tokio::join!(connect(), connect(), connect());
+    let stores = [a, b, c].map(|s| s.unwrap_or_else(|e| panic!("connect: {e}")));
+    let client = stores[0].client().await.unwrap();
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+}
+
+/// A database a newer hookgate migrated is refused, with a clear error.
+#[tokio::test]
+async fn a_database_of_a_newer_schema_is_refused() {
+    let db = FreshDatabase::create();
+    let store = PgStore::connect_with(db.config(), 1).await.unwrap();
+    exec(
+        &store.client().await.unwrap(),
+        "INSERT INTO schema_version (version) VALUES ($1)",
+        &[&(SCHEMA_VERSION + 1)],
+    )
+    .await
+    .unwrap();
+    match PgStore::connect_with(db.config(), 1).await {
+        Err(StoreError::Write(message)) => assert!(message.contains("newer"), "{message}"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+/// Component bytes and artifacts come back as they went in, every byte
+/// value included, and go with the last record of their content.
+#[tokio::test]
+async fn plugin_bytes_round_trip() {
+    let (store, _db) = make();
+    let owner = stored_tenant(&*store, "acme").await;
+    let wasm: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let artifact: Vec<u8> = (0..=255u8).rev().cycle().take(70_000).collect();
+    let sha256 = hex::encode(sha2::Sha256::digest(&wasm));
+    let new = NewPlugin {
+        tenant_id: owner.id,
+        name: "p",
+        sha256: &sha256,
+        wasm: &wasm,
+        engine: "engine",
+        artifact: &artifact,
+    };
+    let roomy = PluginQuota {
+        count: 10,
+        bytes: 1 << 20,
+    };
+    let Ok(Stored::Created(plugin)) = store.create_plugin(new, roomy).await else {
+        panic!("not created");
+    };
+    assert_eq!(plugin.size, wasm.len());
+    let blob = store.plugin_blob(&sha256).await.unwrap();
+    assert!(blob.as_deref() == Some(&wasm[..]), "the component's bytes");
+    let code = store.plugin_artifact(&sha256, "engine").await.unwrap();
+    assert!(code.as_deref() == Some(&artifact[..]), "the artifact");
+    store
+        .put_plugin_artifact(&sha256, "other", &artifact[..1000])
+        .await
+        .unwrap();
+    let other = store.plugin_artifact(&sha256, "other").await.unwrap();
+    assert_eq!(other.as_deref(), Some(&artifact[..1000]));
+
+    assert!(store.delete_plugin(&plugin).await.unwrap());
+    assert!(store.plugin_blob(&sha256).await.unwrap().is_none());
+    for engine in ["engine", "other"] {
+        assert!(
+            store
+                .plugin_artifact(&sha256, engine)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    // An artifact for content gone meanwhile is not kept.
+    store
+        .put_plugin_artifact(&sha256, "late", b"x")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .plugin_artifact(&sha256, "late")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// An event type deleted while endpoints subscribe to it, on separate
+/// connections at once: either the subscription or the deletion is
+/// refused, never neither.
+#[tokio::test]
+async fn deleting_an_event_type_never_crosses_a_subscription_to_it() {
+    let (store, _db) = make();
+    let owner = stored_tenant(&*store, "acme").await;
+    for round in 0..40 {
+        let name = format!("race.t{round}");
+        store
+            .create_event_type(&owner.id, &event_type(&name))
+            .await
+            .unwrap();
+        let mut endpoint = Endpoint::sample(owner.id, "subscriber");
+        endpoint.events = vec![name.clone()];
+        let _ = tokio::join!(
+            store.create_endpoint(&endpoint),
+            store.delete_event_type(&owner.id, &name)
+        );
+    }
+    let catalog = store.event_type_names(&owner.id).await.unwrap();
+    store
+        .with_endpoints(&owner.id, |all| {
+            for e in all.values() {
+                for n in &e.events {
+                    assert!(catalog.contains(n), "{} subscribes to deleted {n}", e.id);
+                }
+            }
+        })
+        .await
+        .unwrap();
+}
+
+/// Uploads of one name at once get versions 1, 2, 3…, never one twice.
+#[tokio::test]
+async fn uploads_at_once_never_share_a_version() {
+    let (store, _db) = make();
+    let owner = stored_tenant(&*store, "acme").await;
+    let shas: Vec<String> = (0..4).map(|i| format!("{i:064}")).collect();
+    let upload = |i: usize| {
+        let new = NewPlugin {
+            tenant_id: owner.id,
+            name: "p",
+            sha256: &shas[i],
+            wasm: b"wasm",
+            engine: "engine",
+            artifact: b"code",
+        };
+        let quota = PluginQuota {
+            count: 10,
+            bytes: 1 << 20,
+        };
+        store.create_plugin(new, quota)
+    };
+    let (a, b, c, d) = tokio::join!(upload(0), upload(1), upload(2), upload(3));
+    let mut versions: Vec<u32> = [a, b, c, d]
+        .into_iter()
+        .map(|s| match s {
+            Ok(Stored::Created(p)) => p.version,
+            _ => panic!("not created"),
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2, 3, 4]);
+}
+
+/// Publishes to one FIFO endpoint at once, on separate connections: its
+/// line still has one head, and the rest come in their turn.
+#[tokio::test]
+async fn publishes_at_once_keep_one_head_per_line() {
+    let (store, _db) = make();
+    let owner = stored_tenant(&*store, "acme").await;
+    let mut endpoint = Endpoint::sample(owner.id, "e");
+    endpoint.ordering = DeliveryOrder::Fifo;
+    store.create_endpoint(&endpoint).await.unwrap();
+    let publish = |n: usize| {
+        let event = Event::new(owner.id, None, "a.b", json!({ "n": n }));
+        let mut delivery = Delivery::new(endpoint.id, &event.id, "a.b", Utc::now());
+        delivery.next_retry = Some(Utc::now());
+        delivery.fifo = true;
+        store.publish(event, vec![delivery], None)
+    };
+    let published = tokio::join!(publish(0), publish(1), publish(2), publish(3));
+    for outcome in [published.0, published.1, published.2, published.3] {
+        outcome.unwrap();
+    }
+    let mut sent = 0;
+    loop {
+        let now = Utc::now().timestamp_millis() as u64 + 1;
+        let due = store.due(None, now, 10).await.unwrap().entries;
+        if due.is_empty() {
+            break;
+        }
+        assert_eq!(due.len(), 1, "one head at a time");
+        let (key, entry) = &due[0];
+        store
+            .finish_attempt(key, entry, |d| {
+                d.status = DeliveryStatus::Delivered;
+                None
+            })
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    assert_eq!(sent, 4, "each in its turn");
+    assert_eq!(store.queue_len().await.unwrap(), 0);
+}
+
+/// A publish past [`FANOUT_CHUNK`] deliveries, to more FIFO endpoints than
+/// are locked one by one, is written whole: every delivery, each queued
+/// entry, each line's head.
+#[tokio::test]
+async fn a_large_fan_out_is_written_whole() {
+    let (store, _db) = make();
+    let owner = stored_tenant(&*store, "acme").await;
+    let event = Event::new(owner.id, None, "a.b", json!({}));
+    let deliveries: Vec<Delivery> = (0..2 * FANOUT_CHUNK + 7)
+        .map(|i| {
+            let endpoint = crate::model::ids::EndpointId::generate();
+            let mut d = Delivery::new(endpoint, &event.id, "a.b", event.created_at);
+            match i % 10 {
+                0 => d.status = DeliveryStatus::Skipped,
+                _ => d.next_retry = Some(event.created_at),
+            }
+            d.fifo = i % 2 == 0 && d.next_retry.is_some();
+            d
+        })
+        .collect();
+    let queued = deliveries.iter().filter(|d| d.next_retry.is_some()).count();
+    let outcome = store.publish(event.clone(), deliveries.clone(), None).await;
+    assert!(matches!(outcome, Ok(PublishOutcome::Created(_))));
+    assert_eq!(store.queue_len().await.unwrap(), queued);
+    let listed = store.event_deliveries(&owner.id, &event.id).await.unwrap();
+    let made: Vec<_> = deliveries.iter().map(|d| (d.endpoint_id, d.id)).collect();
+    assert_eq!(listed, made, "every delivery, in the order made");
+    for d in deliveries.iter().step_by(97) {
+        let stored = store.get_delivery(&owner.id, &d.endpoint_id, &d.id).await;
+        let stored = stored.unwrap().expect("stored");
+        assert_eq!(stored.next_retry.is_some(), d.next_retry.is_some());
+        assert_eq!(stored.fifo, d.fifo, "a line's head keeps its mark");
+    }
+}
