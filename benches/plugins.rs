@@ -6,30 +6,35 @@
 //! first; adds the rustup target if missing). Target: p50 under 60 µs for a
 //! 1 KiB event, instantiation included.
 //!
+//! `HOOKGATE_BENCH_PLUGINS=DIR cargo bench --bench plugins` measures the
+//! components in DIR instead (`crm_booking.wasm`, ...), e.g. an older
+//! build kept to compare with; the native column is always this tree's.
+//!
 //! `cargo test` runs it too (without `--bench`): a few calls of each case,
 //! checking that sandbox and native both deliver, no timings worth reading.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use hookgate::model::event::Event;
+use hookgate::model::event::Event as GatewayEvent;
 use hookgate::model::ids::TenantId;
 use hookgate::plugins::Prepared;
 use hookgate::plugins::host::{Limits, Outcome, PluginHost};
 use hookgate::signing::HeaderNames;
+use hookgate_plugin::{Event, Outcome as PluginOutcome};
 use serde_json::{Value, json};
 
 use hookgate_test_support::wasm;
 
 /// A booking event whose body is about `size` bytes.
-fn event(size: usize) -> Event {
+fn event(size: usize) -> GatewayEvent {
     let mut data = json!({"booking": {
         "id": "bk_42", "status": "confirmed", "total": 1250.5, "currency": "EUR",
         "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000"},
         "trip": {"name": "Lisbon weekend", "start_date": "2026-12-04"},
         "travelers": []
     }});
-    let base = Event::new(TenantId::generate(), None, "booking.created", data.clone())
+    let base = GatewayEvent::new(TenantId::generate(), None, "booking.created", data.clone())
         .body
         .len();
     let travelers = data["booking"]["travelers"].as_array_mut().unwrap();
@@ -42,7 +47,7 @@ fn event(size: usize) -> Event {
         travelers.push(t);
         i += 1;
     }
-    Event::new(
+    GatewayEvent::new(
         TenantId::generate(),
         Some("evt_bench".into()),
         "booking.created",
@@ -54,6 +59,36 @@ struct Case {
     crate_name: &'static str,
     config: Value,
     native: fn(&str, &str) -> bool,
+}
+
+/// Whether a plugin function, run natively as the gateway runs it, delivers.
+fn delivers<T, C>(
+    transform: fn(Event<T>, C) -> Result<PluginOutcome, String>,
+    envelope: &str,
+    config: &str,
+) -> bool
+where
+    T: serde::de::DeserializeOwned,
+    C: serde::de::DeserializeOwned,
+{
+    matches!(
+        hookgate_plugin::call(transform, envelope, config),
+        Ok(PluginOutcome::Deliver { .. })
+    )
+}
+
+/// The plugin's component: built from its crate, or, with
+/// `HOOKGATE_BENCH_PLUGINS=DIR`, read from `DIR/<crate_name>.wasm` (to
+/// compare other builds of the same plugins, such as an older version's).
+fn component(crate_name: &str) -> Vec<u8> {
+    match std::env::var_os("HOOKGATE_BENCH_PLUGINS") {
+        Some(dir) => {
+            let path =
+                std::path::Path::new(&dir).join(format!("{}.wasm", crate_name.replace('-', "_")));
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        }
+        None => wasm::plugin(crate_name),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -89,27 +124,17 @@ fn main() {
         Case {
             crate_name: "crm-booking",
             config: json!({"pipeline": "b2c"}),
-            native: |e, c| {
-                matches!(
-                    crm_booking::transform(e, c),
-                    Ok(crm_booking::Verdict::Deliver { .. })
-                )
-            },
+            native: |e, c| delivers(crm_booking::transform, e, c),
         },
         Case {
             crate_name: "field-filter",
             config: json!({"pointer": "/data/booking/status", "values": ["confirmed"]}),
-            native: |e, c| {
-                matches!(
-                    field_filter::transform(e, c),
-                    Ok(field_filter::Verdict::Deliver { .. })
-                )
-            },
+            native: |e, c| delivers(field_filter::transform, e, c),
         },
         Case {
             crate_name: "redact",
             config: json!({"remove": ["/data/booking/customer/phone"], "mask": ["/data/booking/travelers/*/passport"]}),
-            native: |e, c| matches!(redact::transform(e, c), Ok(redact::Verdict::Deliver { .. })),
+            native: |e, c| delivers(redact::transform, e, c),
         },
     ];
     let host = PluginHost::new(Limits::default()).expect("plugin host");
@@ -136,7 +161,7 @@ fn main() {
         .filter(|c| only.is_empty() || only.iter().any(|o| o == c.crate_name))
     {
         let (compiled, _) = host
-            .compile(&wasm::plugin(case.crate_name))
+            .compile(&component(case.crate_name))
             .expect("the example plugin compiles");
         let config = case.config.to_string();
         for (label, size, iterations) in [("1 KiB", 1024, 5000), ("64 KiB", 64 * 1024, 500)] {

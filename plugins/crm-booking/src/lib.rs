@@ -1,724 +1,133 @@
 //! `crm-booking`: reshapes `booking.*` events into a CRM contact + deal.
 //!
-//! The logic is the pure function [`transform`], usable natively (tests,
-//! benchmarks); the `component` module (wasm32 only) wires it to the
-//! `hookgate:plugin/transformer` world.
-//!
-//! Speed matters: the gateway runs the plugin in a fresh sandbox for every
-//! delivery, and reading the envelope is most of the work. So the envelope is
-//! not parsed into a `serde_json::Value` tree: one pass keeps only the members
-//! the output needs, borrowing their strings from the input, and checks and
-//! skips the rest (a long `travelers` list costs no allocation). The output
-//! is written from plain structs.
+//! [`transform`] is the whole plugin (see the README for the output and the
+//! config); `export!` makes it the component's `transform` when built for
+//! wasm32, and the crate stays a plain library everywhere else.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
-use serde_json::Number;
+use hookgate_plugin::{Event, Outcome, export};
+use serde_json::{Value, json};
 
-/// What the plugin decided for one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Deliver this body, with these extra headers and media type
-    /// (`None`: `application/json`).
-    Deliver {
-        body: String,
-        headers: Vec<(String, String)>,
-        content_type: Option<String>,
-    },
-    /// Do not deliver; the reason ends up in the delivery log.
-    Drop(String),
+/// The configuration; see the README.
+struct Config {
+    stage_map: BTreeMap<String, String>,
+    pipeline: Option<String>,
 }
 
-/// The header added to every delivered deal.
-pub const OBJECT_HEADER: (&str, &str) = ("X-CRM-Object", "deal");
-
-/// The configuration: `{"stage_map": {status: stage}, "pipeline": "..."}`.
-/// Strings borrow from the config text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Config<'a> {
-    stage_map: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
-    pipeline: Option<Cow<'a, str>>,
-}
-
-impl Default for Config<'_> {
-    fn default() -> Self {
-        let stage_map = [("confirmed", "won"), ("cancelled", "lost")]
-            .into_iter()
-            .map(|(status, stage)| (Cow::Borrowed(status), Cow::Borrowed(stage)))
-            .collect();
-        Config {
-            stage_map,
-            pipeline: None,
-        }
-    }
-}
-
-/// The stage of a booking whose status is in no map entry.
-const DEFAULT_STAGE: &str = "open";
-
-fn parse_config(config: &str) -> Result<Config<'_>, String> {
-    let mut parsed = Config::default();
-    let config = config.trim();
-    if config.is_empty() {
-        return Ok(parsed);
-    }
-    let value: Json =
-        serde_json::from_str(config).map_err(|e| format!("config is not valid JSON: {e}"))?;
-    let Json::Object(members) = value else {
+fn read_config(config: Value) -> Result<Config, String> {
+    let Value::Object(members) = config else {
         return Err("config must be a JSON object".to_owned());
     };
+    let mut stage_map: BTreeMap<String, String> = [("confirmed", "won"), ("cancelled", "lost")]
+        .map(|(status, stage)| (status.to_owned(), stage.to_owned()))
+        .into();
+    let mut pipeline = None;
     for (key, value) in members {
-        match &*key {
-            "stage_map" => {
-                let Json::Object(entries) = value else {
-                    return Err(
-                        "config key `stage_map` must be an object mapping statuses to stages"
-                            .to_owned(),
-                    );
-                };
+        match (key.as_str(), value) {
+            ("stage_map", Value::Object(entries)) => {
                 for (status, stage) in entries {
-                    let Json::String(stage) = stage else {
+                    let Value::String(stage) = stage else {
                         return Err(format!(
                             "config key `stage_map` entry `{status}` must be a string"
                         ));
                     };
-                    parsed.stage_map.insert(status, stage);
+                    stage_map.insert(status, stage);
                 }
             }
-            "pipeline" => {
-                parsed.pipeline = match value {
-                    Json::String(pipeline) => Some(pipeline),
-                    Json::Null => None,
-                    _ => return Err("config key `pipeline` must be a string".to_owned()),
-                }
+            ("stage_map", _) => {
+                return Err(
+                    "config key `stage_map` must be an object mapping statuses to stages".into(),
+                );
             }
-            other => {
+            ("pipeline", Value::String(name)) => pipeline = Some(name),
+            ("pipeline", Value::Null) => pipeline = None,
+            ("pipeline", _) => return Err("config key `pipeline` must be a string".into()),
+            (other, _) => {
                 return Err(format!(
                     "unknown config key `{other}` (expected `stage_map`, `pipeline`)"
                 ));
             }
         }
     }
-    Ok(parsed)
-}
-
-// ---------------------------------------------------------------------------
-// Input: the parts of the envelope the output needs.
-// ---------------------------------------------------------------------------
-
-/// The envelope members read (`{"id","type","created_at","data"}`).
-#[derive(Default)]
-struct Envelope<'a> {
-    id: Json<'a>,
-    kind: Json<'a>,
-    created_at: Json<'a>,
-    data: Object<Data<'a>>,
-}
-
-/// `data`: only `booking` is read. `None`: there is no `booking` member.
-#[derive(Default)]
-struct Data<'a> {
-    booking: Option<Object<Booking<'a>>>,
-}
-
-#[derive(Default)]
-struct Booking<'a> {
-    id: Json<'a>,
-    status: Json<'a>,
-    total: Json<'a>,
-    currency: Json<'a>,
-    customer: Object<Customer<'a>>,
-    trip: Object<Trip<'a>>,
-}
-
-#[derive(Default)]
-struct Customer<'a> {
-    email: Json<'a>,
-    name: Json<'a>,
-    phone: Json<'a>,
-}
-
-#[derive(Default)]
-struct Trip<'a> {
-    name: Json<'a>,
-    start_date: Json<'a>,
-}
-
-impl<'de> Members<'de> for Envelope<'de> {
-    const KEYS: &'static [&'static str] = &["id", "type", "created_at", "data"];
-
-    fn read<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "id" => self.id = map.next_value()?,
-            "type" => self.kind = map.next_value()?,
-            "created_at" => self.created_at = map.next_value()?,
-            "data" => self.data = map.next_value()?,
-            _ => skip_value(map)?,
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Members<'de> for Data<'de> {
-    const KEYS: &'static [&'static str] = &["booking"];
-
-    fn read<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "booking" => self.booking = Some(map.next_value()?),
-            _ => skip_value(map)?,
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Members<'de> for Booking<'de> {
-    const KEYS: &'static [&'static str] =
-        &["id", "status", "total", "currency", "customer", "trip"];
-
-    fn read<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "id" => self.id = map.next_value()?,
-            "status" => self.status = map.next_value()?,
-            "total" => self.total = map.next_value()?,
-            "currency" => self.currency = map.next_value()?,
-            "customer" => self.customer = map.next_value()?,
-            "trip" => self.trip = map.next_value()?,
-            _ => skip_value(map)?,
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Members<'de> for Customer<'de> {
-    const KEYS: &'static [&'static str] = &["email", "name", "phone"];
-
-    fn read<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "email" => self.email = map.next_value()?,
-            "name" => self.name = map.next_value()?,
-            "phone" => self.phone = map.next_value()?,
-            _ => skip_value(map)?,
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Members<'de> for Trip<'de> {
-    const KEYS: &'static [&'static str] = &["name", "start_date"];
-
-    fn read<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "name" => self.name = map.next_value()?,
-            "start_date" => self.start_date = map.next_value()?,
-            _ => skip_value(map)?,
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Output: members in this order.
-// ---------------------------------------------------------------------------
-
-#[derive(Serialize)]
-struct Output<'a> {
-    contact: Contact<'a>,
-    deal: Deal<'a>,
-    source: Source<'a>,
-}
-
-#[derive(Serialize)]
-struct Contact<'a> {
-    email: Json<'a>,
-    name: Json<'a>,
-    phone: Json<'a>,
-}
-
-#[derive(Serialize)]
-struct Deal<'a> {
-    external_id: Json<'a>,
-    title: String,
-    amount: Json<'a>,
-    currency: Json<'a>,
-    stage: &'a str,
-    #[serde(skip_serializing_if = "Json::is_null")]
-    close_date: Json<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pipeline: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Source<'a> {
-    event_id: Json<'a>,
-    event_type: Cow<'a, str>,
-    occurred_at: Json<'a>,
-}
-
-/// Reshapes one `booking.*` envelope into a CRM contact + deal.
-///
-/// `envelope` is the JSON body about to be sent (`{"id","type","created_at",
-/// "data"}`); `config` is the endpoint's JSON configuration (`""` or `"{}"`:
-/// the defaults). Events whose type does not start with `booking.` are
-/// dropped; a booking event without a `data.booking` object is an error.
-pub fn transform(envelope: &str, config: &str) -> Result<Verdict, String> {
-    let config = parse_config(config)?;
-    // The whole payload is still checked (syntax, nesting, number range), as
-    // strictly as a `serde_json::Value` parse would.
-    let Object(envelope) = serde_json::from_str::<Object<Envelope>>(envelope)
-        .map_err(|e| format!("payload is not valid JSON: {e}"))?;
-    let Some(envelope) = envelope else {
-        return Err("payload must be a JSON object".to_owned());
-    };
-    let Json::String(event_type) = envelope.kind else {
-        return Err("payload has no string `type`".to_owned());
-    };
-    if !event_type.starts_with("booking.") {
-        return Ok(Verdict::Drop(format!("not a booking event: {event_type}")));
-    }
-    let booking = match envelope.data {
-        Object(Some(Data {
-            booking: Some(Object(Some(booking))),
-        })) => booking,
-        Object(Some(Data {
-            booking: Some(Object(None)),
-        })) => {
-            let event_name = envelope.id.text();
-            let event_name = event_name.as_deref().unwrap_or("without id");
-            return Err(format!(
-                "event {event_name} ({event_type}): `data.booking` must be an object"
-            ));
-        }
-        _ => {
-            let event_name = envelope.id.text();
-            let event_name = event_name.as_deref().unwrap_or("without id");
-            return Err(format!(
-                "event {event_name} ({event_type}) has no `data.booking` object"
-            ));
-        }
-    };
-    let customer = booking.customer.0.unwrap_or_default();
-    let trip = booking.trip.0.unwrap_or_default();
-
-    let title = [trip.name.text(), Some("booking".into()), booking.id.text()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let stage = match &booking.status {
-        Json::String(status) => config.stage_map.get(&**status).map(|stage| &**stage),
-        _ => None,
-    }
-    .unwrap_or(DEFAULT_STAGE);
-
-    let output = Output {
-        contact: Contact {
-            email: customer.email,
-            name: customer.name,
-            phone: customer.phone,
-        },
-        deal: Deal {
-            external_id: booking.id,
-            title,
-            amount: booking.total,
-            currency: booking.currency,
-            stage,
-            close_date: trip.start_date,
-            pipeline: config.pipeline.as_deref(),
-        },
-        source: Source {
-            event_id: envelope.id,
-            event_type,
-            occurred_at: envelope.created_at,
-        },
-    };
-    let body = serde_json::to_string(&output).map_err(|e| format!("cannot write the deal: {e}"))?;
-
-    Ok(Verdict::Deliver {
-        body,
-        headers: vec![(OBJECT_HEADER.0.to_owned(), OBJECT_HEADER.1.to_owned())],
-        content_type: None,
+    Ok(Config {
+        stage_map,
+        pipeline,
     })
 }
 
-// ---------------------------------------------------------------------------
-// JSON plumbing. Everything here goes through `deserialize_any`, like a
-// `serde_json::Value` parse, so the same inputs are accepted or rejected with
-// the same errors; only what is kept differs.
-// ---------------------------------------------------------------------------
-
-/// A JSON value copied to the output. Strings borrow from the input unless
-/// they had escapes. Object members keep document order, and a repeated key
-/// keeps its first place and its last value: it is written back exactly as a
-/// `serde_json::Value` with `preserve_order` would be (numbers included,
-/// e.g. `1250.5`).
-#[derive(Debug, Default, Clone, PartialEq)]
-enum Json<'a> {
-    #[default]
-    Null,
-    Bool(bool),
-    Number(Number),
-    String(Cow<'a, str>),
-    Array(Vec<Json<'a>>),
-    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+/// A string or a number as text, for the deal's title.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
-impl Json<'_> {
-    fn is_null(&self) -> bool {
-        matches!(self, Json::Null)
+/// Reshapes one `booking.*` event into a CRM contact + deal, with the header
+/// `X-CRM-Object: deal`; drops other events; a booking event without a
+/// `data.booking` object is an error.
+pub fn transform(event: Event, config: Value) -> Result<Outcome, String> {
+    let config = read_config(config)?;
+    let (id, kind) = (&event.id, &event.event_type);
+    if !kind.starts_with("booking.") {
+        return Ok(Outcome::drop(format!("not a booking event: {kind}")));
     }
-
-    /// A string or a number as text; `None` for anything else.
-    fn text(&self) -> Option<Cow<'_, str>> {
-        match self {
-            Json::String(s) => Some(Cow::Borrowed(s)),
-            Json::Number(n) => Some(Cow::Owned(n.to_string())),
-            _ => None,
+    let id = if id.is_empty() { "without id" } else { id };
+    let booking = match event.data.get("booking") {
+        Some(booking @ Value::Object(_)) => booking,
+        Some(_) => {
+            return Err(format!(
+                "event {id} ({kind}): `data.booking` must be an object"
+            ));
         }
+        None => return Err(format!("event {id} ({kind}) has no `data.booking` object")),
+    };
+    let (customer, trip) = (&booking["customer"], &booking["trip"]);
+
+    let title = [
+        text(&trip["name"]),
+        Some("booking".into()),
+        text(&booking["id"]),
+    ];
+    let title = title.into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let stage = booking["status"]
+        .as_str()
+        .and_then(|status| config.stage_map.get(status))
+        .map_or("open", String::as_str);
+
+    let mut deal = json!({
+        "external_id": booking["id"],
+        "title": title,
+        "amount": booking["total"],
+        "currency": booking["currency"],
+        "stage": stage,
+    });
+    if !trip["start_date"].is_null() {
+        deal["close_date"] = trip["start_date"].clone();
     }
+    if let Some(pipeline) = config.pipeline {
+        deal["pipeline"] = pipeline.into();
+    }
+    let crm = json!({
+        "contact": {"email": customer["email"], "name": customer["name"], "phone": customer["phone"]},
+        "deal": deal,
+        "source": {"event_id": event.id, "event_type": event.event_type, "occurred_at": event.created_at},
+    });
+    Ok(Outcome::json(&crm)?.header("X-CRM-Object", "deal"))
 }
 
-impl Serialize for Json<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Json::Null => serializer.serialize_unit(),
-            Json::Bool(b) => serializer.serialize_bool(*b),
-            Json::Number(n) => n.serialize(serializer),
-            Json::String(s) => serializer.serialize_str(s),
-            Json::Array(items) => serializer.collect_seq(items),
-            Json::Object(members) => serializer.collect_map(members.iter().map(|(k, v)| (k, v))),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Json<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonVisitor)
-    }
-}
-
-struct JsonVisitor;
-
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
-        Ok(Json::Null)
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
-        Ok(Json::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
-        Ok(Json::Number(v.into()))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
-        Ok(Json::Number(v.into()))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
-        Ok(Number::from_f64(v).map_or(Json::Null, Json::Number))
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Json::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let mut members = Vec::new();
-        while let Some((Key(key), value)) = map.next_entry()? {
-            members.push((key, value));
-        }
-        merge_repeated_keys(&mut members);
-        Ok(Json::Object(members))
-    }
-}
-
-/// Gives a repeated key its first place and its last value (what inserting
-/// into an `IndexMap` does), in O(n log n) even for a hostile object.
-fn merge_repeated_keys(members: &mut Vec<(Cow<str>, Json)>) {
-    if members.len() < 2 {
-        return;
-    }
-    // Sorted by key; the sort is stable, so equal keys stay in input order.
-    let mut order: Vec<usize> = (0..members.len()).collect();
-    order.sort_by(|&a, &b| members[a].0.cmp(&members[b].0));
-    let mut keep = vec![true; members.len()];
-    let mut repeated = false;
-    let mut i = 0;
-    while i < order.len() {
-        let first = order[i];
-        let mut j = i + 1;
-        while j < order.len() && members[order[j]].0 == members[first].0 {
-            keep[order[j]] = false;
-            j += 1;
-        }
-        if j > i + 1 {
-            repeated = true;
-            members[first].1 = std::mem::take(&mut members[order[j - 1]].1);
-        }
-        i = j;
-    }
-    if repeated {
-        let mut keep = keep.into_iter();
-        members.retain(|_| keep.next().unwrap_or(true));
-    }
-}
-
-/// An object key, borrowed from the input unless it had escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-/// The members of an object that a struct reads: `read` is called, in input
-/// order, for each member named in `KEYS` (a repeated one overwrites); the
-/// others are skipped.
-trait Members<'de>: Default {
-    const KEYS: &'static [&'static str];
-
-    fn read<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
-}
-
-/// `T` read from a JSON object, or `None` when the value is something else
-/// (which is skipped, whatever it is: callers decide whether that is an
-/// error).
-struct Object<T>(Option<T>);
-
-impl<T> Default for Object<T> {
-    fn default() -> Self {
-        Object(None)
-    }
-}
-
-impl<'de, T: Members<'de>> Deserialize<'de> for Object<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ObjectVisitor(PhantomData))
-    }
-}
-
-struct ObjectVisitor<T>(PhantomData<T>);
-
-impl<'de, T: Members<'de>> Visitor<'de> for ObjectVisitor<T> {
-    type Value = Object<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<T>, A::Error> {
-        let mut value = T::default();
-        while let Some(key) = map.next_key_seed(KnownKey(T::KEYS))? {
-            match key {
-                Some(key) => value.read(key, &mut map)?,
-                None => skip_value(&mut map)?,
-            }
-        }
-        Ok(Object(Some(value)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Object<T>, A::Error> {
-        SkipVisitor.visit_seq(seq).map(|Skip| Object(None))
-    }
-
-    fn visit_unit<E>(self) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-}
-
-/// A key as one of `KEYS` (`None`: another key), without allocating.
-struct KnownKey(&'static [&'static str]);
-
-impl<'de> DeserializeSeed<'de> for KnownKey {
-    type Value = Option<&'static str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KnownKey {
-    type Value = Option<&'static str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().copied().find(|&key| key == v))
-    }
-}
-
-fn skip_value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
-    map.next_value::<Skip>().map(|Skip| ())
-}
-
-/// Any JSON value, checked but not kept. (`serde::de::IgnoredAny` would be a
-/// little faster but laxer than a `Value` parse: no nesting limit, no number
-/// range check, lone surrogates accepted; this keeps the old errors.)
-struct Skip;
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(SkipVisitor)
-    }
-}
-
-struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = Skip;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-        while let Some(Skip) = seq.next_element()? {}
-        Ok(Skip)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while let Some((Skip, Skip)) = map.next_entry()? {}
-        Ok(Skip)
-    }
-
-    fn visit_unit<E>(self) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-// The generated export shim takes the flattened `event` record (14 values).
-#[allow(clippy::too_many_arguments)]
-mod component {
-    wit_bindgen::generate!({ world: "transformer", path: "../../wit" });
-
-    use hookgate::plugin::log::{Level, log};
-    use hookgate::plugin::types::{Delivery, Header};
-
-    struct CrmBooking;
-
-    impl Guest for CrmBooking {
-        fn transform(event: Event, config: String) -> Result<Outcome, String> {
-            let verdict = super::transform(&event.payload, &config);
-            let summary = match &verdict {
-                Ok(super::Verdict::Deliver { body, .. }) => {
-                    format!("event {}: deal of {} bytes", event.id, body.len())
-                }
-                Ok(super::Verdict::Drop(reason)) => {
-                    format!("event {}: dropped: {reason}", event.id)
-                }
-                Err(error) => format!("event {}: error: {error}", event.id),
-            };
-            log(Level::Debug, &format!("crm-booking: {summary}"));
-            verdict.map(|verdict| match verdict {
-                super::Verdict::Deliver {
-                    body,
-                    headers,
-                    content_type,
-                } => Outcome::Deliver(Delivery {
-                    body,
-                    headers: headers
-                        .into_iter()
-                        .map(|(name, value)| Header { name, value })
-                        .collect(),
-                    content_type,
-                }),
-                super::Verdict::Drop(reason) => Outcome::Drop(reason),
-            })
-        }
-    }
-
-    export!(CrmBooking);
-}
+export!(transform);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use hookgate_plugin::Outcome as Verdict;
+
+    /// The plugin run as the gateway runs it, on an envelope and a config.
+    fn transform(envelope: &str, config: &str) -> Result<Verdict, String> {
+        hookgate_plugin::call(super::transform, envelope, config)
+    }
 
     const CONFIRMED: &str = r#"{
   "id": "evt_01JD8Z3V4T",
@@ -822,18 +231,18 @@ mod tests {
 
     #[test]
     fn missing_optional_fields_become_null() {
-        let event = r#"{"id":"evt_2","type":"booking.created","data":{"booking":{"id":77}}}"#;
+        let event = r#"{"id":"evt_2","type":"booking.created","created_at":"2026-11-23T10:31:00Z","data":{"booking":{"id":77}}}"#;
         let (body, _, _) = deliver(transform(event, "").unwrap());
         assert_eq!(
             body,
-            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":77,"title":"booking 77","amount":null,"currency":null,"stage":"open"},"source":{"event_id":"evt_2","event_type":"booking.created","occurred_at":null}}"#
+            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":77,"title":"booking 77","amount":null,"currency":null,"stage":"open"},"source":{"event_id":"evt_2","event_type":"booking.created","occurred_at":"2026-11-23T10:31:00Z"}}"#
         );
         let event =
             r#"{"type":"booking.created","data":{"booking":{"customer":"nope","trip":[1]}}}"#;
         let (body, _, _) = deliver(transform(event, "").unwrap());
         assert_eq!(
             body,
-            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":null,"title":"booking","amount":null,"currency":null,"stage":"open"},"source":{"event_id":null,"event_type":"booking.created","occurred_at":null}}"#
+            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":null,"title":"booking","amount":null,"currency":null,"stage":"open"},"source":{"event_id":"","event_type":"booking.created","occurred_at":""}}"#
         );
     }
 
@@ -876,11 +285,25 @@ mod tests {
                 .unwrap_err()
                 .contains("not valid JSON")
         );
-        assert!(transform("[1,2]", "").unwrap_err().contains("JSON object"));
-        assert!(
-            transform(r#"{"id":"x"}"#, "")
-                .unwrap_err()
-                .contains("`type`")
+        // After another plugin of the chain the payload need not be an
+        // envelope; the event is still the gateway's.
+        let event = hookgate_plugin::Event::new(
+            "evt_1".into(),
+            "booking.created".into(),
+            "2026-11-23T10:30:00.000Z".into(),
+            "wh_1".into(),
+            "[1,2]".into(),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            super::transform(event, serde_json::json!({})).unwrap_err(),
+            "event evt_1 (booking.created) has no `data.booking` object"
+        );
+        // No type: not a booking event.
+        assert_eq!(
+            transform(r#"{"id":"x"}"#, "").unwrap(),
+            Verdict::Drop("not a booking event: ".to_owned())
         );
     }
 
@@ -911,17 +334,19 @@ mod tests {
         let (body, _, _) = deliver(transform(event, "").unwrap());
         assert_eq!(
             body,
-            r#"{"contact":{"email":"a/b@example.com","name":"Ana \"Nana\" Souzaé","phone":"tab\there"},"deal":{"external_id":"bk_1","title":"Café 😀 tour booking bk_1","amount":null,"currency":null,"stage":"open","close_date":"2027-05-14"},"source":{"event_id":"evt_\"5\"","event_type":"booking.created","occurred_at":null}}"#
+            r#"{"contact":{"email":"a/b@example.com","name":"Ana \"Nana\" Souzaé","phone":"tab\there"},"deal":{"external_id":"bk_1","title":"Café 😀 tour booking bk_1","amount":null,"currency":null,"stage":"open","close_date":"2027-05-14"},"source":{"event_id":"evt_\"5\"","event_type":"booking.created","occurred_at":""}}"#
         );
     }
 
     #[test]
     fn numbers_and_other_values_are_copied_as_json_numbers() {
+        // (An `id` or `created_at` that is not a string is not the event's:
+        // the gateway's envelopes always have strings there.)
         let event = r#"{"id":12,"type":"booking.created","created_at":1.50,"data":{"booking":{"id":4.0e1,"total":-0,"currency":12345678901234567890123,"status":"confirmed","trip":{"name":7,"start_date":false}}}}"#;
         let (body, _, _) = deliver(transform(event, "").unwrap());
         assert_eq!(
             body,
-            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":40.0,"title":"7 booking 40.0","amount":-0.0,"currency":1.2345678901234568e+22,"stage":"won","close_date":false},"source":{"event_id":12,"event_type":"booking.created","occurred_at":1.5}}"#
+            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":40.0,"title":"7 booking 40.0","amount":-0.0,"currency":1.2345678901234568e+22,"stage":"won","close_date":false},"source":{"event_id":"","event_type":"booking.created","occurred_at":""}}"#
         );
     }
 
@@ -931,7 +356,7 @@ mod tests {
         let (body, _, _) = deliver(transform(event, "").unwrap());
         assert_eq!(
             body,
-            r#"{"contact":{"email":{"b":3,"a":[true,{"y":null,"x":2}]},"name":null,"phone":null},"deal":{"external_id":null,"title":"booking","amount":null,"currency":null,"stage":"open","close_date":[]},"source":{"event_id":null,"event_type":"booking.created","occurred_at":null}}"#
+            r#"{"contact":{"email":{"b":3,"a":[true,{"y":null,"x":2}]},"name":null,"phone":null},"deal":{"external_id":null,"title":"booking","amount":null,"currency":null,"stage":"open","close_date":[]},"source":{"event_id":"","event_type":"booking.created","occurred_at":""}}"#
         );
     }
 
@@ -946,7 +371,7 @@ mod tests {
         let (body, _, _) = deliver(transform(event, "").unwrap());
         assert_eq!(
             body,
-            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":2,"title":"booking 2","amount":null,"currency":null,"stage":"open"},"source":{"event_id":null,"event_type":"booking.created","occurred_at":null}}"#
+            r#"{"contact":{"email":null,"name":null,"phone":null},"deal":{"external_id":2,"title":"booking 2","amount":null,"currency":null,"stage":"open"},"source":{"event_id":"","event_type":"booking.created","occurred_at":""}}"#
         );
     }
 
@@ -954,7 +379,7 @@ mod tests {
     fn booking_errors_name_the_event() {
         for (event, error) in [
             (
-                r#"{"id":12,"type":"booking.created","data":{}}"#,
+                r#"{"id":"12","type":"booking.created","data":{}}"#,
                 "event 12 (booking.created) has no `data.booking` object",
             ),
             (
@@ -966,7 +391,7 @@ mod tests {
                 "event without id (booking.created): `data.booking` must be an object",
             ),
             (
-                r#"{"id":1.5,"type":"booking.created","data":{"booking":[]}}"#,
+                r#"{"id":"1.5","type":"booking.created","data":{"booking":[]}}"#,
                 "event 1.5 (booking.created): `data.booking` must be an object",
             ),
         ] {
