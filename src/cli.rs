@@ -38,6 +38,11 @@ pub enum PluginCommand {
     /// ({"id","type","created_at","data"}) or just {"type","data"}. Exits 0
     /// when the plugin delivered or dropped the event, 1 when it failed.
     Run(PluginRunArgs),
+    /// Write a new plugin project to start from: Rust (on the hookgate-plugin
+    /// SDK, copied in), JavaScript (one plugin.js, uploaded as source) or
+    /// Python (componentize-py). Its README has the one command that builds
+    /// it.
+    New(PluginNewArgs),
     /// Compile a component read on stdin to machine code on stdout: what the
     /// gateway runs, under resource limits, for each upload.
     #[command(hide = true)]
@@ -63,6 +68,20 @@ pub struct PluginRunArgs {
     /// Memory the instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 32)]
     pub memory_mib: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's language.
+    #[arg(long, value_enum)]
+    pub lang: crate::plugin_new::Lang,
+    /// The plugin's name: lowercase letters, digits, '-' and '_', starting
+    /// with a letter (the name it is uploaded under).
+    pub name: String,
+    /// The project's directory, which must not exist or be empty [default:
+    /// ./NAME].
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
 }
 
 impl Cli {

@@ -6,6 +6,7 @@ pub mod config;
 pub(crate) mod delivery;
 pub mod logging;
 pub mod model;
+pub mod plugin_new;
 pub mod plugins;
 pub mod server;
 pub(crate) mod service;

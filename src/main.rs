@@ -59,6 +59,26 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Plugin(PluginCommand::New(args)) => {
+            match hookgate::plugin_new::write(args.lang, &args.name, args.dir.as_deref()) {
+                Ok((dir, files)) => {
+                    println!("wrote {}:", dir.display());
+                    for file in files {
+                        println!("  {file}");
+                    }
+                    println!(
+                        "next, in {}:\n  {}",
+                        dir.display(),
+                        hookgate::plugin_new::next_step(args.lang, &args.name)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hookgate: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Plugin(PluginCommand::CompileWorker) => hookgate::plugins::compile::worker_main(),
         Command::Plugin(PluginCommand::Run(args)) => match hookgate::plugins::offline::run(&args) {
             Ok((report, failed)) => {

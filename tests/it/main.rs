@@ -14,6 +14,7 @@ mod event_types;
 mod isolation;
 mod platforms;
 mod plugins;
+mod plugins_in_every_language;
 mod server;
 mod tenants;
 mod ui;

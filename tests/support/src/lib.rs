@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod components;
+pub mod cross;
 pub mod process;
 pub mod proxy;
 pub mod receiver;

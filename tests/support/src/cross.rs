@@ -1,0 +1,169 @@
+//! The same plugin in several languages: shared cases (`cross/cases.json`,
+//! inputs only: the Rust component's outputs are the reference every other
+//! language must match byte for byte) and a runner for the JavaScript
+//! versions under Node.js (`cross/run-plugin.mjs`).
+//!
+//! A case gives the payload as a JSON value (written compact, members in
+//! order) or as exact text (`payload_text`), and the config the same way
+//! (`config` / `config_text`). The event's id, type and time are the
+//! payload's own when it is an envelope, as the gateway's always are.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+/// One input of a plugin: what the gateway would pass to `transform`.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub id: String,
+    pub event_type: String,
+    pub created_at: String,
+    pub endpoint_id: String,
+    pub payload: String,
+    pub headers: Vec<(String, String)>,
+    pub config: String,
+}
+
+fn dir() -> PathBuf {
+    crate::repo_root().join("tests/support/cross")
+}
+
+/// The cases of one plugin (`crm-booking`, `field-filter`).
+pub fn cases(plugin: &str) -> Vec<Case> {
+    let text = std::fs::read_to_string(dir().join("cases.json")).expect("read cases.json");
+    let all: Value = serde_json::from_str(&text).expect("cases.json is JSON");
+    let cases = all[plugin]
+        .as_array()
+        .unwrap_or_else(|| panic!("cases.json has no cases for {plugin}"));
+    cases
+        .iter()
+        .map(|case| {
+            let text_or_json = |text: &str, value: &str| match (case.get(text), case.get(value)) {
+                (Some(Value::String(text)), None) => text.clone(),
+                (None, Some(value)) => value.to_string(),
+                _ => panic!("case {}: give exactly one of {text}, {value}", case["name"]),
+            };
+            let payload = text_or_json("payload_text", "payload");
+            let config = text_or_json("config_text", "config");
+            let envelope: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+            let member = |key: &str, default: &str| {
+                envelope[key].as_str().unwrap_or(default).to_owned()
+            };
+            Case {
+                name: case["name"].as_str().expect("a case has a name").to_owned(),
+                id: member("id", "evt_cross"),
+                event_type: member("type", "booking.created"),
+                created_at: member("created_at", "2026-11-23T10:30:00.000Z"),
+                endpoint_id: "wh_cross".into(),
+                payload,
+                headers: vec![("X-Earlier".into(), "1".into())],
+                config,
+            }
+        })
+        .collect()
+}
+
+/// An outcome in the shape the languages are compared in:
+/// `{"outcome": "deliver", "body", "headers": [[name, value]], "content_type"}`,
+/// `{"outcome": "drop", "reason"}` or `{"outcome": "error"}` (error texts,
+/// such as a JSON parser's, differ between languages).
+pub fn deliver(body: &str, headers: &[(String, String)], content_type: Option<&str>) -> Value {
+    json!({"outcome": "deliver", "body": body, "headers": headers, "content_type": content_type})
+}
+
+/// See [`deliver`].
+pub fn drop(reason: &str) -> Value {
+    json!({"outcome": "drop", "reason": reason})
+}
+
+/// See [`deliver`].
+pub fn error() -> Value {
+    json!({"outcome": "error"})
+}
+
+/// Runs the JavaScript plugin `plugin_js` on `cases` with Node.js, as the
+/// gateway's JavaScript plugins are run; one outcome per case, in the
+/// [`deliver`] shape (errors with their message in `error`).
+pub fn run_node(plugin_js: &std::path::Path, cases: &[Case]) -> Vec<Value> {
+    let mut child = Command::new("node")
+        .arg(dir().join("run-plugin.mjs"))
+        .arg(plugin_js)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node (Node.js must be installed: tests/run installs it)");
+    let mut input = String::new();
+    for case in cases {
+        let line = json!({"event": {
+            "id": case.id, "event_type": case.event_type, "created_at": case.created_at,
+            "endpoint_id": case.endpoint_id, "payload": case.payload, "headers": case.headers,
+        }, "config": case.config});
+        input.push_str(&line.to_string());
+        input.push('\n');
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "node run-plugin.mjs {}: {}",
+        plugin_js.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcomes: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("the runner prints JSON lines"))
+        .collect();
+    assert_eq!(outcomes.len(), cases.len(), "one outcome per case");
+    outcomes
+}
+
+/// The version of componentize-py the Python template's build.sh installs.
+pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+/// A `componentize-py` to build Python plugins with: `$COMPONENTIZE_PY`
+/// (tests/run sets it), else one installed once into
+/// `target/componentize-py` (a venv), so a machine with `python3` needs
+/// nothing more. `None` when there is no `python3` with `venv` to install it
+/// with, or PyPI cannot be reached.
+pub fn componentize_py() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("COMPONENTIZE_PY") {
+        return Some(PathBuf::from(path));
+    }
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let venv = crate::repo_root().join("target/componentize-py");
+            let bin = venv.join("bin/componentize-py");
+            let version = || {
+                Command::new(&bin)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|out| {
+                        String::from_utf8_lossy(&out.stdout).trim()
+                            == format!("componentize-py {COMPONENTIZE_PY_VERSION}")
+                    })
+            };
+            if version() {
+                return Some(bin);
+            }
+            let ok = |cmd: &mut Command| cmd.status().is_ok_and(|s| s.success());
+            let installed = ok(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+                && ok(Command::new(venv.join("bin/pip")).args([
+                    "install",
+                    "--quiet",
+                    &format!("componentize-py=={COMPONENTIZE_PY_VERSION}"),
+                ]));
+            (installed && version()).then_some(bin)
+        })
+        .clone()
+}
