@@ -159,7 +159,13 @@ fn plugins_in_every_language_give_the_same_outputs() {
         let (compiled, _) = host.compile(&self::plugin(plugin)).unwrap();
         let rust = outcomes(&host, &compiled, &cases);
         assert_covers(plugin, &rust);
-        assert_same("JavaScript", plugin, &cases, &rust, &node_outputs(plugin, &cases));
+        assert_same(
+            "JavaScript",
+            plugin,
+            &cases,
+            &rust,
+            &node_outputs(plugin, &cases),
+        );
         python.push((plugin, cases, rust));
     }
     for (plugin, cases, rust) in python {
@@ -169,7 +175,13 @@ fn plugins_in_every_language_give_the_same_outputs() {
             return;
         };
         let (compiled, _) = host.compile(&wasm).unwrap();
-        assert_same("Python", plugin, &cases, &rust, &outcomes(&host, &compiled, &cases));
+        assert_same(
+            "Python",
+            plugin,
+            &cases,
+            &rust,
+            &outcomes(&host, &compiled, &cases),
+        );
     }
 }
 

@@ -49,9 +49,8 @@ pub fn cases(plugin: &str) -> Vec<Case> {
             let payload = text_or_json("payload_text", "payload");
             let config = text_or_json("config_text", "config");
             let envelope: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
-            let member = |key: &str, default: &str| {
-                envelope[key].as_str().unwrap_or(default).to_owned()
-            };
+            let member =
+                |key: &str, default: &str| envelope[key].as_str().unwrap_or(default).to_owned();
             Case {
                 name: case["name"].as_str().expect("a case has a name").to_owned(),
                 id: member("id", "evt_cross"),
