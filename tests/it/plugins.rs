@@ -503,7 +503,7 @@ mod on_the_executor {
 
     /// Time spent waiting for a busy executor is not charged to the plugin:
     /// with a task hogging the thread 5 ms at a time, the spin gets its full
-    /// 100 ms of running, so its call lasts several times the budget.
+    /// 100 ms of running, so its call lasts a few times the budget.
     #[test]
     fn waiting_for_the_executor_is_not_charged() {
         let (host, compiled, input) = spin_call();
@@ -525,7 +525,10 @@ mod on_the_executor {
                 "{:?}",
                 report.result
             );
-            assert!(took >= BUDGET * 3, "timed out after {took:?} of wall time");
+            // Charged for the waits, it would end at about the budget; the
+            // hog takes about half the thread, less when the machine is
+            // busy with other work.
+            assert!(took >= BUDGET * 2, "timed out after {took:?} of wall time");
         });
     }
 

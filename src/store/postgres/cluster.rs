@@ -9,10 +9,11 @@
 //!   heartbeat renews every lease this gateway holds every third of the
 //!   lease, and ending an attempt removes or moves its entry. A gateway that
 //!   dies stops renewing: its entries are due for the others when their
-//!   leases run out. Entries this gateway read but will not start now are
+//!   leases run out (the heartbeat looks for such entries, and wakes the
+//!   dispatcher to go back to them). Entries this gateway read but will not start now are
 //!   given back at once (`release`), and all of them when it stops.
 //! - **Heartbeats.** Every [`HEARTBEAT`] each gateway writes `seen_at` in
-//!   `gateways` and reads the gateways seen within one lease: in id order
+//!   `gateways` and reads the gateways seen within [`LIVE`]: in id order
 //!   they give each gateway its [`Share`] of every endpoint's in-flight and
 //!   rate limits, so the shares add up to the limit. A gateway that finds
 //!   others alive when it connects waits `settle` (the longest an attempt
@@ -39,6 +40,10 @@ use crate::store::{QueueKey, Result};
 
 /// How often a gateway says it is alive and reads who else is.
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A gateway whose heartbeat is older than this is taken for gone: its
+/// share goes to the others (its attempts died with it), though its leases
+/// run to their end.
+const LIVE: Duration = Duration::from_secs(3);
 /// The channel of queue notices.
 const CHANNEL: &str = "hookgate_queue";
 /// Pause before listening again after the listening connection failed.
@@ -114,20 +119,48 @@ impl Cluster {
     }
 
     /// Joins: says this gateway is alive, and when others are too, holds
-    /// its claims back for `settle`.
+    /// its claims back for `settle`. Others count as alive when their
+    /// heartbeat moves on within a beat: a gateway that was just killed
+    /// (and is being started again) still looks live for a moment.
     pub(super) async fn join(&self, pool: &Pool) -> Result<()> {
-        let live = self.beat(pool, false).await?;
-        if live > 1 && !self.settle.is_zero() {
+        self.beat(pool, false).await?;
+        let before = self.others(pool).await?;
+        if before.is_empty() || self.settle.is_zero() {
+            return Ok(());
+        }
+        tokio::time::sleep(HEARTBEAT + HEARTBEAT / 4).await;
+        let after = self.others(pool).await?;
+        let alive = after
+            .iter()
+            .filter(|(id, seen)| before.iter().all(|b| b.0 != *id || b.1 != *seen))
+            .count();
+        if alive > 0 {
             let from = crate::time::now().timestamp_millis().max(0) as u64
                 + self.settle.as_millis() as u64;
             self.claims_from.store(from, Ordering::Release);
             tracing::info!(
-                gateways = live,
+                others = alive,
                 wait = ?self.settle,
                 "joined other gateways on the database; claiming work after the wait"
             );
         }
         Ok(())
+    }
+
+    /// The other gateways seen lately, with when.
+    async fn others(&self, pool: &Pool) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let client = super::pooled_client(pool).await?;
+        let live_ms = LIVE.as_secs_f64() * 1000.0;
+        rows(
+            &client,
+            "SELECT id, seen_at FROM gateways
+             WHERE id <> $1 AND seen_at > now() - $2::float8 * interval '1 millisecond'",
+            &[&self.id, &live_ms],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
     }
 
     /// Says this gateway is alive, renews its leases when `renew`, and
@@ -150,11 +183,12 @@ impl Cluster {
             )
             .await?;
         }
+        let live_ms = LIVE.as_secs_f64() * 1000.0;
         let live: Vec<String> = rows(
             &client,
             "SELECT id FROM gateways
              WHERE seen_at > now() - $1::float8 * interval '1 millisecond' ORDER BY id",
-            &[&self.lease_ms()],
+            &[&live_ms],
         )
         .await?
         .iter()
@@ -183,6 +217,21 @@ impl Cluster {
                 rank = share.rank,
                 "gateways sharing the database changed"
             );
+        }
+        // Entries whose lease ran out (their gateway died) may lie behind
+        // the dispatcher's cursor: it steps back to the first.
+        let lapsed = super::row(
+            &client,
+            "SELECT key FROM queue WHERE leased_by <> $1 AND leased_until < now()
+             ORDER BY key LIMIT 1",
+            &[&self.id],
+        )
+        .await?;
+        if let Some(row) = lapsed {
+            let key: &[u8] = row.try_get(0)?;
+            self.queued_since
+                .note(QueueKey::from_bytes(key).due_ms() as i64);
+            self.woken.notify_one();
         }
         // Long gone gateways are forgotten.
         exec(

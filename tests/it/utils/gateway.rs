@@ -14,6 +14,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct GatewayBuilder {
     data_dir: Option<PathBuf>,
+    /// The database to use instead of what the tests' backend switch says.
+    database_url: Option<String>,
     env: Vec<(String, String)>,
     admin_token: Option<String>,
 }
@@ -22,6 +24,12 @@ impl GatewayBuilder {
     /// Reuse a data dir (restart tests).
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Keep the store in this PostgreSQL database (gateways sharing one).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
         self
     }
 
@@ -54,13 +62,16 @@ impl GatewayBuilder {
                 (Some(t), d)
             }
         };
-        let process = Launch {
+        let mut launch = Launch {
             admin_token: self.admin_token,
             log: "warn,hookgate=debug".into(),
             env: self.env,
             ..Launch::new(env!("CARGO_BIN_EXE_hookgate"), &data_dir)
+        };
+        if let Some(url) = self.database_url {
+            launch.database_url = Some(url);
         }
-        .start();
+        let process = launch.start();
         Gateway {
             base: process.base.clone(),
             stdout_before_listen: process.printed.clone(),
@@ -87,6 +98,7 @@ impl Gateway {
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder {
             data_dir: None,
+            database_url: None,
             env: Vec::new(),
             admin_token: Some(ADMIN_TOKEN.into()),
         }
