@@ -181,33 +181,11 @@ async fn one_of_two_gateways_killed_under_load_loses_nothing() {
     a.create_webhook(&token, &rx.url(), &["a.b"]).await;
 
     let accepted = Arc::new(Mutex::new(HashSet::new()));
-    let mut producers = Vec::new();
-    for (p, gw) in [&a, &b, &a, &b].into_iter().enumerate() {
-        let (client, url, token, accepted) = (
-            gw.client.clone(),
-            gw.url("/v1/events"),
-            token.clone(),
-            accepted.clone(),
-        );
-        producers.push(tokio::spawn(async move {
-            for i in 0..150 {
-                let id = format!("p{p}-{i}");
-                let sent = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"type": "a.b", "id": id, "data": {"i": i}}))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
-                        accepted.lock().unwrap().insert(id);
-                    }
-                    Ok(r) => panic!("unexpected status {}", r.status()),
-                    Err(_) => return, // its gateway is gone
-                }
-            }
-        }));
-    }
+    let producers: Vec<_> = [&a, &b, &a, &b]
+        .into_iter()
+        .enumerate()
+        .map(|(p, gw)| gw.spawn_producer(&token, &format!("p{p}"), 150, accepted.clone()))
+        .collect();
     while accepted.lock().unwrap().len() < 200 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -319,6 +319,42 @@ impl Gateway {
         body["data"]["plugin"]["id"].as_str().unwrap().to_string()
     }
 
+    /// Publishes `count` events of type `a.b`, ids `{producer}-{i}`, one
+    /// after another from a task of their own, noting each id the gateway
+    /// accepted (202) in `accepted`; stops when the gateway is gone.
+    pub fn spawn_producer(
+        &self,
+        token: &str,
+        producer: &str,
+        count: usize,
+        accepted: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (client, url, token, producer) = (
+            self.client.clone(),
+            self.url("/v1/events"),
+            token.to_string(),
+            producer.to_string(),
+        );
+        tokio::spawn(async move {
+            for i in 0..count {
+                let id = format!("{producer}-{i}");
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"type": "a.b", "id": id, "data": {"i": i}}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                        accepted.lock().unwrap().insert(id);
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => return, // the gateway is gone
+                }
+            }
+        })
+    }
+
     /// Kills the process with SIGKILL: no shutdown, no flush.
     pub fn kill(mut self) -> (PathBuf, Option<TempDir>) {
         self.process.kill();
