@@ -37,8 +37,9 @@ async fn upload(store: &Store, tenant: TenantId, sha256: &str) -> PluginId {
         name: "p",
         sha256,
         wasm: b"wasm",
+        language: crate::model::plugin::Language::Wasm,
         engine: "engine",
-        artifact: b"code",
+        artifact: Some(b"code".as_slice()),
     };
     let quota = PluginQuota {
         count: 10,
@@ -189,8 +190,9 @@ pub async fn plugin_versions_are_numbered_within_the_quota(store: Store) {
             name: "p",
             sha256: &sha256,
             wasm: b"wasm",
+            language: crate::model::plugin::Language::Wasm,
             engine: "engine",
-            artifact: b"code",
+            artifact: Some(b"code".as_slice()),
         };
         versions.push(store.create_plugin(new, quota).await);
     }
