@@ -388,11 +388,14 @@ async fn validated_chain(
         // One still compiling may be attached: deliveries through it are
         // retried until it is ready. One that failed never will be.
         if let CompileState::Failed(message) = state.plugins.state(&plugin).await {
-            return Err(FieldError::new(
-                field(),
-                format!("plugin {} did not compile: {message}", step.plugin_id),
-            )
-            .into());
+            return Err(ApiError::Unprocessable {
+                field: Some(field()),
+                message: format!(
+                    "{}: plugin {} did not compile: {message}",
+                    field(),
+                    step.plugin_id
+                ),
+            });
         }
     }
     Ok(chain.into_iter().map(PluginRef::from).collect())
