@@ -96,7 +96,7 @@ pub struct Uploaded {
 /// takes tens of times the component's size (an 18 MB component, hundreds
 /// of MB), at most the compiler process's bound.
 fn compile_estimate_mib(size: usize, bound_mib: u32) -> u32 {
-    let estimate = 32 + (size as u64 * 24 >> 20);
+    let estimate = 32 + ((size as u64 * 24) >> 20);
     (estimate.min(u64::from(bound_mib)) as u32).clamp(1, COMPILE_BUDGET_MIB)
 }
 
