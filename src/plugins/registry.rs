@@ -708,6 +708,13 @@ impl Plugins {
         config: &str,
         tenant: &HeaderNames,
     ) -> CallReport {
+        // A dry run is someone waiting at a screen: a component still
+        // compiling is waited for (within the compiler's own wall-clock
+        // bound), not answered with "try later".
+        if plugin.language == Language::Wasm {
+            let wait = self.compiler.limits().cpu * 3 + Duration::from_secs(5);
+            let _ = tokio::time::timeout(wait, self.ready(plugin)).await;
+        }
         let deadline = self.host.limits().deadline;
         self.call(plugin, event, config, tenant, deadline).await
     }
