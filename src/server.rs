@@ -97,7 +97,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let host = PluginHost::new(config.plugin_limits())?;
     // Uploads compile in child processes of this very binary.
     let compiler = Compiler::process(std::env::current_exe()?, config.compile_limits());
-    let plugins = Plugins::new(host, compiler, store.clone(), config.plugin_quota());
+    let artifacts = config.data_dir.join("plugin-artifacts");
+    let plugins = Plugins::with_artifact_dir(
+        host,
+        compiler,
+        store.clone(),
+        config.plugin_quota(),
+        artifacts,
+    );
     let delivery = DeliveryRuntime::start()?;
     let engine = Engine::start(
         store.clone(),

@@ -166,8 +166,9 @@ async fn plugin_bytes_round_trip() {
         name: "p",
         sha256: &sha256,
         wasm: &wasm,
+        language: crate::model::plugin::Language::Wasm,
         engine: "engine",
-        artifact: &artifact,
+        artifact: Some(&artifact),
     };
     let roomy = PluginQuota {
         count: 10,
@@ -258,8 +259,9 @@ async fn uploads_at_once_never_share_a_version() {
             name: "p",
             sha256: &shas[i],
             wasm: b"wasm",
+            language: crate::model::plugin::Language::Wasm,
             engine: "engine",
-            artifact: b"code",
+            artifact: Some(b"code".as_slice()),
         };
         let quota = PluginQuota {
             count: 10,

@@ -310,13 +310,61 @@ impl Gateway {
         (status, resp.json().await.expect("JSON answer"))
     }
 
-    /// Uploads a guest plugin built from this repository; returns its id.
+    /// Uploads a JavaScript plugin's source (`text/javascript`).
+    pub async fn upload_script(
+        &self,
+        token: &str,
+        name: &str,
+        source: &str,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v1/plugins?name={name}")))
+            .bearer_auth(token)
+            .header("content-type", "text/javascript")
+            .body(source.to_string())
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        (status, resp.json().await.expect("JSON answer"))
+    }
+
+    /// Polls a plugin until its compile has ended (`ready` or `failed`);
+    /// its `data.plugin`.
+    pub async fn compiled_plugin(&self, token: &str, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (status, body) = self.get(&format!("/v1/plugins/{id}"), token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let plugin = body["data"]["plugin"].clone();
+            if plugin["state"] != "compiling" {
+                return plugin;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "plugin {id} still compiling"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Uploads a plugin that must be accepted and waits for it to be
+    /// ready; returns its id.
+    pub async fn ready_plugin(&self, token: &str, name: &str, wasm: Vec<u8>) -> String {
+        let (status, body) = self.upload_plugin(token, name, wasm).await;
+        assert!(status.is_success(), "{status}: {body}");
+        let id = body["data"]["plugin"]["id"].as_str().unwrap().to_string();
+        let plugin = self.compiled_plugin(token, &id).await;
+        assert_eq!(plugin["state"], "ready", "{plugin}");
+        id
+    }
+
+    /// Uploads a guest plugin built from this repository and waits for it
+    /// to be ready; returns its id.
     pub async fn plugin_id(&self, token: &str, crate_name: &str) -> String {
-        let (status, body) = self
-            .upload_plugin(token, crate_name, super::wasm::plugin(crate_name))
-            .await;
-        assert!(status.is_success(), "{body}");
-        body["data"]["plugin"]["id"].as_str().unwrap().to_string()
+        self.ready_plugin(token, crate_name, super::wasm::plugin(crate_name))
+            .await
     }
 
     /// Publishes `count` events of type `a.b`, ids `{producer}-{i}`, one

@@ -28,7 +28,24 @@ pub enum PluginChoice {
     None,
     FieldFilter,
     CrmBooking,
+    /// [`JS_CRM`], a JavaScript plugin uploaded as source.
+    Javascript,
 }
+
+/// The JavaScript plugin of `--plugin javascript`: the gist of
+/// `crm-booking` (a contact and a deal from a booking), in a script.
+pub const JS_CRM: &str = r#"
+export function transform(event, config) {
+  const b = event.data.booking;
+  return {
+    body: {
+      contact: { name: b.customer.name, email: b.customer.email },
+      deal: { id: b.id, amount: b.total, currency: b.currency, pipeline: config.pipeline },
+      source: { event_id: event.id, type: event.type },
+    },
+  };
+}
+"#;
 
 /// A hostile guest plugin for `--hostile` (a crate of `tests/plugins/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -313,6 +330,7 @@ impl Rig {
                         "field-filter",
                         json!({"pointer": "/data/booking/status", "values": ["confirmed"]}),
                     ),
+                    PluginChoice::Javascript => ("javascript", json!({"pipeline": "b2c"})),
                     _ => ("crm-booking", json!({"pipeline": "b2c"})),
                 };
                 let id = self.upload(&self.token, name).await;
@@ -370,21 +388,43 @@ impl Rig {
         token
     }
 
-    /// Uploads the guest crate `name` for the tenant of `token`; its id.
+    /// Uploads the guest crate `name` (or, for `javascript`, [`JS_CRM`])
+    /// for the tenant of `token` and waits until it is compiled; its id.
     async fn upload(&self, token: &str, name: &str) -> String {
-        let resp = self
+        let request = self
             .api
             .post(self.url(&format!("/v1/plugins?name={name}")))
-            .bearer_auth(token)
-            .body(wasm::plugin(name))
-            .send()
-            .await
-            .unwrap();
-        let body: Value = resp.json().await.unwrap();
-        body["data"]["plugin"]["id"]
+            .bearer_auth(token);
+        let request = match name {
+            "javascript" => request
+                .header("content-type", "text/javascript")
+                .body(JS_CRM),
+            _ => request
+                .header("content-type", "application/wasm")
+                .body(wasm::plugin(name)),
+        };
+        let body: Value = request.send().await.unwrap().json().await.unwrap();
+        let id = body["data"]["plugin"]["id"]
             .as_str()
             .unwrap_or_else(|| panic!("plugin not uploaded: {body}"))
-            .to_string()
+            .to_string();
+        // Components compile after the upload; endpoints made before they
+        // are ready would retry their first deliveries.
+        let mut state = body["data"]["plugin"]["state"].clone();
+        while state == "compiling" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let plugin = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/plugins/{id}"),
+                    token,
+                    Value::Null,
+                )
+                .await;
+            state = plugin["data"]["plugin"]["state"].clone();
+        }
+        assert_eq!(state, "ready", "plugin {name} did not compile");
+        id
     }
 
     /// `count` endpoints of the tenant of `token`, endpoint `k` at the
