@@ -12,6 +12,11 @@
 //!
 //! `cargo test` runs it too (without `--bench`): a few calls of each case,
 //! checking that sandbox and native both deliver, no timings worth reading.
+//!
+//! JavaScript plugins ([`javascript`]): scripts in the JavaScript engine
+//! component, a fresh instance per call as deliveries run them. Target:
+//! p50 under 0.5 ms for a 1 KiB event. `cargo bench --bench plugins --
+//! javascript` runs only those.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -19,7 +24,8 @@ use std::time::{Duration, Instant};
 use hookgate::model::event::Event as GatewayEvent;
 use hookgate::model::ids::TenantId;
 use hookgate::plugins::Prepared;
-use hookgate::plugins::host::{Limits, Outcome, PluginHost};
+use hookgate::plugins::host::{Limits, Outcome, PluginHost, compile_artifact};
+use hookgate::plugins::js::ENGINE_WASM;
 use hookgate::signing::HeaderNames;
 use hookgate_plugin::{Event, Outcome as PluginOutcome};
 use serde_json::{Value, json};
@@ -156,6 +162,9 @@ fn main() {
         .collect();
     // `cargo bench` passes `--bench`; `cargo test` does not.
     let measuring = std::env::args().any(|a| a == "--bench");
+    if only.is_empty() || only.iter().any(|o| o == "javascript") {
+        javascript(&host, &runtime, measuring);
+    }
     for case in cases
         .iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| o == c.crate_name))
@@ -201,4 +210,68 @@ fn main() {
             );
         }
     }
+}
+
+/// JavaScript plugins: each script in the engine, p50/p99 per call
+/// (instantiating the engine, parsing the script, the transform), on a
+/// 1 KiB and a 64 KiB event.
+fn javascript(host: &PluginHost, runtime: &tokio::runtime::Runtime, measuring: bool) {
+    let started = Instant::now();
+    let artifact = compile_artifact(ENGINE_WASM).expect("the engine compiles");
+    let compile_time = started.elapsed();
+    let engine = host.load_js_engine(&artifact).expect("the engine links");
+    println!(
+        "JavaScript engine: {} KiB component, {} KiB machine code, compiled in {compile_time:.2?}",
+        ENGINE_WASM.len() >> 10,
+        artifact.len() >> 10
+    );
+    println!();
+    println!("| script | event | p50 µs | p99 µs |");
+    println!("|---|---|---|---|");
+    let scripts = [
+        (
+            "empty (returns a fixed body)",
+            "export function transform() { return { body: '' }; }",
+        ),
+        (
+            "passthrough (returns event.payload)",
+            "export function transform(event) { return { body: event.payload }; }",
+        ),
+        (
+            "crm (the bench harness's)",
+            hookgate_test_support::bench::modes::JS_CRM,
+        ),
+    ];
+    let (names, deadline) = (HeaderNames::default(), Limits::default().deadline);
+    let config = json!({"pipeline": "b2c"}).to_string();
+    for (label, script) in scripts {
+        let compiled = engine.with_script(std::sync::Arc::from(script));
+        for (size_label, size, iterations) in [("1 KiB", 1024, 2000), ("64 KiB", 64 * 1024, 300)] {
+            let iterations = if measuring { iterations } else { 5 };
+            let event = event(size);
+            let input = Prepared::of(&event).to_wit(&event, "wh_bench");
+            let report = runtime.block_on(host.call(&compiled, &input, &config, &names, deadline));
+            assert!(
+                matches!(report.result, Ok(Outcome::Deliver(_))),
+                "{label}: {:?}",
+                report.result
+            );
+            let (p50, p99) = measure(iterations, || {
+                black_box(runtime.block_on(host.call(
+                    &compiled,
+                    black_box(&input),
+                    &config,
+                    &names,
+                    deadline,
+                )));
+            });
+            println!(
+                "| {label} | {size_label} ({} B) | {} | {} |",
+                event.body.len(),
+                us(p50),
+                us(p99)
+            );
+        }
+    }
+    println!();
 }

@@ -195,6 +195,21 @@ settings! {
     /// Directory of the embedded sled store.
     data_dir: PathBuf = PathBuf::from("./data"), "DIR";
 
+    /// PostgreSQL database to keep the store in instead of sled, e.g.
+    /// `postgres://hookgate:secret@db.internal:5432/hookgate`; gateways on
+    /// one database share its work (docs/cluster.md).
+    database_url: Option<String> = None, "URL", shown "none (sled in data_dir)",
+        arg(hide_env_values = true);
+
+    /// Connections to PostgreSQL one gateway keeps at most.
+    database_pool: usize = 16, "N";
+
+    /// How long a gateway's claim on a due delivery lasts unless it renews
+    /// it (it does, every third of this, while it holds the delivery): the
+    /// time the other gateways of one database wait before taking over the
+    /// work of one that died.
+    queue_lease: Duration = Duration::from_secs(30), "DURATION";
+
     /// Operator admin token, at least 16 characters. If none is configured,
     /// one is generated on first start, printed once, and only its hash is
     /// stored.
@@ -590,6 +605,23 @@ impl Config {
                     .into(),
             ));
         }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "database_url must be a postgres:// or postgresql:// URL".into(),
+            ));
+        }
+        if self.database_pool == 0 {
+            return Err(ConfigError::Invalid(
+                "database_pool must be at least 1".into(),
+            ));
+        }
+        if self.queue_lease < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "queue_lease must be at least 1s".into(),
+            ));
+        }
         if self.store_cache_mib == 0 {
             return Err(ConfigError::Invalid(
                 "store_cache_mib must be at least 1".into(),
@@ -663,6 +695,50 @@ mod tests {
         let c = args.resolve().unwrap();
         assert_eq!(c.listen.port(), 2);
         assert_eq!(c.retention_days, 7);
+    }
+
+    #[test]
+    fn database_settings_are_checked() {
+        let c = Config::from_toml(
+            "database_url = \"postgres://gw@db:5432/hookgate\"\ndatabase_pool = 4\nqueue_lease = \"5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://gw@db:5432/hookgate")
+        );
+        assert_eq!(
+            (c.database_pool, c.queue_lease),
+            (4, Duration::from_secs(5))
+        );
+        for (args, field) in [
+            (
+                ServeArgs {
+                    database_url: Some("mysql://db/x".into()),
+                    ..Default::default()
+                },
+                "database_url",
+            ),
+            (
+                ServeArgs {
+                    database_pool: Some(0),
+                    ..Default::default()
+                },
+                "database_pool",
+            ),
+            (
+                ServeArgs {
+                    queue_lease: Some(Duration::from_millis(10)),
+                    ..Default::default()
+                },
+                "queue_lease",
+            ),
+        ] {
+            match args.resolve() {
+                Err(ConfigError::Invalid(message)) => assert!(message.contains(field), "{message}"),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `hookgate serve`: open the store, bind, serve until a signal, flush.
+//! `hookgate serve`: open the store, bind, serve until a signal, close the
+//! store.
 
 use std::sync::Arc;
 
@@ -14,13 +15,15 @@ use crate::model::tenant::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
 use crate::plugins::compile::Compiler;
 use crate::plugins::{PluginHost, Plugins};
 use crate::service::Service;
-use crate::store::{Store, StoreError};
+use crate::store::{PgOptions, PgStore, Store, StoreError};
 use crate::target_guard::TargetGuard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot open the store in {dir}: {source}")]
     OpenStore { dir: String, source: StoreError },
+    #[error("cannot open the store in PostgreSQL: {0}")]
+    OpenDatabase(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -71,13 +74,7 @@ impl Drop for DeliveryRuntime {
 /// Runs the gateway until ctrl-c or SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store =
-        Store::open(&config.data_dir, (config.store_cache_mib as u64) << 20).map_err(|source| {
-            ServeError::OpenStore {
-                dir: config.data_dir.display().to_string(),
-                source,
-            }
-        })?;
+    let store = open_store(&config).await?;
     let admin_token_hash = admin_token_hash(&config, &store).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -100,7 +97,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let host = PluginHost::new(config.plugin_limits())?;
     // Uploads compile in child processes of this very binary.
     let compiler = Compiler::process(std::env::current_exe()?, config.compile_limits());
-    let plugins = Plugins::new(host, compiler, store.clone(), config.plugin_quota());
+    let artifacts = config.data_dir.join("plugin-artifacts");
+    let plugins = Plugins::with_artifact_dir(
+        host,
+        compiler,
+        store.clone(),
+        config.plugin_quota(),
+        artifacts,
+    );
     let delivery = DeliveryRuntime::start()?;
     let engine = Engine::start(
         store.clone(),
@@ -130,16 +134,20 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // A stable line on stdout, so scripts and tests can find the port when
     // listening on port 0.
     println!("hookgate listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "hookgate started");
+    let backend = match state.config.database_url {
+        Some(_) => "postgresql",
+        None => "sled",
+    };
+    tracing::info!(%addr, backend, data_dir = %state.config.data_dir.display(), "hookgate started");
 
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down: letting attempts in flight finish");
     engine.shutdown(grace).await;
-    store.flush().await?;
+    store.close().await?;
     drop(delivery);
-    tracing::info!("store flushed; bye");
+    tracing::info!("store closed; bye");
     Ok(())
 }
 
@@ -160,6 +168,34 @@ fn install_metrics() -> Option<PrometheusHandle> {
         .ok()?
         .install_recorder()
         .ok()
+}
+
+/// The store the settings name: PostgreSQL at `database_url`, or else sled
+/// in `data_dir`.
+async fn open_store(config: &Config) -> Result<Store, ServeError> {
+    match &config.database_url {
+        Some(url) => {
+            let options = PgOptions {
+                pool_size: config.database_pool,
+                lease: config.queue_lease,
+                // The longest an attempt runs: its request, after its
+                // plugins' chain.
+                settle: config.delivery_timeout + config.plugin_deadline,
+            };
+            PgStore::connect(url, options)
+                .await
+                .map(Store::on)
+                .map_err(ServeError::OpenDatabase)
+        }
+        None => {
+            Store::open(&config.data_dir, (config.store_cache_mib as u64) << 20).map_err(|source| {
+                ServeError::OpenStore {
+                    dir: config.data_dir.display().to_string(),
+                    source,
+                }
+            })
+        }
+    }
 }
 
 /// The operator token's hash: from config if set; otherwise the stored one;

@@ -914,8 +914,34 @@ async function renderPlugins() {
       upload.disabled = false;
     }
   });
+  // A JavaScript plugin: its source in a textarea, uploaded as text/javascript.
+  const jsName = field('Script name', h('input', { type: 'text', required: true, pattern: '[a-z0-9_\\-]+', autocomplete: 'off' }), 'Lowercase letters, digits, - and _.');
+  const jsSource = field('JavaScript source', h('textarea', { rows: '10', spellcheck: 'false', class: 'code' }), 'An ES module exporting transform(event, config); return { body }, { body, headers, content_type } or { drop: reason }.');
+  jsSource.input.value = 'export function transform(event, config) {\n  return { body: { id: event.id, data: event.data } };\n}\n';
+  const jsErr = errorLine();
+  const jsUpload = h('button', { type: 'submit' }, 'Upload script');
+  const jsForm = h('form', { class: 'panel', 'aria-labelledby': 'js-title' }, h('h2', { id: 'js-title' }, 'Write a JavaScript plugin'), jsName.wrap, jsSource.wrap, jsErr, h('div', { class: 'actions' }, jsUpload));
+  jsForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setError(jsErr, null);
+    if (!jsName.input.value.trim()) { setError(jsErr, 'Enter a script name.'); jsName.input.focus(); return; }
+    jsUpload.disabled = true;
+    try {
+      const data = await api('POST', `/v1/plugins?name=${encodeURIComponent(jsName.input.value.trim())}`, undefined, { raw: jsSource.input.value, contentType: 'text/javascript' });
+      notice(`Uploaded ${data.plugin.name} v${data.plugin.version}.`);
+      route();
+    } catch (e) {
+      setError(jsErr, `The script was refused: ${describe(e)}`);
+    } finally {
+      jsUpload.disabled = false;
+    }
+  });
+  const state = (p) => p.state === 'failed' ? h('abbr', { title: p.error || '' }, 'failed') : (p.state || '—');
   const rows = plugins.map((p) => h('tr', { dataset: { pluginId: p.id } },
     h('td', { 'data-label': 'Name' }, p.name), h('td', { 'data-label': 'Version' }, `v${p.version}`),
+    h('td', { 'data-label': 'Language' }, p.language === 'javascript' ? 'JavaScript' : 'WebAssembly'),
+    h('td', { 'data-label': 'State' }, state(p)),
+    h('td', { 'data-label': 'p50' }, p.p50_us != null ? `${(p.p50_us / 1000).toFixed(2)} ms` : '—'),
     h('td', { 'data-label': 'Size' }, `${(p.size / 1024).toFixed(1)} KiB`),
     h('td', { 'data-label': 'SHA-256', class: 'mono' }, h('abbr', { title: p.sha256 }, p.sha256.slice(0, 12))),
     h('td', { 'data-label': 'Uploaded' }, fmtTime(p.created_at)),
@@ -924,11 +950,12 @@ async function renderPlugins() {
       h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${p.name} v${p.version}`, onclick: () => deletePlugin(p) }, 'Delete'))));
   main.replaceChildren(
     pageHeader('Plugins'),
-    h('p', { class: 'muted' }, 'WebAssembly components that reshape or filter an endpoint\'s payload before it is signed. Attach them to an endpoint with its Plugins button.'),
+    h('p', { class: 'muted' }, 'WebAssembly components or JavaScript modules that reshape or filter an endpoint\'s payload before it is signed. A component compiles after its upload (state: compiling, then ready or failed); a script is ready at once. Attach them to an endpoint with its Plugins button.'),
     form,
+    jsForm,
     h('h2', {}, 'Uploaded plugins'),
     plugins.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('caption', { class: 'visually-hidden' }, 'Uploaded plugins'),
-      h('thead', {}, h('tr', {}, ['Name', 'Version', 'Size', 'SHA-256', 'Uploaded', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', {}, h('tr', {}, ['Name', 'Version', 'Language', 'State', 'p50', 'Size', 'SHA-256', 'Uploaded', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rows))) : h('p', { class: 'empty' }, 'No plugins yet.'));
 }
 

@@ -191,8 +191,9 @@ impl Fixtures {
                     name: "fixture",
                     sha256: "00",
                     wasm: b"not a component",
+                    language: crate::model::plugin::Language::Wasm,
                     engine: "none",
-                    artifact: b"",
+                    artifact: Some(b"".as_slice()),
                 },
                 PluginQuota {
                     count: 10,

@@ -21,11 +21,11 @@ use super::views::{LogLineView, PluginView};
 use super::{ApiResult, AppState, Deleted, Envelope, ok};
 use crate::model::event::{Event, validate_external_id};
 use crate::model::ids::PluginId;
-use crate::model::plugin::{Plugin, validate_name};
+use crate::model::plugin::{Language, Plugin, validate_name};
 use crate::plugins::PluginError;
 use crate::plugins::Prepared;
 use crate::plugins::host::Outcome;
-use crate::plugins::registry::UploadError;
+use crate::plugins::registry::{CompileState, UploadError};
 use crate::store::Stored;
 use crate::validation::FieldError;
 
@@ -75,25 +75,67 @@ impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         match e {
             UploadError::Invalid(PluginError::Host(detail)) => ApiError::Internal(detail),
-            UploadError::Invalid(PluginError::Unavailable(detail)) => ApiError::Internal(detail),
+            UploadError::Invalid(PluginError::Unavailable(detail)) => ApiError::Unavailable(detail),
             UploadError::Invalid(e) => ApiError::Unprocessable {
-                field: None,
+                field: Some("body".into()),
                 message: format!("the upload is not a usable plugin: {e}"),
+            },
+            UploadError::Script { line, message } => ApiError::Unprocessable {
+                field: Some("body".into()),
+                message: if line > 0 {
+                    format!("the script is not a usable plugin: line {line}: {message}")
+                } else {
+                    format!("the script is not a usable plugin: {message}")
+                },
             },
             UploadError::Store(e) => e.into(),
         }
     }
 }
 
-/// Upload a component (raw bytes, `application/wasm`). It is validated
-/// (a component of the `hookgate:plugin/transformer` world that compiles) and
-/// stored as the next version of `name`.
+/// What the upload's `Content-Type` says the bytes are: a component
+/// (`application/wasm`; also when none is given, or
+/// `application/octet-stream`) or a script (`text/javascript`,
+/// `application/javascript`).
+fn upload_language(req: &Request) -> Result<Language, ApiError> {
+    let Some(value) = req.headers().get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(Language::Wasm);
+    };
+    let media = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/wasm" | "application/octet-stream" | "" => Ok(Language::Wasm),
+        "text/javascript" | "application/javascript" => Ok(Language::Javascript),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "upload a component as application/wasm or a script as text/javascript, not {other}"
+        ))),
+    }
+}
+
+/// Upload a plugin: a component (raw bytes, `application/wasm`) or a
+/// JavaScript module exporting `transform(event, config)` (its source,
+/// `text/javascript`). It is stored as the next version of `name`. A
+/// component is compiled off the request path: the answer is 202 with
+/// `state: "compiling"`, and the plugin then becomes `ready` or `failed`
+/// (with the compiler's message). A script is checked at once (a syntax
+/// error is a 422 giving the line) and is `ready`.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", security(("bearer" = [])),
     params(UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = Envelope<PluginData>),
+    request_body(content(
+        (Vec<u8> = "application/wasm"),
+        (String = "text/javascript", example = json!("export function transform(event, config) {\n  return { body: { deal: event.data.booking_id } };\n}\n"))
+    )),
+    responses((status = 201, description = "Stored and ready", body = Envelope<PluginData>),
+              (status = 202, description = "Stored; the component is compiling", body = Envelope<PluginData>),
               (status = 200, description = "These bytes already are a version of this name", body = Envelope<PluginData>),
-              (status = 413, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+              (status = 413, body = ErrorEnvelope), (status = 415, body = ErrorEnvelope),
+              (status = 422, body = ErrorEnvelope)))]
 async fn upload_plugin(
     auth: Auth,
     State(state): State<AppState>,
@@ -103,33 +145,46 @@ async fn upload_plugin(
     // leave the rest of the upload unread on a connection the client then
     // reuses, and its next request fails with a broken pipe.
     let uri = req.uri().clone();
-    let wasm = read_body(req, &()).await?;
+    let language = upload_language(&req);
+    let bytes = read_body(req, &()).await?;
     let params: UploadParams = parse_query(&uri)?;
     validate_name(&params.name)?;
-    if wasm.is_empty() {
-        return Err(ApiError::BadRequest(
-            "the request body must be the component's bytes".into(),
-        ));
+    let language = language?;
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest(match language {
+            Language::Wasm => "the request body must be the component's bytes".into(),
+            Language::Javascript => "the request body must be the script's source".into(),
+        }));
     }
-    let (status, plugin) = match state
+    let uploaded = state
         .plugins
-        .upload(&auth.tenant, &params.name, wasm)
-        .await?
-    {
+        .upload(&auth.tenant, &params.name, language, bytes)
+        .await?;
+    let (status, plugin) = match uploaded.stored {
+        Stored::Created(p) if uploaded.state == CompileState::Compiling => {
+            (StatusCode::ACCEPTED, p)
+        }
         Stored::Created(p) => (StatusCode::CREATED, p),
         Stored::Existing(p) => (StatusCode::OK, p),
     };
-    tracing::info!(tenant = %auth.tenant, plugin = %plugin.id, name = %plugin.name, version = plugin.version, "plugin uploaded");
+    tracing::info!(tenant = %auth.tenant, plugin = %plugin.id, name = %plugin.name, version = plugin.version, language = plugin.language.as_str(), state = uploaded.state.name(), "plugin uploaded");
+    let view = PluginView::from(&plugin).with_status(&uploaded.state, None);
     Ok((
         status,
         Json(Envelope {
             success: true,
             data: PluginData {
-                plugin: PluginView::from(&plugin),
+                plugin: view,
                 used_by: None,
             },
         }),
     ))
+}
+
+/// A plugin's view with its compile state and recent call time.
+async fn view(state: &AppState, plugin: &Plugin) -> PluginView {
+    let compile = state.plugins.state(plugin).await;
+    PluginView::from(plugin).with_status(&compile, state.plugins.p50(&plugin.id))
 }
 
 /// List plugin versions, oldest first.
@@ -145,8 +200,12 @@ async fn list_plugins(
         .store
         .list_plugins(&auth.tenant, page.cursor.as_deref(), page.limit()?)
         .await?;
+    let mut plugins = Vec::with_capacity(page.items.len());
+    for plugin in &page.items {
+        plugins.push(view(&state, plugin).await);
+    }
     ok(PluginList {
-        plugins: page.items.iter().map(PluginView::from).collect(),
+        plugins,
         next_cursor: page.next_cursor,
     })
 }
@@ -186,7 +245,7 @@ async fn get_plugin(
     let plugin = find(&state, &auth, &id).await?;
     let used_by = Some(users(&state, &plugin).await?);
     ok(PluginData {
-        plugin: PluginView::from(&plugin),
+        plugin: view(&state, &plugin).await,
         used_by,
     })
 }

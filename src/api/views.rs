@@ -21,9 +21,10 @@ use crate::model::endpoint::{DeliveryOrder, EndpointStatus, LastDelivery};
 use crate::model::event::MAX_EXTERNAL_ID_LEN;
 use crate::model::event_type::{self, EventType};
 use crate::model::ids::{AttemptId, DeliveryId, EndpointId, EventId, KeyId, PluginId, TenantId};
-use crate::model::plugin::{Plugin, PluginRef};
+use crate::model::plugin::{Language, Plugin, PluginRef};
 use crate::model::tenant::{ApiKey, Scope, Tenant};
 use crate::plugins::host::LogLine;
+use crate::plugins::registry::CompileState;
 use crate::signing::HeaderNames;
 
 /// The ULID alphabet (Crockford base32: no I, L, O or U), as a regex class.
@@ -282,10 +283,37 @@ pub struct PluginView {
     pub tenant_id: TenantId,
     pub name: String,
     pub version: u32,
-    /// SHA-256 of the component, hex.
+    /// SHA-256 of the uploaded bytes (component or script), hex.
     pub sha256: String,
     pub size: usize,
     pub created_at: DateTime<Utc>,
+    /// `wasm` (a component) or `javascript` (a script).
+    #[schema(value_type = String, example = "javascript")]
+    pub language: Language,
+    /// `compiling`, `ready` or `failed`: a component compiles after its
+    /// upload; a script is ready at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "ready")]
+    pub state: Option<&'static str>,
+    /// Why it did not compile, when `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Median time of its recent calls on this gateway process, in
+    /// microseconds; absent before its first call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_us: Option<u64>,
+}
+
+impl PluginView {
+    /// The view with where its compile stands and its recent call time.
+    pub fn with_status(mut self, state: &CompileState, p50: Option<std::time::Duration>) -> Self {
+        self.state = Some(state.name());
+        if let CompileState::Failed(message) = state {
+            self.error = Some(message.clone());
+        }
+        self.p50_us = p50.map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64);
+        self
+    }
 }
 
 impl From<&Plugin> for PluginView {
@@ -298,6 +326,7 @@ impl From<&Plugin> for PluginView {
             sha256,
             size,
             created_at,
+            language,
         } = p;
         Self {
             id: *id,
@@ -307,6 +336,10 @@ impl From<&Plugin> for PluginView {
             sha256: sha256.clone(),
             size: *size,
             created_at: *created_at,
+            language: *language,
+            state: None,
+            error: None,
+            p50_us: None,
         }
     }
 }
@@ -597,6 +630,7 @@ mod tests {
             sha256: "ab".into(),
             size: 9,
             created_at: now,
+            language: crate::model::plugin::Language::Javascript,
         };
         let attempt = Attempt {
             id: AttemptId::generate(),

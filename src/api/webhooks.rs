@@ -2,6 +2,7 @@
 //! resume, rotate and delete. The signing secret leaves the gateway only in
 //! the answers of create and rotate-secret.
 
+use crate::plugins::registry::CompileState;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -364,7 +365,7 @@ async fn validated_events(
 }
 
 /// Checks a plugin chain: at most [`MAX_CHAIN`] plugins, each one of the
-/// tenant's.
+/// tenant's and none that failed to compile.
 async fn validated_chain(
     state: &AppState,
     tenant: &TenantId,
@@ -378,17 +379,23 @@ async fn validated_chain(
         .into());
     }
     for (i, step) in chain.iter().enumerate() {
-        if state
-            .store
-            .get_plugin(tenant, &step.plugin_id)
-            .await?
-            .is_none()
-        {
-            return Err(FieldError::new(
-                format!("plugins[{i}].plugin_id"),
-                format!("plugin {} not found", step.plugin_id),
-            )
-            .into());
+        let field = || format!("plugins[{i}].plugin_id");
+        let Some(plugin) = state.store.get_plugin(tenant, &step.plugin_id).await? else {
+            return Err(
+                FieldError::new(field(), format!("plugin {} not found", step.plugin_id)).into(),
+            );
+        };
+        // One still compiling may be attached: deliveries through it are
+        // retried until it is ready. One that failed never will be.
+        if let CompileState::Failed(message) = state.plugins.state(&plugin).await {
+            return Err(ApiError::Unprocessable {
+                field: Some(field()),
+                message: format!(
+                    "{}: plugin {} did not compile: {message}",
+                    field(),
+                    step.plugin_id
+                ),
+            });
         }
     }
     Ok(chain.into_iter().map(PluginRef::from).collect())

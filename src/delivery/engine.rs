@@ -338,6 +338,12 @@ struct Dispatcher {
     /// every pass.
     paces: HashMap<EndpointId, Pace>,
     held: Held,
+    /// Endpoints of which this process has no slot at all (more processes
+    /// share the store than the endpoint has slots): their entries are
+    /// given back to the store rather than held.
+    unshared: HashSet<EndpointId>,
+    /// Entries a scan read but did not start or hold, to give back.
+    unkept: Vec<QueueKey>,
     /// Entries whose attempt is running or whose result is being made
     /// durable: they stay in the queue until it is, so a scan must not start
     /// them twice, and a crash before makes the attempt again.
@@ -380,6 +386,8 @@ impl Dispatcher {
             limits_read: HashMap::new(),
             paces: HashMap::new(),
             held: Held::default(),
+            unshared: HashSet::new(),
+            unkept: Vec::new(),
             taken: HashSet::new(),
             cursor: None,
             passed_over: false,
@@ -401,6 +409,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = inner.stop.cancelled() => return,
                 _ = inner.attempts.announcer.queued.wake.notified() => {},
+                _ = inner.store().queued_elsewhere() => {},
                 Some(report) = self.reports_rx.recv() => {
                     self.report(report).await;
                     while let Ok(report) = self.reports_rx.try_recv() {
@@ -465,7 +474,9 @@ impl Dispatcher {
     /// Moves the endpoint's window by one answer (and to the endpoint's own
     /// maximum, when the attempt read one), and publishes its limit.
     fn learn(&mut self, endpoint: &EndpointId, answer: Answer, own_max: Option<usize>) {
-        let default = self.inner.settings.endpoint_concurrency;
+        let share = self.inner.store().share();
+        let own_max = own_max.map(|max| share.of(max));
+        let default = share.of(self.inner.settings.endpoint_concurrency);
         // Made when the attempt started; kept while it was in flight.
         let window = self
             .windows
@@ -513,7 +524,9 @@ impl Dispatcher {
                 limit
             }
         };
-        if self.in_flight.get(endpoint).copied().unwrap_or(0) >= limit {
+        if self.unshared.contains(endpoint)
+            || self.in_flight.get(endpoint).copied().unwrap_or(0) >= limit
+        {
             return false;
         }
         if self
@@ -531,15 +544,28 @@ impl Dispatcher {
         self.paces.get(endpoint).is_none_or(|pace| pace.allows(now))
     }
 
-    /// The endpoint's own `max_in_flight` (or the default) and its
-    /// `rate_limit`, from the store's endpoint cache.
-    async fn read_limits(&self, tenant: &TenantId, endpoint: &EndpointId) -> (usize, Option<f64>) {
+    /// This process's part of the endpoint's own `max_in_flight` (or the
+    /// default) and of its `rate_limit`, from the store's endpoint cache:
+    /// where several processes share the store, the parts of all add up
+    /// to the endpoint's limits. Notes an endpoint whose part is no slot
+    /// at all.
+    async fn read_limits(
+        &mut self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+    ) -> (usize, Option<f64>) {
         let (own, rate) = match self.inner.store().get_endpoint(tenant, endpoint).await {
             Ok(Some(e)) => (e.max_in_flight, e.rate_limit),
             _ => (None, None),
         };
-        let max = own.map_or(self.inner.settings.endpoint_concurrency, |m| m as usize);
-        (max, rate)
+        let share = self.inner.store().share();
+        let max = share.of(own.map_or(self.inner.settings.endpoint_concurrency, |m| m as usize));
+        if max == 0 {
+            self.unshared.insert(*endpoint);
+        } else {
+            self.unshared.remove(endpoint);
+        }
+        (max, rate.map(|rate| share.of_rate(rate)))
     }
 
     /// Notes what was read of the endpoint's rate at `now`.
@@ -674,9 +700,24 @@ impl Dispatcher {
         })
     }
 
-    /// Reads due work from the cursor on and starts what has room; returns
-    /// how long to sleep if nothing wakes the dispatcher.
+    /// Reads due work from the cursor on and starts what has room, and
+    /// gives back to the store what it read but left; returns how long to
+    /// sleep if nothing wakes the dispatcher.
     async fn scan(&mut self) -> Result<Duration, crate::store::StoreError> {
+        let wait = self.scan_due().await;
+        if !self.unkept.is_empty() {
+            let keys = std::mem::take(&mut self.unkept);
+            if let Err(e) = self.inner.store().release(&keys).await {
+                // Held until the lease runs out instead: later, not lost.
+                tracing::warn!(error = %e, "cannot give back queue entries left for later");
+            }
+        }
+        wait
+    }
+
+    /// [`Dispatcher::scan`] but for giving back what it leaves
+    /// (`unkept`).
+    async fn scan_due(&mut self) -> Result<Duration, crate::store::StoreError> {
         let idle = Duration::from_secs(60);
         if !self.workers_free() {
             // A finishing worker wakes us.
@@ -719,10 +760,16 @@ impl Dispatcher {
             .due(self.cursor.as_ref(), now_ms, SCAN_LIMIT)
             .await?;
         let mut passed_over = false;
-        for (key, entry) in scan.entries {
+        let mut entries = scan.entries.into_iter();
+        while let Some((key, entry)) = entries.next() {
             if !self.workers_free() {
                 // Not read: the cursor stays before it.
                 self.caught_up = false;
+                let left: Vec<QueueKey> = std::iter::once(key)
+                    .chain(entries.map(|(key, _)| key))
+                    .filter(|key| !self.held.keys.contains(key) && !self.taken.contains(key))
+                    .collect();
+                self.unkept.extend(left);
                 return Ok(idle);
             }
             self.cursor = Some(key.clone());
@@ -734,14 +781,16 @@ impl Dispatcher {
                 // the newer ones.
                 passed_over = true;
                 self.note_passed(&key);
+                self.unkept.push(key);
                 continue;
             }
             if !self.has_room(&entry).await {
                 let endpoint = entry.endpoint;
-                if !self.held.push(key.clone(), entry) {
+                if self.unshared.contains(&endpoint) || !self.held.push(key.clone(), entry) {
                     self.behind.insert(endpoint);
                     passed_over = true;
                     self.note_passed(&key);
+                    self.unkept.push(key);
                 }
                 continue;
             }

@@ -23,6 +23,31 @@ pub struct Plugin {
     pub sha256: String,
     pub size: usize,
     pub created_at: DateTime<Utc>,
+    /// What the bytes are: a component, or a script the JavaScript engine
+    /// runs. Records stored before there were scripts are components.
+    #[serde(default)]
+    pub language: Language,
+}
+
+/// What a plugin's bytes are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// A WebAssembly component of the `transformer` world.
+    #[default]
+    Wasm,
+    /// An ES module exporting `transform(event, config)`, run by the
+    /// gateway's JavaScript engine.
+    Javascript,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Wasm => "wasm",
+            Language::Javascript => "javascript",
+        }
+    }
 }
 
 impl Plugin {

@@ -89,6 +89,11 @@ impl Compiler {
         }
     }
 
+    /// The bounds of each compile.
+    pub fn limits(&self) -> CompileLimits {
+        self.limits
+    }
+
     /// Compiles `wasm` to serialised machine code.
     pub async fn compile(&self, wasm: bytes::Bytes) -> Result<Vec<u8>, PluginError> {
         let _slot = self

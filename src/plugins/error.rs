@@ -11,6 +11,8 @@ pub enum PluginError {
     NotAComponent(String),
     #[error("the component does not implement hookgate:plugin/transformer@0.1.0: {0}")]
     WrongWorld(String),
+    #[error("did not compile: {0}")]
+    NotCompiled(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("did not finish within its {0:?} deadline (wall clock)")]

@@ -43,9 +43,9 @@ use super::pipe::BoundedPipe;
 use crate::signing::HeaderNames;
 
 use super::error::PluginError;
-use super::wit::{Transformer, TransformerPre, wit_log, wit_types};
+use super::wit::{JsEnginePre, Transformer, TransformerPre, wit_log, wit_types};
 
-pub use super::wit::{Delivery, Header, Outcome, WitEvent};
+pub use super::wit::{Delivery, Header, Outcome, ScriptError, WitEvent};
 
 /// Per-call limits.
 #[derive(Debug, Clone, Copy)]
@@ -227,7 +227,77 @@ impl ResourceLimiter for CallState {
 /// A plugin compiled and linked, ready to instantiate; cheap to clone.
 #[derive(Clone)]
 pub struct Compiled {
-    pre: TransformerPre<CallState>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    /// A component of the `transformer` world.
+    Wasm(TransformerPre<CallState>),
+    /// A script, run by the JavaScript engine.
+    Js {
+        engine: JsEnginePre<CallState>,
+        script: Arc<str>,
+    },
+}
+
+/// The JavaScript engine (`plugins/js-engine`, the `js-engine` world)
+/// compiled and linked; every JavaScript plugin runs in it. Cheap to clone.
+#[derive(Clone)]
+pub struct JsEngine {
+    pre: JsEnginePre<CallState>,
+}
+
+impl JsEngine {
+    /// A JavaScript plugin: this engine with `script`.
+    pub fn with_script(&self, script: Arc<str>) -> Compiled {
+        Compiled {
+            kind: Kind::Js {
+                engine: self.pre.clone(),
+                script,
+            },
+        }
+    }
+}
+
+/// What one sandboxed call is asked to do.
+enum Op<'a> {
+    Transform {
+        compiled: &'a Compiled,
+        event: &'a WitEvent,
+        config: &'a str,
+    },
+    Check {
+        engine: &'a JsEngine,
+        script: &'a str,
+    },
+}
+
+/// What the guest answered to an [`Op`].
+enum Answer {
+    Transform(Result<Outcome, String>),
+    Check(Result<(), ScriptError>),
+}
+
+/// One sandboxed call's end: the guest's answer (`None` at the deadline)
+/// and what the call left behind.
+struct Ended {
+    called: Option<wasmtime::Result<Answer>>,
+    memory_denied: bool,
+    logs: Vec<LogLine>,
+    elapsed: Duration,
+}
+
+/// Why a script was refused at upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptRefused {
+    /// The engine refused it (a syntax error, no `transform` export, or a
+    /// throw while its top level ran): the line (0 when unknown) and the
+    /// engine's message.
+    Invalid { line: u32, message: String },
+    /// Running its top level hit a sandbox limit, or the gateway could not
+    /// run the check.
+    Failed(PluginError),
 }
 
 /// The engine settings that decide the machine code: shared by the host's
@@ -369,7 +439,54 @@ impl PluginHost {
             .instantiate_pre(component)
             .map_err(|e| PluginError::WrongWorld(root_cause(&e)))?;
         let pre = TransformerPre::new(pre).map_err(|e| PluginError::WrongWorld(root_cause(&e)))?;
-        Ok(Compiled { pre })
+        Ok(Compiled {
+            kind: Kind::Wasm(pre),
+        })
+    }
+
+    /// Loads the JavaScript engine's machine code (made by
+    /// [`compile_artifact`] from the engine component, like any plugin's)
+    /// and links it against the `js-engine` world.
+    pub fn load_js_engine(&self, artifact: &[u8]) -> Result<JsEngine, PluginError> {
+        // SAFETY: as in `load`: the gateway's own compiler made it.
+        let component = unsafe { Component::deserialize(&self.engine, artifact) }
+            .map_err(|e| PluginError::Host(root_cause(&e)))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(JsEnginePre::new)
+            .map_err(|e| PluginError::Host(format!("the JavaScript engine: {}", root_cause(&e))))?;
+        Ok(JsEngine { pre })
+    }
+
+    /// Checks a JavaScript plugin's script in a fresh instance of the
+    /// engine, within the plugin limits: it must parse as an ES module
+    /// exporting a function `transform`, and its top level must run.
+    pub async fn check_script(&self, engine: &JsEngine, script: &str) -> Result<(), ScriptRefused> {
+        let deadline = self.limits.deadline;
+        let ended = self
+            .sandboxed(Op::Check { engine, script }, deadline)
+            .await
+            .map_err(ScriptRefused::Failed)?;
+        match ended.called {
+            Some(Ok(Answer::Check(Ok(())))) => Ok(()),
+            Some(Ok(Answer::Check(Err(e)))) if ended.memory_denied => {
+                Err(ScriptRefused::Failed(PluginError::Returned(format!(
+                    "{} (it reached its memory limit of {} MiB)",
+                    output::bounded(&e.message, output::MAX_MESSAGE),
+                    self.limits.memory >> 20
+                ))))
+            }
+            Some(Ok(Answer::Check(Err(e)))) => Err(ScriptRefused::Invalid {
+                line: e.line,
+                message: output::bounded(&e.message, output::MAX_MESSAGE),
+            }),
+            Some(Ok(Answer::Transform(_))) => unreachable!("a check answers a check"),
+            None => Err(ScriptRefused::Failed(PluginError::Deadline(deadline))),
+            Some(Err(e)) => Err(ScriptRefused::Failed(
+                self.classify(&e, ended.memory_denied),
+            )),
+        }
     }
 
     /// Runs one transform in a fresh instance, on the current task: the call
@@ -387,12 +504,46 @@ impl PluginHost {
         tenant: &HeaderNames,
         deadline: Duration,
     ) -> CallReport {
-        let _slot = match take_turn(self.slot_wait, self.slots.acquire(), "the plugin pool").await {
-            Ok(slot) => slot,
+        let op = Op::Transform {
+            compiled,
+            event,
+            config,
+        };
+        let ended = match self.sandboxed(op, deadline).await {
+            Ok(ended) => ended,
             Err(e) => return CallReport::failed(e),
         };
+        let memory_denied = ended.memory_denied;
+        let result = match ended.called {
+            None => Err(PluginError::Deadline(self.limits.deadline)),
+            Some(Ok(Answer::Transform(Err(message)))) if memory_denied => {
+                Err(PluginError::Returned(format!(
+                    "{} (it reached its memory limit of {} MiB)",
+                    output::bounded(&message, output::MAX_MESSAGE),
+                    self.limits.memory >> 20
+                )))
+            }
+            Some(Ok(Answer::Transform(returned))) => {
+                output::check(returned, self.limits.output, tenant)
+            }
+            Some(Ok(Answer::Check(_))) => unreachable!("a transform answers a transform"),
+            Some(Err(e)) => Err(self.classify(&e, memory_denied)),
+        };
+        CallReport {
+            result,
+            logs: ended.logs,
+            elapsed: ended.elapsed,
+        }
+    }
+
+    /// Runs `op` in a fresh store and instance: waits for a pool slot
+    /// first (not charged), then has `deadline` of its own wall-clock time
+    /// (see [`CallClock::own`]) to instantiate and return, with the CPU,
+    /// memory and output limits. `Err` only when it could not start.
+    async fn sandboxed(&self, op: Op<'_>, deadline: Duration) -> Result<Ended, PluginError> {
+        let _slot = take_turn(self.slot_wait, self.slots.acquire(), "the plugin pool").await?;
         if deadline.is_zero() {
-            return CallReport::failed(PluginError::Deadline(self.limits.deadline));
+            return Err(PluginError::Deadline(self.limits.deadline));
         }
         // Before the store exists: no guest code runs without ticks.
         let _ticking = self.ticker.running();
@@ -423,23 +574,36 @@ impl PluginHost {
         // Dropping the future at the deadline ends the call wherever it is,
         // in wasm or awaiting a host call; the store goes with it.
         let called = within(&clock, deadline, async {
-            let instance = compiled.pre.instantiate_async(&mut store).await?;
-            instance.call_transform(&mut store, event, config).await
+            match op {
+                Op::Transform {
+                    compiled,
+                    event,
+                    config,
+                } => match &compiled.kind {
+                    Kind::Wasm(pre) => {
+                        let instance = pre.instantiate_async(&mut store).await?;
+                        let out = instance.call_transform(&mut store, event, config).await?;
+                        Ok(Answer::Transform(out))
+                    }
+                    Kind::Js { engine, script } => {
+                        let instance = engine.instantiate_async(&mut store).await?;
+                        let out = instance
+                            .call_transform(&mut store, script, event, config)
+                            .await?;
+                        Ok(Answer::Transform(out))
+                    }
+                },
+                Op::Check { engine, script } => {
+                    let instance = engine.pre.instantiate_async(&mut store).await?;
+                    Ok(Answer::Check(
+                        instance.call_check(&mut store, script).await?,
+                    ))
+                }
+            }
         })
         .await;
         let elapsed = clock.own();
 
-        let memory_denied = store.data().memory_denied;
-        let result = match called {
-            None => Err(PluginError::Deadline(self.limits.deadline)),
-            Some(Ok(Err(message))) if memory_denied => Err(PluginError::Returned(format!(
-                "{} (it reached its memory limit of {} MiB)",
-                output::bounded(&message, output::MAX_MESSAGE),
-                self.limits.memory >> 20
-            ))),
-            Some(Ok(returned)) => output::check(returned, self.limits.output, tenant),
-            Some(Err(e)) => Err(self.classify(&e, memory_denied)),
-        };
         let state = store.data_mut();
         for (level, pipe) in [("stdout", &stdout), ("stderr", &stderr)] {
             let (kept, dropped) = pipe.contents();
@@ -450,11 +614,12 @@ impl PluginHost {
                 state.push_log(level, &format!("({dropped} more bytes not kept)"));
             }
         }
-        CallReport {
-            result,
+        Ok(Ended {
+            called,
+            memory_denied: state.memory_denied,
             logs: std::mem::take(&mut state.logs),
             elapsed,
-        }
+        })
     }
 
     fn classify(&self, e: &wasmtime::Error, memory_denied: bool) -> PluginError {

@@ -16,6 +16,8 @@ pub mod chain;
 pub mod compile;
 mod error;
 pub mod host;
+pub mod js;
+mod latency;
 pub mod offline;
 pub mod output;
 mod pipe;

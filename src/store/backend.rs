@@ -42,6 +42,9 @@ pub trait Backend: Send + Sync {
 
     /// Makes every write so far durable.
     async fn flush(&self) -> Result<()>;
+    /// The process is stopping: gives back the shared work it holds and
+    /// makes every write so far durable.
+    async fn close(&self) -> Result<()>;
     /// Whether the store answers reads.
     async fn is_ready(&self) -> bool;
     async fn admin_token_hash(&self) -> Result<Option<[u8; 32]>>;
@@ -157,8 +160,21 @@ pub trait Backend: Send + Sync {
     /// Stores an event made for a test send, with no fan-out.
     async fn put_event(&self, event: &Event) -> Result<()>;
     /// Up to `limit` queue entries due at `now_ms`, oldest first, after
-    /// `after` (from the front when `None`).
+    /// `after` (from the front when `None`). Where several processes share
+    /// the queue, each entry is handed to one of them, and stays that
+    /// one's until its attempt ends ([`Backend::finish_attempt`]), it is
+    /// given back ([`Backend::release`]), or that process stops.
     async fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan>;
+    /// Gives back entries [`Backend::due`] returned that this process will
+    /// not start now, so that another process sharing the queue may.
+    async fn release(&self, keys: &[QueueKey]) -> Result<()>;
+    /// Returns when another process sharing the queue queued work; never
+    /// where this process has the queue to itself.
+    async fn queued_elsewhere(&self);
+    /// This process's part of the limits that hold over every process
+    /// sharing the store together (each endpoint's in-flight and rate
+    /// limits).
+    fn share(&self) -> Share;
     /// The earliest due time (ms) of the entries queued since the last call.
     fn take_queued_since(&self) -> Option<u64>;
     /// Entries waiting in the queue.
@@ -243,6 +259,33 @@ pub trait Backend: Send + Sync {
     async fn plugin_artifact(&self, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>>;
     /// Caches machine code; may be lost, as it can be made again.
     async fn put_plugin_artifact(&self, sha256: &str, engine: &str, artifact: &[u8]) -> Result<()>;
+}
+
+/// One process's part of a limit every process sharing a store keeps
+/// together: the parts of the `count` processes add up to the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This process's place among them, from 0.
+    pub rank: usize,
+    pub count: usize,
+}
+
+impl Share {
+    /// The share of a process alone.
+    pub const WHOLE: Self = Self { rank: 0, count: 1 };
+
+    /// This process's part of `limit` slots: `limit / count`, and one more
+    /// for the first `limit % count` processes. Zero when there are more
+    /// processes than slots and this one's place is past them.
+    pub fn of(self, limit: usize) -> usize {
+        let count = self.count.max(1);
+        limit / count + usize::from(self.rank < limit % count)
+    }
+
+    /// This process's part of a rate.
+    pub fn of_rate(self, rate: f64) -> f64 {
+        rate / self.count.max(1) as f64
+    }
 }
 
 /// The handle the gateway holds: one backend, shared. Cheap to clone.

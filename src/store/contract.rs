@@ -37,8 +37,9 @@ async fn upload(store: &Store, tenant: TenantId, sha256: &str) -> PluginId {
         name: "p",
         sha256,
         wasm: b"wasm",
+        language: crate::model::plugin::Language::Wasm,
         engine: "engine",
-        artifact: b"code",
+        artifact: Some(b"code".as_slice()),
     };
     let quota = PluginQuota {
         count: 10,
@@ -189,14 +190,46 @@ pub async fn plugin_versions_are_numbered_within_the_quota(store: Store) {
             name: "p",
             sha256: &sha256,
             wasm: b"wasm",
+            language: crate::model::plugin::Language::Wasm,
             engine: "engine",
-            artifact: b"code",
+            artifact: Some(b"code".as_slice()),
         };
         versions.push(store.create_plugin(new, quota).await);
     }
     assert!(matches!(&versions[0], Ok(Stored::Created(p)) if p.version == 1));
     assert!(matches!(&versions[1], Ok(Stored::Created(p)) if p.version == 2));
     assert!(matches!(&versions[2], Err(StoreError::LimitReached(_))));
+
+    // A script, stored without an artifact (nothing was compiled), keeps
+    // its language; it counts toward the same quota.
+    let roomy = PluginQuota {
+        count: 10,
+        bytes: 1 << 20,
+    };
+    let sha256 = format!("{:064}", 9);
+    let script = super::NewPlugin {
+        tenant_id: owner.id,
+        name: "js",
+        sha256: &sha256,
+        wasm: b"export function transform() {}",
+        language: crate::model::plugin::Language::Javascript,
+        engine: "engine",
+        artifact: None,
+    };
+    let Ok(Stored::Created(js)) = store.create_plugin(script, roomy).await else {
+        panic!("the script is not stored");
+    };
+    let read = store.get_plugin(&owner.id, &js.id).await.unwrap().unwrap();
+    assert_eq!(read.language, crate::model::plugin::Language::Javascript);
+    assert_eq!(read.size, 30);
+    assert_eq!(
+        store.plugin_artifact(&sha256, "engine").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.plugin_blob(&sha256).await.unwrap().as_deref(),
+        Some(b"export function transform() {}".as_slice())
+    );
 }
 
 /// Deleting a tenant removes everything it owns.

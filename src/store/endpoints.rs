@@ -524,8 +524,9 @@ mod tests {
                     name: "p",
                     sha256: &sha256,
                     wasm: b"wasm",
+                    language: crate::model::plugin::Language::Wasm,
                     engine: "engine",
-                    artifact: b"code",
+                    artifact: Some(b"code".as_slice()),
                 };
                 let Ok(Stored::Created(p)) = block_on(store.create_plugin(new, quota)) else {
                     panic!("not created");

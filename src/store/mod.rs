@@ -30,12 +30,12 @@ mod rows;
 mod tenants;
 mod writer;
 
-pub use backend::{Backend, DeliveryChange, EndpointChange, Store};
+pub use backend::{Backend, DeliveryChange, EndpointChange, Share, Store};
 pub use deliveries::{DeliveryFilter, DueScan, QueueKey};
 pub use endpoints::TenantEndpoints;
 pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};
 pub use plugins::{NewPlugin, PluginQuota, Stored};
-pub use postgres::PgStore;
+pub use postgres::{PgOptions, PgStore};
 pub use rows::QueueEntry;
 
 use std::ops::Bound;
@@ -314,6 +314,21 @@ fn keys_with_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>>
 impl Backend for SledStore {
     async fn flush(&self) -> Result<()> {
         SledStore::flush(self).await
+    }
+    async fn close(&self) -> Result<()> {
+        // No other process can hold the directory's lock: nothing is shared.
+        SledStore::flush(self).await
+    }
+    async fn release(&self, _keys: &[QueueKey]) -> Result<()> {
+        // The queue is this process's alone: an entry not started stays
+        // due for its next scan.
+        Ok(())
+    }
+    async fn queued_elsewhere(&self) {
+        std::future::pending().await
+    }
+    fn share(&self) -> Share {
+        Share::WHOLE
     }
     async fn is_ready(&self) -> bool {
         SledStore::is_ready(self)

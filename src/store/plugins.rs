@@ -18,7 +18,7 @@ use super::{
     Page, Result, SledStore, StoreError, decode, encode, list_page, scoped_key, tenant_prefix,
 };
 use crate::model::ids::{PluginId, TenantId};
-use crate::model::plugin::Plugin;
+use crate::model::plugin::{Language, Plugin};
 
 /// Plugin records read by deliveries, kept decoded: every call of a chain
 /// step reads its record. Records never change once stored; the two paths
@@ -59,9 +59,13 @@ pub struct NewPlugin<'a> {
     pub name: &'a str,
     pub sha256: &'a str,
     pub wasm: &'a [u8],
-    /// Serialised machine code and the engine it is for.
+    /// What the bytes are.
+    pub language: Language,
+    /// The engine fingerprint an artifact is for.
     pub engine: &'a str,
-    pub artifact: &'a [u8],
+    /// Serialised machine code for `engine`, when the upload compiled it
+    /// already (uploads compiled off the request path store none).
+    pub artifact: Option<&'a [u8]>,
 }
 
 /// What storing a plugin version did.
@@ -106,6 +110,7 @@ impl SledStore {
             sha256: new.sha256.to_string(),
             size: new.wasm.len(),
             created_at: crate::time::now(),
+            language: new.language,
         };
         let key = scoped_key(&plugin.tenant_id, plugin.id);
         let value = encode(&plugin);
@@ -127,7 +132,9 @@ impl SledStore {
                 if blobs.get(plugin.sha256.as_bytes())?.is_none() {
                     blobs.insert(plugin.sha256.as_bytes(), new.wasm)?;
                 }
-                artifacts.insert(akey.as_slice(), new.artifact)?;
+                if let Some(artifact) = new.artifact {
+                    artifacts.insert(akey.as_slice(), artifact)?;
+                }
                 Ok(())
             })?;
         drop(contents);
@@ -296,8 +303,9 @@ mod tests {
             name,
             sha256,
             wasm: b"wasm",
+            language: crate::model::plugin::Language::Wasm,
             engine: "engine",
-            artifact: b"code",
+            artifact: Some(b"code".as_slice()),
         };
         store.create_plugin(new, quota).await
     }

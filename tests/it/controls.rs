@@ -796,6 +796,10 @@ async fn endpoint_and_gateway_figures_count_the_attempts() {
         .await;
     let failing = Receiver::start().await;
     failing.respond_with(500);
+    // Slow to fail: the three deliveries' attempts overlap however far
+    // apart their publishes land, so each makes its two attempts before the
+    // first to give up disables the endpoint.
+    failing.delay(Duration::from_millis(300));
     let (bad_id, _) = gw
         .create_webhook(&token, &failing.url(), &["booking.created"])
         .await;

@@ -23,34 +23,9 @@ async fn every_accepted_event_is_delivered_after_sigkill() {
 
     // Eight producers publish as fast as they can; only 202s count as accepted.
     let accepted = Arc::new(Mutex::new(HashSet::new()));
-    let url = gw.url("/v1/events");
-    let mut producers = Vec::new();
-    for p in 0..8 {
-        let (client, url, token, accepted) = (
-            gw.client.clone(),
-            url.clone(),
-            token.clone(),
-            accepted.clone(),
-        );
-        producers.push(tokio::spawn(async move {
-            for i in 0..200 {
-                let id = format!("p{p}-{i}");
-                let sent = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"type": "a.b", "id": id, "data": {"i": i}}))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
-                        accepted.lock().unwrap().insert(id);
-                    }
-                    Ok(r) => panic!("unexpected status {}", r.status()),
-                    Err(_) => return, // the gateway is gone
-                }
-            }
-        }));
-    }
+    let producers: Vec<_> = (0..8)
+        .map(|p| gw.spawn_producer(&token, &format!("p{p}"), 200, accepted.clone()))
+        .collect();
     // Kill mid-stream, with publishes and deliveries in flight.
     while accepted.lock().unwrap().len() < 300 {
         tokio::time::sleep(Duration::from_millis(5)).await;

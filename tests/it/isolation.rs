@@ -62,16 +62,33 @@ async fn tenant(gw: &Gateway, name: &str) -> String {
     token
 }
 
-/// Uploads `wasm` under `name`, which must be accepted; returns its id.
+/// Uploads `wasm` under `name`, which must be accepted and compile;
+/// returns its id.
 async fn upload(gw: &Gateway, token: &str, name: &str, wasm: Vec<u8>) -> String {
-    let (status, body) = gw.upload_plugin(token, name, wasm).await;
-    assert!(status.is_success(), "{status}: {body}");
-    body["data"]["plugin"]["id"].as_str().unwrap().to_string()
+    gw.ready_plugin(token, name, wasm).await
 }
 
-/// Uploads `wasm`, which must be refused with 422; returns the message.
+/// Uploads a JavaScript plugin, which must be accepted (and is ready at
+/// once); returns its id.
+async fn upload_script(gw: &Gateway, token: &str, name: &str, script: &str) -> String {
+    let (status, body) = gw.upload_script(token, name, script).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let plugin = &body["data"]["plugin"];
+    assert_eq!(plugin["language"], "javascript", "{body}");
+    assert_eq!(plugin["state"], "ready", "{body}");
+    plugin["id"].as_str().unwrap().to_string()
+}
+
+/// Uploads `wasm`, which must be refused: at once (a quota, a 422 or 409),
+/// or by its compile (accepted with 202, then `failed`). The message.
 async fn refused(gw: &Gateway, token: &str, name: &str, wasm: Vec<u8>) -> String {
     let (status, body) = gw.upload_plugin(token, name, wasm).await;
+    if status == StatusCode::ACCEPTED {
+        let id = body["data"]["plugin"]["id"].as_str().unwrap();
+        let plugin = gw.compiled_plugin(token, id).await;
+        assert_eq!(plugin["state"], "failed", "{plugin}");
+        return plugin["error"].as_str().unwrap().to_string();
+    }
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     body["error"]["message"].as_str().unwrap().to_string()
 }
@@ -227,10 +244,13 @@ struct Endpoints {
 }
 
 impl Endpoints {
-    async fn create(gw: &Gateway, wasm: Vec<u8>, configs: &[Value], endpoints: usize) -> Self {
+    async fn create(gw: &Gateway, source: Source, configs: &[Value], endpoints: usize) -> Self {
         let rx = Receiver::start().await;
         let token = tenant(gw, "plugged").await;
-        let plugin = upload(gw, &token, "plugin", wasm).await;
+        let plugin = match source {
+            Source::Wasm(wasm) => upload(gw, &token, "plugin", wasm).await,
+            Source::Js(script) => upload_script(gw, &token, "plugin", script).await,
+        };
         let mut hooks = Vec::new();
         for i in 0..endpoints {
             let config = configs[i % configs.len()].clone();
@@ -280,9 +300,21 @@ impl Endpoints {
     }
 }
 
+/// What a plugin is uploaded as.
+enum Source {
+    Wasm(Vec<u8>),
+    Js(&'static str),
+}
+
+impl From<Vec<u8>> for Source {
+    fn from(wasm: Vec<u8>) -> Self {
+        Source::Wasm(wasm)
+    }
+}
+
 /// A hostile plugin run against a bystander tenant.
 struct Hostile<'a> {
-    wasm: Vec<u8>,
+    wasm: Source,
     /// The endpoints' configs, in turn.
     configs: Vec<Value>,
     endpoints: usize,
@@ -359,7 +391,7 @@ async fn sleeping_plugins_fail_at_their_deadline_and_others_keep_receiving() {
     let _turn = one_at_a_time().await;
     let configs = modes(&["sleep", "pollable"]);
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-sleep"),
+        wasm: plugin("hostile-sleep").into(),
         configs: configs.clone(),
         endpoints: 32,
         events: 8,
@@ -390,7 +422,7 @@ async fn sleeping_plugins_fail_at_their_deadline_and_others_keep_receiving() {
 async fn spinning_plugins_time_out_and_others_keep_receiving() {
     let _turn = one_at_a_time().await;
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-spin"),
+        wasm: plugin("hostile-spin").into(),
         configs: vec![json!({})],
         endpoints: 32,
         events: 8,
@@ -453,7 +485,8 @@ async fn shutdown_does_not_wait_for_a_sleeping_plugin() {
     let _turn = one_at_a_time().await;
     let deadline = Duration::from_secs(2);
     let mut gw = gateway(&[("HOOKGATE_PLUGIN_DEADLINE", "2s")]);
-    let endpoints = Endpoints::create(&gw, plugin("hostile-sleep"), &modes(&["sleep"]), 2).await;
+    let endpoints =
+        Endpoints::create(&gw, plugin("hostile-sleep").into(), &modes(&["sleep"]), 2).await;
     endpoints.publish(&gw, 4).await;
     // The calls are in flight once every delivery is logged (pending).
     for (_, hook) in &endpoints.hooks {
@@ -485,8 +518,11 @@ async fn assert_refused_beside_bystander(env: &[(&str, &str)], cases: Vec<(Vec<u
     .await;
     let (status, _) = gw.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK);
+    // Refused at once, or stored and `failed` by their compile.
     let (_, list) = gw.get("/v1/plugins", &token).await;
-    assert_eq!(list["data"]["plugins"], json!([]), "{list}");
+    for plugin in list["data"]["plugins"].as_array().unwrap() {
+        assert_eq!(plugin["state"], "failed", "{plugin}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,7 +584,7 @@ async fn huge_drop_reasons_and_errors_are_cut() {
     let _turn = one_at_a_time().await;
     let configs = modes(&["drop", "err"]);
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-strings"),
+        wasm: plugin("hostile-strings").into(),
         configs: configs.clone(),
         endpoints: 32,
         events: 8,
@@ -581,7 +617,7 @@ async fn invalid_or_oversized_headers_fail_with_a_short_error() {
     let _turn = one_at_a_time().await;
     let configs = modes(&["header-name", "header-values", "content-type"]);
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-strings"),
+        wasm: plugin("hostile-strings").into(),
         configs: configs.clone(),
         endpoints: 24,
         events: 8,
@@ -605,7 +641,7 @@ async fn stdout_and_stderr_floods_are_truncated_and_the_delivery_is_made() {
     let _turn = one_at_a_time().await;
     let config = json!({"mode": "stdout"});
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-strings"),
+        wasm: plugin("hostile-strings").into(),
         configs: vec![config.clone()],
         endpoints: 32,
         events: 8,
@@ -646,7 +682,7 @@ async fn log_lines_carry_no_control_characters() {
     let _turn = one_at_a_time().await;
     let config = json!({"mode": "log-newlines"});
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-strings"),
+        wasm: plugin("hostile-strings").into(),
         configs: vec![config.clone()],
         endpoints: 8,
         events: 4,
@@ -674,7 +710,7 @@ async fn a_log_flood_is_capped_and_the_delivery_is_made() {
     let _turn = one_at_a_time().await;
     let config = json!({"mode": "log-flood"});
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-strings"),
+        wasm: plugin("hostile-strings").into(),
         configs: vec![config.clone()],
         endpoints: 4,
         events: 4,
@@ -709,7 +745,7 @@ async fn hop_by_hop_and_proxy_headers_are_refused() {
     let _turn = one_at_a_time().await;
     let configs: Vec<Value> = HOP_BY_HOP.iter().map(|h| setting_header(h)).collect();
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-strings"),
+        wasm: plugin("hostile-strings").into(),
         configs: configs.clone(),
         endpoints: HOP_BY_HOP.len(),
         events: 2,
@@ -787,7 +823,7 @@ async fn asking_for_64_mib_of_random_bytes_fails_the_plugin() {
     let _turn = one_at_a_time().await;
     let config = json!({"mode": "random"});
     let run = run_hostile(Hostile {
-        wasm: plugin("hostile-strings"),
+        wasm: plugin("hostile-strings").into(),
         configs: vec![config.clone()],
         endpoints: 16,
         events: 4,
@@ -876,7 +912,7 @@ async fn assert_honest_load_delivers(wasm: Vec<u8>, configs: &[Value]) {
         ("HOOKGATE_PLUGIN_TIMEOUT", "1s"),
         ("HOOKGATE_PLUGIN_DEADLINE", "5s"),
     ]);
-    let endpoints = Endpoints::create(&gw, wasm, configs, ENDPOINTS).await;
+    let endpoints = Endpoints::create(&gw, wasm.into(), configs, ENDPOINTS).await;
     endpoints.publish(&gw, EVENTS).await;
     let logs = endpoints.settled(&gw, EVENTS).await;
     let failed: Vec<&Value> = logs
@@ -908,4 +944,129 @@ async fn busy_but_honest_plugins_all_deliver_at_full_concurrency() {
 async fn plugins_of_the_largest_allowed_shape_all_deliver_at_full_concurrency() {
     let _turn = one_at_a_time().await;
     assert_honest_load_delivers(max_shape_transformer(), &[json!({})]).await;
+}
+
+// JavaScript
+
+/// One hostile script, its misdeed chosen by the endpoint's config.
+const HOSTILE_JS: &str = r#"
+export function transform(event, config) {
+  switch (config.mode) {
+    case "spin": for (;;) {}
+    case "memory": { const kept = []; for (;;) kept.push(new Uint8Array(1 << 20)); }
+    case "recursion": { const down = (n) => down(n + 1) + 1; return { body: String(down(0)) }; }
+    case "throw": throw new Error("refused by the script");
+    case "huge": return { body: "x".repeat(1 << 10).repeat(4 << 10) };
+    case "logs": for (let i = 0; ; i++) console.log("flood", i);
+  }
+  return { body: "unexpected mode" };
+}
+"#;
+
+/// Each misdeed of a hostile script ends its deliveries `plugin_failed`,
+/// with its own reason (in the dry run too), while the bystander tenant's
+/// events all arrive on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_scripts_fail_with_their_reason_and_others_keep_receiving() {
+    let _turn = one_at_a_time().await;
+    let cases: [(&str, &[&str]); 6] = [
+        ("spin", &["timed out"]),
+        ("memory", &["memory limit"]),
+        ("recursion", &["call stack exhausted", "RangeError"]),
+        ("throw", &["Error: refused by the script"]),
+        ("huge", &["over the", "byte limit"]),
+        ("logs", &["timed out"]),
+    ];
+    let configs: Vec<Value> = cases.iter().map(|(m, _)| json!({ "mode": m })).collect();
+    let run = run_hostile(Hostile {
+        wasm: Source::Js(HOSTILE_JS),
+        configs: configs.clone(),
+        endpoints: 12,
+        events: 4,
+        env: &[("HOOKGATE_PLUGIN_TIMEOUT", "50ms")],
+    })
+    .await;
+    let reason = |mode: &str, text: &str| {
+        let (_, wanted) = cases.iter().find(|(m, _)| *m == mode).unwrap();
+        match mode {
+            // Either bound may stop a runaway recursion first.
+            "recursion" => wanted.iter().any(|w| text.contains(w)),
+            _ => wanted.iter().all(|w| text.contains(w)),
+        }
+    };
+    for (config, log) in run.entries() {
+        let mode = config["mode"].as_str().unwrap();
+        assert_eq!(log["status"], "plugin_failed", "{mode}: {log}");
+        assert!(reason(mode, error(log)), "{mode}: {log}");
+    }
+    for config in &configs {
+        let mode = config["mode"].as_str().unwrap();
+        let (out, _) = run.dry_run(config).await;
+        assert_eq!(out["outcome"], "error", "{mode}: {out}");
+        assert!(
+            reason(mode, out["error"].as_str().unwrap()),
+            "{mode}: {out}"
+        );
+        if mode == "logs" {
+            // The flood is cut at the per-call bound of log lines.
+            let logs = out["logs"].as_array().unwrap();
+            assert!(!logs.is_empty() && logs.len() <= 20, "{out}");
+        }
+    }
+    assert!(run.endpoints.rx.received().is_empty());
+}
+
+/// A script whose top level never ends is refused at upload, beside a
+/// bystander: the check runs in the sandbox with the call's limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_spinning_at_its_top_level_is_refused_at_upload() {
+    let _turn = one_at_a_time().await;
+    let gw = gateway(&[("HOOKGATE_PLUGIN_TIMEOUT", "50ms")]);
+    let token = tenant(&gw, "acme").await;
+    let (status, body) = beside_bystander(
+        &gw,
+        gw.upload_script(
+            &token,
+            "spin",
+            "for (;;) {}\nexport function transform() {}",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("timed out"), "{message}");
+    let (_, list) = gw.get("/v1/plugins", &token).await;
+    assert!(
+        list["data"]["plugins"].as_array().unwrap().is_empty(),
+        "{list}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_scripts_all_deliver_at_full_concurrency() {
+    let _turn = one_at_a_time().await;
+    const ENDPOINTS: usize = 40;
+    const EVENTS: usize = 8;
+    let gw = gateway(&[
+        ("HOOKGATE_TENANT_CONCURRENCY", "256"),
+        ("HOOKGATE_PLUGIN_TIMEOUT", "1s"),
+        ("HOOKGATE_PLUGIN_DEADLINE", "5s"),
+    ]);
+    let script = "export function transform(e, c) { console.log('n', e.data.n); return { body: { n: e.data.n, tag: c.tag }, headers: { 'X-Tag': c.tag } }; }";
+    let configs = [json!({"tag": "a"}), json!({"tag": "b"})];
+    let endpoints = Endpoints::create(&gw, Source::Js(script), &configs, ENDPOINTS).await;
+    endpoints.publish(&gw, EVENTS).await;
+    let logs = endpoints.settled(&gw, EVENTS).await;
+    for (config, logs) in &logs {
+        for log in logs {
+            assert_eq!(log["status"], "delivered", "{config}: {log}");
+        }
+    }
+    let received = endpoints.rx.received();
+    assert_eq!(received.len(), ENDPOINTS * EVENTS);
+    for r in &received {
+        let body = r.json();
+        assert!(body["n"].is_number(), "{body}");
+        assert_eq!(r.header("x-tag"), body["tag"].as_str().unwrap());
+    }
 }

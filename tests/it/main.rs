@@ -6,6 +6,7 @@ mod utils;
 
 mod auth;
 mod bench;
+mod cluster;
 mod controls;
 mod crash;
 mod delivery;

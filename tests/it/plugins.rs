@@ -45,14 +45,19 @@ async fn attach(gw: &Gateway, token: &str, url: &str, chain: Value) -> String {
 
 #[tokio::test]
 async fn uploads_are_validated_versioned_and_content_addressed() {
-    let (gw, _rx, token) = gateway().await;
+    let (gw, rx, token) = gateway().await;
     let wasm = plugin("crm-booking");
     let (status, first) = gw.upload_plugin(&token, "crm", wasm.clone()).await;
-    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // Stored at once, compiled off the request path.
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
     let p = &first["data"]["plugin"];
     assert!(p["id"].as_str().unwrap().starts_with("plg_"));
     assert_eq!(p["version"], 1);
     assert_eq!(p["size"], wasm.len());
+    assert_eq!(p["language"], "wasm");
+    assert_eq!(p["state"], "compiling");
+    let compiled = gw.compiled_plugin(&token, p["id"].as_str().unwrap()).await;
+    assert_eq!(compiled["state"], "ready", "{compiled}");
     let sha = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&wasm))
@@ -65,24 +70,47 @@ async fn uploads_are_validated_versioned_and_content_addressed() {
     assert_eq!(again["data"]["plugin"]["id"], p["id"]);
     // New bytes under the name: the next version.
     let (status, v2) = gw.upload_plugin(&token, "crm", plugin("redact")).await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(v2["data"]["plugin"]["version"], 2);
 
-    // Refusals, each with the reason in words.
+    // Refusals at once, each with the reason in words.
     let refusals = [
         (b"not wasm at all".to_vec(), "not a WebAssembly component"),
         (b"\0asm\x01\0\0\0".to_vec(), "not a WebAssembly component"),
-        (
-            plugin("hostile-wrong-world"),
-            "does not implement hookgate:plugin/transformer",
-        ),
     ];
     for (bytes, reason) in refusals {
         let (status, body) = gw.upload_plugin(&token, "bad", bytes).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["field"], "body");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(reason), "{message}");
     }
+    // A component of another world is found out by its compile: stored,
+    // then `failed` with the reason, and it cannot be attached.
+    let (status, body) = gw
+        .upload_plugin(&token, "wrong", plugin("hostile-wrong-world"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let wrong = body["data"]["plugin"]["id"].as_str().unwrap().to_string();
+    let failed = gw.compiled_plugin(&token, &wrong).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let message = failed["error"].as_str().unwrap();
+    assert!(
+        message.contains("does not implement hookgate:plugin/transformer"),
+        "{message}"
+    );
+    let (status, body) = gw
+        .post(
+            "/v1/webhooks",
+            &token,
+            json!({"url": rx.url(), "events": ["booking.*"],
+                   "plugins": [{"plugin_id": wrong}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "plugins[0].plugin_id");
+    let (status, _) = gw.delete(&format!("/v1/plugins/{wrong}"), &token).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, body) = gw.upload_plugin(&token, "Bad Name", plugin("redact")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "name");
@@ -503,7 +531,7 @@ mod on_the_executor {
 
     /// Time spent waiting for a busy executor is not charged to the plugin:
     /// with a task hogging the thread 5 ms at a time, the spin gets its full
-    /// 100 ms of running, so its call lasts several times the budget.
+    /// 100 ms of running, so its call lasts a few times the budget.
     #[test]
     fn waiting_for_the_executor_is_not_charged() {
         let (host, compiled, input) = spin_call();
@@ -525,7 +553,10 @@ mod on_the_executor {
                 "{:?}",
                 report.result
             );
-            assert!(took >= BUDGET * 3, "timed out after {took:?} of wall time");
+            // Charged for the waits, it would end at about the budget; the
+            // hog takes about half the thread, less when the machine is
+            // busy with other work.
+            assert!(took >= BUDGET * 2, "timed out after {took:?} of wall time");
         });
     }
 
@@ -561,4 +592,149 @@ mod on_the_executor {
             }
         });
     }
+}
+
+// JavaScript plugins
+
+const CRM_JS: &str = r#"// Maps a booking to a CRM deal.
+export function transform(event, config) {
+  if (event.data.booking.status === "cancelled") {
+    return { drop: "cancelled bookings are not deals" };
+  }
+  console.log("deal for", event.data.booking.id);
+  return {
+    body: { deal: event.data.booking.id, pipeline: config.pipeline ?? "default", type: event.type },
+    headers: { "X-Crm-Source": "hookgate" },
+  };
+}
+"#;
+
+#[tokio::test]
+async fn scripts_are_uploaded_as_source_checked_and_delivered() {
+    let (gw, rx, token) = gateway().await;
+    let (status, body) = gw.upload_script(&token, "crm-js", CRM_JS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let p = &body["data"]["plugin"];
+    assert_eq!(p["language"], "javascript");
+    assert_eq!(p["state"], "ready");
+    assert_eq!(p["size"], CRM_JS.len());
+    let id = p["id"].as_str().unwrap().to_string();
+    // The same source again is the same version.
+    let (status, again) = gw.upload_script(&token, "crm-js", CRM_JS).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["data"]["plugin"]["id"], id.as_str());
+
+    // A syntax error is refused with its line; nothing is stored.
+    let broken = "export function transform(event) {\n  return { body: event.id ) };\n}\n";
+    let (status, body) = gw.upload_script(&token, "broken", broken).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "body");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("SyntaxError"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+    let (status, body) = gw
+        .upload_script(&token, "no-transform", "export const x = 1;")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("transform"),
+        "{body}"
+    );
+    let resp = gw
+        .request(Method::POST, "/v1/plugins?name=odd")
+        .bearer_auth(&token)
+        .header("content-type", "text/x-python")
+        .body("def transform(): pass")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (_, list) = gw.get("/v1/plugins", &token).await;
+    assert_eq!(
+        list["data"]["plugins"].as_array().unwrap().len(),
+        1,
+        "{list}"
+    );
+
+    // A dry run shows its output and its console lines.
+    let (status, body) = gw
+        .post(
+            &format!("/v1/plugins/{id}/test"),
+            &token,
+            json!({"event": {"type": "booking.created", "data": booking("confirmed")},
+                   "config": {"pipeline": "b2c"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let out = &body["data"];
+    assert_eq!(out["outcome"], "deliver", "{out}");
+    assert_eq!(
+        out["body"],
+        r#"{"deal":"bk_42","pipeline":"b2c","type":"booking.created"}"#
+    );
+    assert_eq!(out["logs"][0]["message"], "deal for bk_42", "{out}");
+
+    // Through real deliveries: transformed, or dropped as `filtered`.
+    let hook = attach(&gw, &token, &rx.url(), json!([{"plugin_id": id}])).await;
+    gw.publish(&token, "booking.created", booking("confirmed"))
+        .await;
+    gw.publish(&token, "booking.cancelled", booking("cancelled"))
+        .await;
+    let got = rx.wait_for(1, LONG).await;
+    assert_eq!(
+        got[0].json(),
+        json!({"deal": "bk_42", "pipeline": "default", "type": "booking.created"})
+    );
+    assert_eq!(got[0].header("x-crm-source"), "hookgate");
+    let logs = gw
+        .wait_for_deliveries(&token, &hook, LONG, |logs| {
+            logs.len() == 2 && logs.iter().all(|l| l["status"] != "pending")
+        })
+        .await;
+    let filtered = logs.iter().find(|l| l["status"] == "filtered").unwrap();
+    assert!(
+        filtered["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled bookings are not deals"),
+        "{filtered}"
+    );
+    // The plugin page's figure: its recent calls' median.
+    let (_, body) = gw.get(&format!("/v1/plugins/{id}"), &token).await;
+    assert!(
+        body["data"]["plugin"]["p50_us"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+    assert_eq!(body["data"]["used_by"][0], hook.as_str());
+}
+
+/// Compiled artifacts are cached on disk by content and engine: after a
+/// restart a plugin is ready at once, with no compile.
+#[tokio::test]
+async fn compiled_plugins_are_ready_after_a_restart_without_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::builder().data_dir(dir.path()).start();
+    let (_, token) = gw.tenant_with_key("acme").await;
+    let id = gw.plugin_id(&token, "redact").await;
+    let (status, body) = gw.upload_script(&token, "js", CRM_JS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    gw.stop();
+    let cached: Vec<String> = std::fs::read_dir(dir.path().join("plugin-artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    // The component's and the JavaScript engine's.
+    assert_eq!(
+        cached.iter().filter(|n| n.ends_with(".cwasm")).count(),
+        2,
+        "{cached:?}"
+    );
+
+    let gw = Gateway::builder().data_dir(dir.path()).start();
+    let (status, body) = gw.get(&format!("/v1/plugins/{id}"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["plugin"]["state"], "ready", "{body}");
 }

@@ -1,13 +1,17 @@
 //! Plugins in Rust, JavaScript and Python: `hookgate plugin new` writes
 //! projects that build with their one command and run in the real sandbox,
 //! and the examples written in each language give the same outputs
-//! (tests/support/cross: the cases, and the Node.js runner for JavaScript).
+//! (tests/support/cross: the cases). JavaScript runs in the gateway's own
+//! engine component, in the sandbox, as an uploaded script does.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use hookgate::plugins::host::{Compiled, Header, Limits, Outcome, PluginHost, WitEvent};
+use hookgate::plugins::host::{
+    Compiled, Header, Limits, Outcome, PluginHost, WitEvent, compile_artifact,
+};
+use hookgate::plugins::js::ENGINE_WASM;
 use hookgate::signing::HeaderNames;
 use hookgate_test_support::cross::{self, Case};
 use serde_json::{Value, json};
@@ -64,6 +68,16 @@ fn host() -> Arc<PluginHost> {
         ..Limits::default()
     })
     .expect("plugin host")
+}
+
+/// The JavaScript plugin at `path` as the gateway runs an uploaded script:
+/// in its engine component, on `host`.
+fn script(host: &PluginHost, path: &Path) -> Compiled {
+    let script = std::fs::read_to_string(path).unwrap();
+    let engine = host
+        .load_js_engine(&compile_artifact(ENGINE_WASM).unwrap())
+        .unwrap();
+    engine.with_script(script.into())
 }
 
 fn wit_event(case: &Case) -> WitEvent {
@@ -149,9 +163,11 @@ fn assert_covers(plugin: &str, rust: &[Value]) {
 #[test]
 fn plugins_in_every_language_give_the_same_outputs() {
     let host = host();
-    let node_outputs = |plugin: &str, cases: &[Case]| {
-        let js = hookgate_test_support::repo_root().join(format!("plugins/{plugin}/plugin.js"));
-        cross::run_node(&js, cases)
+    let js = |plugin: &str| {
+        script(
+            &host,
+            &hookgate_test_support::repo_root().join(format!("plugins/{plugin}/plugin.js")),
+        )
     };
     let mut python = Vec::new();
     for plugin in ["crm-booking", "field-filter"] {
@@ -164,7 +180,7 @@ fn plugins_in_every_language_give_the_same_outputs() {
             plugin,
             &cases,
             &rust,
-            &node_outputs(plugin, &cases),
+            &outcomes(&host, &js(plugin), &cases),
         );
         python.push((plugin, cases, rust));
     }
@@ -281,11 +297,11 @@ fn plugin_new_python_builds_with_one_command_and_runs_in_the_sandbox() {
 }
 
 #[test]
-fn plugin_new_js_writes_a_plugin_node_accepts() {
+fn plugin_new_js_writes_a_plugin_the_engine_runs() {
     let dir = tempfile::tempdir().unwrap();
     plugin_new("js", "js-plugin", dir.path());
     let js = dir.path().join("plugin.js");
-    run(Command::new("node").arg("--check").arg(&js));
+    let host = host();
     let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
     assert!(
         readme.contains("v1/plugins?name=js-plugin")
@@ -295,7 +311,7 @@ fn plugin_new_js_writes_a_plugin_node_accepts() {
     assert_template_outcomes(
         "JavaScript",
         "js-plugin",
-        &cross::run_node(&js, &template_cases()),
+        &outcomes(&host, &script(&host, &js), &template_cases()),
     );
 }
 

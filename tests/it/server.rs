@@ -423,7 +423,7 @@ async fn a_generated_admin_token_is_printed_once_and_kept() {
 
     let (dir, _guard) = gw.stop();
     assert!(
-        !dir_contains(&dir, admin.as_bytes()),
+        !stored_contains(&dir, admin.as_bytes()),
         "admin token stored in clear"
     );
 

@@ -348,22 +348,22 @@ async fn only_the_token_hash_reaches_the_disk() {
     let (dir, _guard) = gw.stop();
     // The search works: the key's record is on disk, with the token's hash...
     assert!(
-        dir_contains(&dir, key_id.as_bytes()),
+        stored_contains(&dir, key_id.as_bytes()),
         "key record not found on disk"
     );
     let hash_hex = hex::encode(Sha256::digest(token.as_bytes()));
     assert!(
-        dir_contains(&dir, hash_hex.as_bytes()),
+        stored_contains(&dir, hash_hex.as_bytes()),
         "the token's SHA-256 is not stored"
     );
     // ...but never the token itself, nor its secret part alone.
     assert!(
-        !dir_contains(&dir, token.as_bytes()),
+        !stored_contains(&dir, token.as_bytes()),
         "token stored in clear"
     );
     let secret_part = &token["hgk_".len()..];
     assert!(
-        !dir_contains(&dir, secret_part.as_bytes()),
+        !stored_contains(&dir, secret_part.as_bytes()),
         "token body stored in clear"
     );
 }

@@ -31,38 +31,67 @@ const PRUNE_CHUNK: i64 = 10_000;
 
 impl PgStore {
     /// Up to `limit` queue entries due at `now_ms`, oldest first, starting
-    /// after the key `after` (from the front when `None`).
+    /// after the key `after` (from the front when `None`), each claimed for
+    /// this gateway under a lease (`cluster.rs`): entries another gateway
+    /// holds are left out, and this gateway's own are returned again, as on
+    /// a queue of its own.
     pub async fn due(
         &self,
         after: Option<&QueueKey>,
         now_ms: u64,
         limit: usize,
     ) -> Result<DueScan> {
+        if let Some(from) = self.cluster.claims_wait(now_ms) {
+            return Ok(DueScan {
+                entries: Vec::new(),
+                next_due_ms: Some(from),
+                caught_up: true,
+            });
+        }
         let client = self.client().await?;
-        // Every key sorts after the empty one.
+        // Every key sorts after the empty one; every entry due by `now_ms`
+        // sorts before `bound`.
         let after: &[u8] = after.map_or(&[], QueueKey::bytes);
-        let found = rows(
+        let bound = QueueKey::before(now_ms.saturating_add(1));
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
+        let claimed = rows(
             &client,
-            "SELECT key, tenant_id, endpoint_id, delivery_id, fifo FROM queue
-             WHERE key > $1 ORDER BY key LIMIT $2",
-            &[&after, &page_limit(limit)],
+            "WITH due AS (
+                 SELECT key FROM queue
+                 WHERE key > $1 AND key < $2
+                     AND (leased_by IS NULL OR leased_by = $3 OR leased_until < now())
+                 ORDER BY key LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE queue q
+             SET leased_by = $3, leased_until = now() + $5::float8 * interval '1 millisecond'
+             FROM due WHERE q.key = due.key
+             RETURNING q.key, q.tenant_id, q.endpoint_id, q.delivery_id, q.fifo",
+            &[
+                &after,
+                &bound.bytes(),
+                &self.cluster.id,
+                &fetch,
+                &self.cluster.lease_ms(),
+            ],
         )
         .await?;
-        let mut entries = Vec::new();
+        let mut entries = claimed
+            .iter()
+            .map(entry_of)
+            .collect::<Result<Vec<(QueueKey, QueueEntry)>>>()?;
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let caught_up = entries.len() < limit;
         let mut next_due_ms = None;
-        let mut caught_up = true;
-        for r in &found {
-            let (key, entry) = entry_of(r)?;
-            let due = key.due_ms();
-            if due > now_ms {
-                next_due_ms = Some(due);
-                break;
+        if caught_up {
+            let next = row(
+                &client,
+                "SELECT key FROM queue WHERE key > $1 ORDER BY key LIMIT 1",
+                &[&bound.bytes()],
+            )
+            .await?;
+            if let Some(next) = next {
+                next_due_ms = Some(QueueKey::from_bytes(next.try_get(0)?).due_ms());
             }
-            if entries.len() == limit {
-                caught_up = false;
-                break;
-            }
-            entries.push((key, entry));
         }
         Ok(DueScan {
             entries,
@@ -266,6 +295,9 @@ impl PgStore {
             update(&tx, tenant, d, position).await?;
         }
         enqueue_all(&tx, tenant, recovered.iter()).await?;
+        if !recovered.is_empty() {
+            self.cluster.notify(&tx, now.timestamp_millis()).await?;
+        }
         tx.commit().await?;
         if !recovered.is_empty() {
             self.queued_since.note(now.timestamp_millis());

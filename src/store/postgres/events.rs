@@ -143,6 +143,9 @@ impl PgStore {
             }
         }
         let due = store_deliveries(&tx, &event.tenant_id, deliveries).await?;
+        if let Some(due) = due {
+            self.cluster.notify(&tx, due).await?;
+        }
         tx.commit().await?;
         if let Some(due) = due {
             self.queued_since.note(due);
@@ -202,6 +205,9 @@ impl PgStore {
             return Err(StoreError::NotFound("event"));
         }
         let due = store_deliveries(&tx, tenant, deliveries.to_vec()).await?;
+        if let Some(due) = due {
+            self.cluster.notify(&tx, due).await?;
+        }
         tx.commit().await?;
         if let Some(due) = due {
             self.queued_since.note(due);

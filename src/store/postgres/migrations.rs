@@ -12,7 +12,10 @@ use super::locks;
 use crate::store::{Result, StoreError};
 
 /// Every version, in order, with its SQL.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_cluster.sql")),
+];
 
 /// The schema this binary writes.
 pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -13,8 +13,12 @@
 //!
 //! What stays in the process, as on sled: the note of entries queued behind
 //! the dispatcher's cursor (`take_queued_since`) and the fan-out budget.
-//! Nothing else is cached: every read asks the database.
+//! Nothing else is cached: every read asks the database, so a change one
+//! gateway makes is what the next read of every other gateway sees. What
+//! gateways sharing the database agree on (leases of due entries,
+//! heartbeats, shares of limits, notices) is in `cluster.rs`.
 
+mod cluster;
 mod deliveries;
 mod endpoints;
 mod event_types;
@@ -51,34 +55,50 @@ use crate::model::ids::{DeliveryId, EndpointId, KeyId, PluginId, TenantId};
 use crate::model::plugin::Plugin;
 use crate::model::tenant::{ApiKey, Tenant};
 
+pub use cluster::PgOptions;
+
 /// The store in a PostgreSQL database, over a pool of connections.
 pub struct PgStore {
     pool: Pool,
-    queued_since: QueuedSince,
+    queued_since: Arc<QueuedSince>,
     fanout_budget: Arc<tokio::sync::Semaphore>,
+    cluster: Arc<cluster::Cluster>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.cluster.stop.cancel();
+    }
 }
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`, or
-    /// `key=value` pairs) with at most `pool_size` connections, without TLS,
-    /// and brings its schema up to date; refuses a database whose schema is
-    /// newer than this binary's.
-    pub async fn connect(url: &str, pool_size: usize) -> Result<Self> {
+    /// `key=value` pairs) without TLS, brings its schema up to date (refusing
+    /// a database whose schema is newer than this binary's), and joins the
+    /// gateways that share it (`cluster.rs`): its heartbeat and its
+    /// listener for their notices run on the caller's runtime until the
+    /// store is closed or dropped.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self> {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Storage(format!("the database URL is not valid: {e}")))?;
-        Self::connect_with(config, pool_size).await
+        Self::connect_with(config, options).await
     }
 
     /// [`PgStore::connect`] with the connection settings already parsed.
-    pub async fn connect_with(config: tokio_postgres::Config, pool_size: usize) -> Result<Self> {
-        let store = Self::pooled(config, pool_size)?;
+    pub async fn connect_with(config: tokio_postgres::Config, options: PgOptions) -> Result<Self> {
+        let store = Self::pooled(config.clone(), options)?;
         migrations::migrate(&mut store.client().await?).await?;
+        store.cluster.join(&store.pool).await?;
+        tokio::spawn(store.cluster.clone().heartbeat(store.pool.clone()));
+        tokio::spawn(store.cluster.clone().listen(config));
         Ok(store)
     }
 
     /// The store over a pool that connects on first use, on the runtime
-    /// that uses it; the schema is left as it is.
-    fn pooled(config: tokio_postgres::Config, pool_size: usize) -> Result<Self> {
+    /// that uses it; the schema is left as it is, and no heartbeat or
+    /// listener runs.
+    fn pooled(config: tokio_postgres::Config, options: PgOptions) -> Result<Self> {
+        let pool_size = options.pool_size;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -90,19 +110,25 @@ impl PgStore {
             .max_size(pool_size.max(1))
             .build()
             .map_err(|e| StoreError::Storage(format!("cannot build the connection pool: {e}")))?;
+        let queued_since = Arc::new(QueuedSince::default());
         Ok(Self {
             pool,
-            queued_since: QueuedSince::default(),
+            cluster: Arc::new(cluster::Cluster::new(&options, queued_since.clone())),
+            queued_since,
             fanout_budget: Arc::new(tokio::sync::Semaphore::new(FANOUT_BUDGET)),
         })
     }
 
     async fn client(&self) -> Result<Object> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Storage(format!("no database connection: {e}")))
+        pooled_client(&self.pool).await
     }
+}
+
+/// A connection of `pool`.
+async fn pooled_client(pool: &Pool) -> Result<Object> {
+    pool.get()
+        .await
+        .map_err(|e| StoreError::Storage(format!("no database connection: {e}")))
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -203,6 +229,18 @@ impl Backend for PgStore {
     async fn flush(&self) -> Result<()> {
         // Every commit waited for its WAL record to reach disk.
         Ok(())
+    }
+    async fn close(&self) -> Result<()> {
+        self.cluster.leave(&self.pool).await
+    }
+    async fn release(&self, keys: &[QueueKey]) -> Result<()> {
+        self.cluster.release(&self.pool, keys).await
+    }
+    async fn queued_elsewhere(&self) {
+        self.cluster.woken.notified().await
+    }
+    fn share(&self) -> super::Share {
+        self.cluster.share()
     }
     async fn is_ready(&self) -> bool {
         match self.client().await {

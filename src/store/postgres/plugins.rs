@@ -86,6 +86,7 @@ impl PgStore {
             sha256: new.sha256.to_string(),
             size: new.wasm.len(),
             created_at: crate::time::now(),
+            language: new.language,
         };
         locks::contents(&tx, std::slice::from_ref(&plugin.sha256)).await?;
         exec(
@@ -106,13 +107,15 @@ impl PgStore {
             ],
         )
         .await?;
-        exec(
-            &tx,
-            "INSERT INTO plugin_artifacts (sha256, engine, artifact) VALUES ($1, $2, $3)
-             ON CONFLICT (sha256, engine) DO UPDATE SET artifact = EXCLUDED.artifact",
-            &[&plugin.sha256, &new.engine, &new.artifact],
-        )
-        .await?;
+        if let Some(artifact) = new.artifact {
+            exec(
+                &tx,
+                "INSERT INTO plugin_artifacts (sha256, engine, artifact) VALUES ($1, $2, $3)
+                 ON CONFLICT (sha256, engine) DO UPDATE SET artifact = EXCLUDED.artifact",
+                &[&plugin.sha256, &new.engine, &artifact],
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Stored::Created(plugin))
     }

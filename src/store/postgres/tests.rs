@@ -10,13 +10,13 @@ use sha2::Digest;
 use tokio_postgres::NoTls;
 
 use super::migrations::SCHEMA_VERSION;
-use super::{PgStore, exec};
+use super::{PgOptions, PgStore, exec};
 use crate::model::delivery::{Delivery, DeliveryStatus};
 use crate::model::endpoint::{DeliveryOrder, Endpoint};
 use crate::model::event::Event;
 use crate::store::test_support::{event_type, stored_tenant};
 use crate::store::{
-    FANOUT_CHUNK, NewPlugin, PluginQuota, PublishOutcome, Store, StoreError, Stored,
+    Backend, FANOUT_CHUNK, NewPlugin, PluginQuota, PublishOutcome, Store, StoreError, Stored,
 };
 
 const URL_VAR: &str = "HOOKGATE_TEST_DATABASE_URL";
@@ -103,9 +103,9 @@ impl Drop for FreshDatabase {
 fn make() -> (Store, FreshDatabase) {
     let db = FreshDatabase::create();
     let config = db.config();
-    aside(PgStore::connect_with(config.clone(), 1))
+    aside(PgStore::connect_with(config.clone(), PgOptions::pool(1)))
         .unwrap_or_else(|e| panic!("migrate the test database: {e}"));
-    let store = PgStore::pooled(config, 4).expect("a pool");
+    let store = PgStore::pooled(config, PgOptions::pool(4)).expect("a pool");
     (Store::on(store), db)
 }
 
@@ -117,7 +117,7 @@ crate::store::contract::backend_contract!(contract, crate::store::postgres::test
 #[tokio::test]
 async fn migrations_apply_once_when_connects_race() {
     let db = FreshDatabase::create();
-    let connect = || PgStore::connect_with(db.config(), 1);
+    let connect = || PgStore::connect_with(db.config(), PgOptions::pool(1));
     let (a, b, c) = tokio::join!(connect(), connect(), connect());
     let stores = [a, b, c].map(|s| s.unwrap_or_else(|e| panic!("connect: {e}")));
     let client = stores[0].client().await.unwrap();
@@ -135,7 +135,9 @@ async fn migrations_apply_once_when_connects_race() {
 #[tokio::test]
 async fn a_database_of_a_newer_schema_is_refused() {
     let db = FreshDatabase::create();
-    let store = PgStore::connect_with(db.config(), 1).await.unwrap();
+    let store = PgStore::connect_with(db.config(), PgOptions::pool(1))
+        .await
+        .unwrap();
     exec(
         &store.client().await.unwrap(),
         "INSERT INTO schema_version (version) VALUES ($1)",
@@ -143,7 +145,7 @@ async fn a_database_of_a_newer_schema_is_refused() {
     )
     .await
     .unwrap();
-    match PgStore::connect_with(db.config(), 1).await {
+    match PgStore::connect_with(db.config(), PgOptions::pool(1)).await {
         Err(StoreError::Write(message)) => assert!(message.contains("newer"), "{message}"),
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("a newer schema was accepted"),
@@ -164,8 +166,9 @@ async fn plugin_bytes_round_trip() {
         name: "p",
         sha256: &sha256,
         wasm: &wasm,
+        language: crate::model::plugin::Language::Wasm,
         engine: "engine",
-        artifact: &artifact,
+        artifact: Some(&artifact),
     };
     let roomy = PluginQuota {
         count: 10,
@@ -256,8 +259,9 @@ async fn uploads_at_once_never_share_a_version() {
             name: "p",
             sha256: &shas[i],
             wasm: b"wasm",
+            language: crate::model::plugin::Language::Wasm,
             engine: "engine",
-            artifact: b"code",
+            artifact: Some(b"code".as_slice()),
         };
         let quota = PluginQuota {
             count: 10,
@@ -352,4 +356,146 @@ async fn a_large_fan_out_is_written_whole() {
         assert_eq!(stored.next_retry.is_some(), d.next_retry.is_some());
         assert_eq!(stored.fifo, d.fifo, "a line's head keeps its mark");
     }
+}
+
+/// Gateways on one database as the binary connects them, with a short
+/// lease.
+async fn gateway(db: &FreshDatabase, settle: std::time::Duration) -> PgStore {
+    let options = PgOptions {
+        pool_size: 2,
+        lease: std::time::Duration::from_secs(2),
+        settle,
+    };
+    PgStore::connect_with(db.config(), options)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// Publishes `n` deliveries to one endpoint, due now.
+async fn publish_due(store: &PgStore, n: usize) {
+    let owner = match store.list_tenants(None, 1).await.unwrap().items.pop() {
+        Some(owner) => owner,
+        None => stored_tenant(store, "acme").await,
+    };
+    let endpoint = Endpoint::sample(owner.id, "e");
+    for i in 0..n {
+        let event = Event::new(owner.id, None, "a.b", json!({ "n": i }));
+        let mut delivery = Delivery::new(endpoint.id, &event.id, "a.b", Utc::now());
+        delivery.next_retry = Some(Utc::now());
+        store
+            .publish_reserved(event, vec![delivery], None, None)
+            .await
+            .unwrap();
+    }
+}
+
+async fn due_now(store: &PgStore) -> Vec<crate::store::QueueKey> {
+    let now = Utc::now().timestamp_millis() as u64 + 1;
+    let scan = store.due(None, now, 100).await.unwrap();
+    scan.entries.into_iter().map(|(key, _)| key).collect()
+}
+
+/// A due entry is handed to one gateway at a time: the other sees it when
+/// it is given back, when the first gateway leaves, or when its lease runs
+/// out because the first stopped renewing it (it died).
+#[tokio::test]
+async fn a_due_entry_is_handed_to_one_gateway_at_a_time() {
+    let db = FreshDatabase::create();
+    let a = gateway(&db, std::time::Duration::ZERO).await;
+    let b = gateway(&db, std::time::Duration::ZERO).await;
+    publish_due(&a, 3).await;
+    let claimed = due_now(&a).await;
+    assert_eq!(claimed.len(), 3);
+    assert!(due_now(&b).await.is_empty(), "a holds all three");
+    assert_eq!(due_now(&a).await, claimed, "a's own are a's again");
+
+    a.release(&claimed[..1]).await.unwrap();
+    assert_eq!(due_now(&b).await, claimed[..1], "given back, b takes it");
+    assert_eq!(due_now(&a).await, claimed[1..]);
+
+    // Past several leases, a's heartbeat keeps its claims.
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    assert_eq!(
+        due_now(&b).await,
+        claimed[..1],
+        "b still holds only its own"
+    );
+
+    // a dies: it renews nothing, and within a lease b takes a's entries.
+    a.cluster.stop.cancel();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if due_now(&b).await == claimed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a's entries were not taken over when its lease ran out"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // b leaves: a third gateway gets everything at once.
+    let c = gateway(&db, std::time::Duration::ZERO).await;
+    assert!(due_now(&c).await.is_empty());
+    b.close().await.unwrap();
+    assert_eq!(due_now(&c).await, claimed);
+}
+
+/// Each live gateway gets its share of an endpoint's limits, the shares
+/// adding up to the limit; one joining others waits before it claims
+/// work; one leaving gives its share back.
+#[tokio::test]
+async fn shares_follow_the_gateways_alive() {
+    let db = FreshDatabase::create();
+    let a = gateway(&db, std::time::Duration::ZERO).await;
+    assert_eq!(a.share(), crate::store::Share::WHOLE);
+    publish_due(&a, 1).await;
+    let settle = std::time::Duration::from_millis(1500);
+    let b = gateway(&db, settle).await;
+    assert_eq!(b.share().count, 2, "b sees a at once");
+    let now = Utc::now().timestamp_millis() as u64;
+    let waiting = b.due(None, now, 10).await.unwrap();
+    assert!(waiting.entries.is_empty(), "b waits before its first claim");
+    assert!(waiting.next_due_ms.is_some_and(|at| at > now));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (sa, sb) = (a.share(), b.share());
+    assert_eq!(
+        (sa.count, sb.count),
+        (2, 2),
+        "a learnt of b by its heartbeat"
+    );
+    assert_ne!(sa.rank, sb.rank);
+    for limit in [1, 2, 7, 64] {
+        assert_eq!(sa.of(limit) + sb.of(limit), limit, "shares of {limit}");
+    }
+    assert_eq!(due_now(&b).await.len(), 1, "after the wait b claims work");
+
+    b.close().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(a.share(), crate::store::Share::WHOLE, "b's share came back");
+}
+
+/// A publish through one gateway wakes the other's dispatcher, and tells
+/// it when the work falls due.
+#[tokio::test]
+async fn a_publish_through_one_gateway_wakes_the_other() {
+    let db = FreshDatabase::create();
+    let a = gateway(&db, std::time::Duration::ZERO).await;
+    let b = gateway(&db, std::time::Duration::ZERO).await;
+    // The listener's first look at the queue, once it listens.
+    tokio::time::timeout(std::time::Duration::from_secs(10), b.queued_elsewhere())
+        .await
+        .expect("b listens");
+    b.take_queued_since();
+    let before = Utc::now().timestamp_millis() as u64;
+    let woken = tokio::spawn(async move {
+        tokio::time::timeout(std::time::Duration::from_secs(10), b.queued_elsewhere())
+            .await
+            .map(|()| b.take_queued_since())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    publish_due(&a, 1).await;
+    let noted = woken.await.unwrap().expect("b is woken by a's publish");
+    assert!(noted.is_some_and(|due| due >= before), "{noted:?}");
 }

@@ -61,16 +61,31 @@ pub fn strings(items: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether any file under `dir` contains `needle` (a byte search, for
-/// checking what reached the disk).
-pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
+/// Whether what the gateway on `dir` stored contains `needle` (a byte
+/// search, for checking what reached the disk): any file under its data
+/// dir and, when the tests run on PostgreSQL, its database, dumped (where
+/// binary columns show in hex, so `needle` is looked for in hex too).
+pub fn stored_contains(dir: &Path, needle: &[u8]) -> bool {
+    if dir_contains(dir, needle) {
+        return true;
+    }
+    match hookgate_test_support::database::dump(dir) {
+        Some(dump) => contains(&dump, needle) || contains(&dump, hex::encode(needle).as_bytes()),
+        None => false,
+    }
+}
+
+fn contains(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|entry| {
         let path = entry.unwrap().path();
         if path.is_dir() {
             dir_contains(&path, needle)
         } else {
-            let bytes = std::fs::read(&path).unwrap();
-            bytes.windows(needle.len()).any(|w| w == needle)
+            contains(&std::fs::read(&path).unwrap(), needle)
         }
     })
 }

@@ -14,6 +14,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct GatewayBuilder {
     data_dir: Option<PathBuf>,
+    /// The database to use instead of what the tests' backend switch says.
+    database_url: Option<String>,
     env: Vec<(String, String)>,
     admin_token: Option<String>,
 }
@@ -22,6 +24,12 @@ impl GatewayBuilder {
     /// Reuse a data dir (restart tests).
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Keep the store in this PostgreSQL database (gateways sharing one).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
         self
     }
 
@@ -54,13 +62,16 @@ impl GatewayBuilder {
                 (Some(t), d)
             }
         };
-        let process = Launch {
+        let mut launch = Launch {
             admin_token: self.admin_token,
             log: "warn,hookgate=debug".into(),
             env: self.env,
             ..Launch::new(env!("CARGO_BIN_EXE_hookgate"), &data_dir)
+        };
+        if let Some(url) = self.database_url {
+            launch.database_url = Some(url);
         }
-        .start();
+        let process = launch.start();
         Gateway {
             base: process.base.clone(),
             stdout_before_listen: process.printed.clone(),
@@ -87,6 +98,7 @@ impl Gateway {
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder {
             data_dir: None,
+            database_url: None,
             env: Vec::new(),
             admin_token: Some(ADMIN_TOKEN.into()),
         }
@@ -298,13 +310,97 @@ impl Gateway {
         (status, resp.json().await.expect("JSON answer"))
     }
 
-    /// Uploads a guest plugin built from this repository; returns its id.
+    /// Uploads a JavaScript plugin's source (`text/javascript`).
+    pub async fn upload_script(
+        &self,
+        token: &str,
+        name: &str,
+        source: &str,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v1/plugins?name={name}")))
+            .bearer_auth(token)
+            .header("content-type", "text/javascript")
+            .body(source.to_string())
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        (status, resp.json().await.expect("JSON answer"))
+    }
+
+    /// Polls a plugin until its compile has ended (`ready` or `failed`);
+    /// its `data.plugin`.
+    pub async fn compiled_plugin(&self, token: &str, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (status, body) = self.get(&format!("/v1/plugins/{id}"), token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let plugin = body["data"]["plugin"].clone();
+            if plugin["state"] != "compiling" {
+                return plugin;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "plugin {id} still compiling"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Uploads a plugin that must be accepted and waits for it to be
+    /// ready; returns its id.
+    pub async fn ready_plugin(&self, token: &str, name: &str, wasm: Vec<u8>) -> String {
+        let (status, body) = self.upload_plugin(token, name, wasm).await;
+        assert!(status.is_success(), "{status}: {body}");
+        let id = body["data"]["plugin"]["id"].as_str().unwrap().to_string();
+        let plugin = self.compiled_plugin(token, &id).await;
+        assert_eq!(plugin["state"], "ready", "{plugin}");
+        id
+    }
+
+    /// Uploads a guest plugin built from this repository and waits for it
+    /// to be ready; returns its id.
     pub async fn plugin_id(&self, token: &str, crate_name: &str) -> String {
-        let (status, body) = self
-            .upload_plugin(token, crate_name, super::wasm::plugin(crate_name))
-            .await;
-        assert!(status.is_success(), "{body}");
-        body["data"]["plugin"]["id"].as_str().unwrap().to_string()
+        self.ready_plugin(token, crate_name, super::wasm::plugin(crate_name))
+            .await
+    }
+
+    /// Publishes `count` events of type `a.b`, ids `{producer}-{i}`, one
+    /// after another from a task of their own, noting each id the gateway
+    /// accepted (202) in `accepted`; stops when the gateway is gone.
+    pub fn spawn_producer(
+        &self,
+        token: &str,
+        producer: &str,
+        count: usize,
+        accepted: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (client, url, token, producer) = (
+            self.client.clone(),
+            self.url("/v1/events"),
+            token.to_string(),
+            producer.to_string(),
+        );
+        tokio::spawn(async move {
+            for i in 0..count {
+                let id = format!("{producer}-{i}");
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"type": "a.b", "id": id, "data": {"i": i}}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                        accepted.lock().unwrap().insert(id);
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => return, // the gateway is gone
+                }
+            }
+        })
     }
 
     /// Kills the process with SIGKILL: no shutdown, no flush.

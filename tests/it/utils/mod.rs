@@ -9,7 +9,7 @@ pub use hookgate_test_support::{components, proxy, receiver, verify, wasm};
 
 #[allow(unused_imports)]
 pub use assert::{
-    assert_no_secret, dir_contains, expect_error, expect_invalid, expect_ok, strings,
+    assert_no_secret, expect_error, expect_invalid, expect_ok, stored_contains, strings,
 };
 #[allow(unused_imports)]
 pub use gateway::{ADMIN_TOKEN, Gateway, GatewayBuilder};

@@ -1,16 +1,14 @@
 //! The same plugin in several languages: shared cases (`cross/cases.json`,
 //! inputs only: the Rust component's outputs are the reference every other
-//! language must match byte for byte) and a runner for the JavaScript
-//! versions under Node.js (`cross/run-plugin.mjs`).
+//! language must match byte for byte).
 //!
 //! A case gives the payload as a JSON value (written compact, members in
 //! order) or as exact text (`payload_text`), and the config the same way
 //! (`config` / `config_text`). The event's id, type and time are the
 //! payload's own when it is an envelope, as the gateway's always are.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -81,49 +79,6 @@ pub fn drop(reason: &str) -> Value {
 /// See [`deliver`].
 pub fn error() -> Value {
     json!({"outcome": "error"})
-}
-
-/// Runs the JavaScript plugin `plugin_js` on `cases` with Node.js, as the
-/// gateway's JavaScript plugins are run; one outcome per case, in the
-/// [`deliver`] shape (errors with their message in `error`).
-pub fn run_node(plugin_js: &std::path::Path, cases: &[Case]) -> Vec<Value> {
-    let mut child = Command::new("node")
-        .arg(dir().join("run-plugin.mjs"))
-        .arg(plugin_js)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (Node.js must be installed: tests/run installs it)");
-    let mut input = String::new();
-    for case in cases {
-        let line = json!({"event": {
-            "id": case.id, "event_type": case.event_type, "created_at": case.created_at,
-            "endpoint_id": case.endpoint_id, "payload": case.payload, "headers": case.headers,
-        }, "config": case.config});
-        input.push_str(&line.to_string());
-        input.push('\n');
-    }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "node run-plugin.mjs {}: {}",
-        plugin_js.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let outcomes: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("the runner prints JSON lines"))
-        .collect();
-    assert_eq!(outcomes.len(), cases.len(), "one outcome per case");
-    outcomes
 }
 
 /// The version of componentize-py the Python template's build.sh installs.

@@ -3,6 +3,8 @@
 //!
 //! - [`process`]: the one gateway launcher (the binary as its own process,
 //!   its CPU and memory from /proc);
+//! - [`database`]: the switch between the store backends the tests'
+//!   gateways use (sled, or a database each on a PostgreSQL server);
 //! - [`receiver`]: an HTTPS webhook receiver with a test CA;
 //! - [`proxy`]: a CONNECT proxy that records its targets;
 //! - [`verify`]: an independent check of both signature styles;
@@ -14,6 +16,7 @@
 pub mod bench;
 pub mod components;
 pub mod cross;
+pub mod database;
 pub mod process;
 pub mod proxy;
 pub mod receiver;

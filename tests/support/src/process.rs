@@ -29,6 +29,10 @@ pub struct Launch {
     /// Pass the caller's own `HOOKGATE_*` and `MIMALLOC_*` variables on
     /// (under `env`), for an operator tuning a benchmark run.
     pub pass_settings: bool,
+    /// The PostgreSQL database the gateway keeps its store in
+    /// (`HOOKGATE_DATABASE_URL`), or `None` for sled in `data_dir`; by
+    /// default what the tests' backend switch says ([`crate::database`]).
+    pub database_url: Option<String>,
     /// A command the gateway runs under (a profiler, e.g. `perf record -g
     /// -o gw.data`); it is sent SIGINT first when the process is dropped,
     /// so it can write its data.
@@ -37,9 +41,11 @@ pub struct Launch {
 
 impl Launch {
     pub fn new(binary: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
             binary: binary.into(),
-            data_dir: data_dir.into(),
+            database_url: crate::database::for_data_dir(&data_dir),
+            data_dir,
             port: 0,
             admin_token: None,
             log: "warn".into(),
@@ -83,6 +89,12 @@ impl Launch {
         }
         if let Some(token) = &self.admin_token {
             cmd.env("HOOKGATE_ADMIN_TOKEN", token);
+        }
+        if let Some(url) = &self.database_url {
+            // A gateway killed by a test hands its work over within
+            // seconds, not the default half minute.
+            cmd.env("HOOKGATE_DATABASE_URL", url)
+                .env("HOOKGATE_QUEUE_LEASE", "2s");
         }
         if self.pass_settings {
             for (k, v) in std::env::vars() {

@@ -122,6 +122,8 @@ struct Shared {
     answer_headers: Arc<Mutex<Vec<(String, String)>>>,
     delay: Arc<Mutex<Duration>>,
     arrived: Arc<Notify>,
+    /// Requests being answered now, and the most there ever were at once.
+    concurrent: Arc<Mutex<(usize, usize)>>,
 }
 
 /// An HTTPS receiver; answers with the configured status after the
@@ -181,6 +183,7 @@ impl Receiver {
             answer_headers: Arc::default(),
             delay: Arc::new(Mutex::new(Duration::ZERO)),
             arrived: Arc::new(Notify::new()),
+            concurrent: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/{*path}", post(receive))
@@ -230,6 +233,11 @@ impl Receiver {
         *self.shared.delay.lock().unwrap() = d;
     }
 
+    /// The most requests that were being answered at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.shared.concurrent.lock().unwrap().1
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
@@ -268,10 +276,16 @@ async fn receive(
     body: Bytes,
 ) -> (StatusCode, HeaderMap) {
     let at = Instant::now();
+    {
+        let mut concurrent = shared.concurrent.lock().unwrap();
+        concurrent.0 += 1;
+        concurrent.1 = concurrent.1.max(concurrent.0);
+    }
     let delay = *shared.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    shared.concurrent.lock().unwrap().0 -= 1;
     shared
         .received
         .lock()

@@ -36,7 +36,9 @@ pub struct Published {
 }
 
 pub struct Publisher {
-    pub base: Arc<std::sync::RwLock<String>>,
+    /// The gateways to publish to: each client starts at its own and moves
+    /// to the next when a publish fails.
+    pub bases: Vec<Arc<std::sync::RwLock<String>>>,
     pub token: String,
     pub clients: usize,
     /// Events per second in all; `None`: as fast as the gateway accepts.
@@ -60,10 +62,10 @@ impl Publisher {
         let next = Arc::new(AtomicUsize::new(events.start));
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..self.clients {
+        for c in 0..self.clients {
             let (client, next, tally) = (client.clone(), next.clone(), tally.clone());
-            let (base, token, rate, data) = (
-                self.base.clone(),
+            let (bases, token, rate, data) = (
+                self.bases.clone(),
                 self.token.clone(),
                 self.rate,
                 data.to_string(),
@@ -73,6 +75,7 @@ impl Publisher {
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut retried = 0;
+                let mut at = c % bases.len();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= end {
@@ -84,7 +87,7 @@ impl Publisher {
                     }
                     let body = publish_body(i, &data);
                     loop {
-                        let url = format!("{}/v1/events", base.read().unwrap());
+                        let url = format!("{}/v1/events", bases[at].read().unwrap());
                         let sent = Instant::now();
                         tally.published_at[i].store(tally.now_ns().max(1), Ordering::Relaxed);
                         let resp = client
@@ -108,6 +111,7 @@ impl Publisher {
                             }
                             _ => {
                                 retried += 1;
+                                at = (at + 1) % bases.len();
                                 tokio::time::sleep(Duration::from_millis(50)).await;
                             }
                         }

@@ -28,7 +28,24 @@ pub enum PluginChoice {
     None,
     FieldFilter,
     CrmBooking,
+    /// [`JS_CRM`], a JavaScript plugin uploaded as source.
+    Javascript,
 }
+
+/// The JavaScript plugin of `--plugin javascript`: the gist of
+/// `crm-booking` (a contact and a deal from a booking), in a script.
+pub const JS_CRM: &str = r#"
+export function transform(event, config) {
+  const b = event.data.booking;
+  return {
+    body: {
+      contact: { name: b.customer.name, email: b.customer.email },
+      deal: { id: b.id, amount: b.total, currency: b.currency, pipeline: config.pipeline },
+      source: { event_id: event.id, type: event.type },
+    },
+  };
+}
+"#;
 
 /// A hostile guest plugin for `--hostile` (a crate of `tests/plugins/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,6 +140,16 @@ pub struct Args {
     /// Skip the plain-reqwest ceiling run.
     #[arg(long)]
     no_ceiling: bool,
+    /// Keep the store in this PostgreSQL database (HOOKGATE_DATABASE_URL)
+    /// instead of sled in a temp dir; the bench's tenant is new every run,
+    /// so a database used before does not mix into the figures.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Gateway processes on the one `--database-url`, each on its own port;
+    /// publishers spread over them. Fault mode: each kill SIGKILLs one of
+    /// them but the first, for good, and the others take its work over.
+    #[arg(long, default_value_t = 1)]
+    gateways: usize,
     /// Run this gateway binary instead of building `target/release/hookgate`
     /// (another build to compare, or the tests' debug build).
     #[arg(long)]
@@ -138,6 +165,13 @@ struct Rig {
     launch: Launch,
     gateway: Option<Process>,
     base: Arc<RwLock<String>>,
+    /// The other gateways on the same database (`--gateways`), with their
+    /// URLs; a killed one is `None`.
+    others: Vec<(Option<Process>, Arc<RwLock<String>>)>,
+    /// The other gateways' data dirs.
+    other_dirs: Vec<std::path::PathBuf>,
+    /// The database server's CPU and commits when the rig started.
+    database_start: Option<DatabaseUsage>,
     sink: Sink,
     tally: Arc<Tally>,
     token: String,
@@ -152,6 +186,10 @@ impl Drop for Rig {
     /// mode's restarts, a backlog run leaves gigabytes in it.
     fn drop(&mut self) {
         drop(self.gateway.take());
+        self.others.clear();
+        for dir in &self.other_dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.launch.data_dir) {
             eprintln!(
                 "could not remove the gateway's data dir {}: {e}",
@@ -206,7 +244,12 @@ impl Rig {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let launch = Launch {
+        assert!(
+            args.gateways == 1 || args.database_url.is_some(),
+            "--gateways {} needs --database-url: gateways share the work through one database",
+            args.gateways
+        );
+        let mut launch = Launch {
             port: process::free_port(),
             admin_token: Some(ADMIN_TOKEN.into()),
             env,
@@ -218,13 +261,33 @@ impl Rig {
                 .filter(|w| !w.trim().is_empty()),
             ..Launch::new(binary, data_dir)
         };
+        if let Some(url) = &args.database_url {
+            launch.database_url = Some(url.clone());
+        }
+        let database_start = args.database_url.as_deref().map(DatabaseUsage::now);
         let gw = launch.start();
         let base = Arc::new(RwLock::new(gw.base.clone()));
+        let (mut others, mut other_dirs) = (Vec::new(), Vec::new());
+        for _ in 1..args.gateways {
+            let dir = tempfile::tempdir().unwrap().keep();
+            let other = Launch {
+                port: process::free_port(),
+                data_dir: dir.clone(),
+                ..launch.clone()
+            }
+            .start();
+            let url = Arc::new(RwLock::new(other.base.clone()));
+            others.push((Some(other), url));
+            other_dirs.push(dir);
+        }
         let api = reqwest::Client::new();
         let mut rig = Rig {
             launch,
             gateway: Some(gw),
             base,
+            others,
+            other_dirs,
+            database_start,
             sink,
             tally,
             token: String::new(),
@@ -267,6 +330,7 @@ impl Rig {
                         "field-filter",
                         json!({"pointer": "/data/booking/status", "values": ["confirmed"]}),
                     ),
+                    PluginChoice::Javascript => ("javascript", json!({"pipeline": "b2c"})),
                     _ => ("crm-booking", json!({"pipeline": "b2c"})),
                 };
                 let id = self.upload(&self.token, name).await;
@@ -324,21 +388,43 @@ impl Rig {
         token
     }
 
-    /// Uploads the guest crate `name` for the tenant of `token`; its id.
+    /// Uploads the guest crate `name` (or, for `javascript`, [`JS_CRM`])
+    /// for the tenant of `token` and waits until it is compiled; its id.
     async fn upload(&self, token: &str, name: &str) -> String {
-        let resp = self
+        let request = self
             .api
             .post(self.url(&format!("/v1/plugins?name={name}")))
-            .bearer_auth(token)
-            .body(wasm::plugin(name))
-            .send()
-            .await
-            .unwrap();
-        let body: Value = resp.json().await.unwrap();
-        body["data"]["plugin"]["id"]
+            .bearer_auth(token);
+        let request = match name {
+            "javascript" => request
+                .header("content-type", "text/javascript")
+                .body(JS_CRM),
+            _ => request
+                .header("content-type", "application/wasm")
+                .body(wasm::plugin(name)),
+        };
+        let body: Value = request.send().await.unwrap().json().await.unwrap();
+        let id = body["data"]["plugin"]["id"]
             .as_str()
             .unwrap_or_else(|| panic!("plugin not uploaded: {body}"))
-            .to_string()
+            .to_string();
+        // Components compile after the upload; endpoints made before they
+        // are ready would retry their first deliveries.
+        let mut state = body["data"]["plugin"]["state"].clone();
+        while state == "compiling" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let plugin = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/plugins/{id}"),
+                    token,
+                    Value::Null,
+                )
+                .await;
+            state = plugin["data"]["plugin"]["state"].clone();
+        }
+        assert_eq!(state, "ready", "plugin {name} did not compile");
+        id
     }
 
     /// `count` endpoints of the tenant of `token`, endpoint `k` at the
@@ -407,8 +493,10 @@ impl Rig {
     }
 
     fn publisher(&self, clients: usize, rate: Option<f64>) -> Publisher {
+        let mut bases = vec![self.base.clone()];
+        bases.extend(self.others.iter().map(|(_, url)| url.clone()));
         Publisher {
-            base: self.base.clone(),
+            bases,
             token: self.token.clone(),
             clients,
             rate,
@@ -428,13 +516,37 @@ impl Rig {
         self.gateway = Some(gw);
     }
 
+    /// SIGKILL one of the other gateways for good (the last one alive);
+    /// `false` when none is left.
+    fn kill_other(&mut self) -> bool {
+        let Some((process, _)) = self.others.iter_mut().rev().find(|(p, _)| p.is_some()) else {
+            return false;
+        };
+        let usage = process.take().unwrap().kill();
+        self.past.push(usage);
+        true
+    }
+
+    /// The database server's CPU and commits since the rig started.
+    fn database_usage(&self) -> Option<DatabaseUsage> {
+        let start = self.database_start.as_ref()?;
+        let now = DatabaseUsage::now(self.launch.database_url.as_deref()?);
+        Some(DatabaseUsage {
+            cpu_seconds: now.cpu_seconds - start.cpu_seconds,
+            commits: now.commits.saturating_sub(start.commits),
+        })
+    }
+
     /// CPU seconds of every gateway process so far, and the highest peak RSS.
     fn usage(&self) -> Usage {
-        let now = self
-            .gateway
-            .as_ref()
-            .map(Process::usage)
-            .unwrap_or_default();
+        let running = std::iter::once(&self.gateway)
+            .chain(self.others.iter().map(|(p, _)| p))
+            .flatten()
+            .map(Process::usage);
+        let now = running.fold(Usage::default(), |acc, u| Usage {
+            cpu_seconds: acc.cpu_seconds + u.cpu_seconds,
+            peak_rss_mib: acc.peak_rss_mib.max(u.peak_rss_mib),
+        });
         self.past.iter().fold(now, |acc, u| Usage {
             cpu_seconds: acc.cpu_seconds + u.cpu_seconds,
             peak_rss_mib: acc.peak_rss_mib.max(u.peak_rss_mib),
@@ -706,6 +818,9 @@ pub struct ThroughputReport {
     /// event published over 100 ms later.
     pub overtaken: u64,
     pub usage: Usage,
+    /// The database server's share, when the gateways run on PostgreSQL.
+    pub database: Option<DatabaseUsage>,
+    pub gateways: usize,
     pub hostile: Option<HostileReport>,
 }
 
@@ -740,6 +855,11 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
     let expected = (published.accepted * (endpoints - failing)) as u64;
     let delivered = rig.wait_for(expected, Duration::from_secs(30)).await;
     let usage = rig.usage();
+    // The server's statistics reach pg_stat_database within a second.
+    if args.database_url.is_some() {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let database = rig.database_usage();
     let hostile = match hostile {
         Some(h) => Some(h.finish(&rig).await),
         None => None,
@@ -816,6 +936,8 @@ pub async fn throughput(args: &Args) -> ThroughputReport {
         duplicates: tally.duplicates.load(Ordering::Relaxed),
         overtaken: tally.overtaken.load(Ordering::Relaxed),
         usage,
+        database,
+        gateways: args.gateways,
         hostile,
     }
 }
@@ -895,7 +1017,36 @@ impl ThroughputReport {
             "gateway peak RSS",
             format!("{:.0} MiB", self.usage.peak_rss_mib),
         );
-        row("gateway CPU", format!("{:.1} s", self.usage.cpu_seconds));
+        row(
+            "gateway CPU",
+            format!(
+                "{:.1} s ({} process{}; {:.3} ms a delivery)",
+                self.usage.cpu_seconds,
+                self.gateways,
+                if self.gateways == 1 { "" } else { "es" },
+                1000.0 * self.usage.cpu_seconds / self.delivered.max(1) as f64
+            ),
+        );
+        if let Some(db) = &self.database {
+            row(
+                "database CPU",
+                format!(
+                    "{:.1} s ({:.3} ms a delivery)",
+                    db.cpu_seconds,
+                    1000.0 * db.cpu_seconds / self.delivered.max(1) as f64
+                ),
+            );
+            let span = self.delivered as f64 / self.delivery_rate.max(f64::MIN_POSITIVE);
+            row(
+                "database commits",
+                format!(
+                    "{} ({:.0}/s over the run, {:.2} a delivery)",
+                    db.commits,
+                    db.commits as f64 / span,
+                    db.commits as f64 / self.delivered.max(1) as f64
+                ),
+            );
+        }
         for &(rate, concurrency) in &self.ceiling {
             row(
                 &format!("ceiling: reqwest -> sink, {concurrency} in flight"),
@@ -918,6 +1069,43 @@ impl ThroughputReport {
             ),
         );
         assert_eq!(self.bad_signatures, 0, "bad signatures");
+    }
+}
+
+/// The CPU time of the PostgreSQL server's processes (all processes named
+/// `postgres` on this machine) and the commits of every database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DatabaseUsage {
+    pub cpu_seconds: f64,
+    pub commits: u64,
+}
+
+impl DatabaseUsage {
+    fn now(database_url: &str) -> Self {
+        let mut cpu_seconds = 0.0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "postgres" {
+                cpu_seconds += process::usage_of(pid).cpu_seconds;
+            }
+        }
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-A", "-t", "-d", database_url, "-c"])
+            .arg("SELECT sum(xact_commit) FROM pg_stat_database")
+            .output()
+            .expect("run psql (Debian's postgresql-client)");
+        let commits = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        Self {
+            cpu_seconds,
+            commits,
+        }
     }
 }
 
@@ -962,6 +1150,9 @@ pub async fn fault(args: &Args) -> FaultReport {
                 "0s,100ms,250ms,500ms,1s,1s,2s,2s,3s,3s,5s,5s,5s,5s",
             ),
             ("HOOKGATE_DELIVERY_TIMEOUT", "1s"),
+            // With several gateways, a killed one's work is taken over
+            // when its leases run out.
+            ("HOOKGATE_QUEUE_LEASE", "5s"),
         ],
         true,
     )
@@ -981,7 +1172,11 @@ pub async fn fault(args: &Args) -> FaultReport {
             kills_while_publishing += 1;
         }
         received_at_kill.push(rig.tally.unique.load(Ordering::Relaxed));
-        rig.restart();
+        if args.gateways == 1 {
+            rig.restart();
+        } else if !rig.kill_other() {
+            break;
+        }
     }
     let published = publishing.await.unwrap();
     let expected = (published.accepted * endpoints) as u64;

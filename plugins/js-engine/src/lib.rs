@@ -1,0 +1,550 @@
+//! `js-engine`: the gateway's JavaScript engine, QuickJS (through
+//! rquickjs) built as one component of the `js-engine` world
+//! (`wit/js-engine.wit`). Every JavaScript plugin runs in it: the script is
+//! data passed with each call, so the engine is compiled once per gateway
+//! and every call still gets a fresh instance, with the sandbox's limits.
+//!
+//! A script is an ES module exporting `transform(event, config)`:
+//!
+//! - `event` is `{ id, type, created_at, endpoint_id, data, headers,
+//!   payload }`: `payload` is the text about to be sent (the JSON envelope,
+//!   or what the previous plugin returned), `data` the envelope's `data`
+//!   member (`null` when the payload is not JSON or has none; parsed on
+//!   first read), `headers` the headers earlier plugins added, name →
+//!   value. The Rust SDK and the Python glue give the same fields;
+//! - `config` is the endpoint's configuration for the plugin, parsed;
+//! - it returns `{ body, headers?, content_type? }` (a string body is sent
+//!   as is, anything else as compact JSON) or `{ drop: reason }`; a throw
+//!   is a plugin failure. An `async` transform's promise is awaited.
+//!
+//! `console.log` (and `debug`, `info`, `warn`, `error`) write to the
+//! gateway's log through the world's `log` import.
+//!
+//! The logic is plain Rust over rquickjs ([`check`], [`transform`]), so it
+//! also runs natively in tests; the `component` module (wasm32 only) wires
+//! it to the world.
+
+use rquickjs::{
+    CatchResultExt, CaughtError, Context, Ctx, Function, Module, Object, Runtime, Value,
+};
+
+/// The name scripts are given in messages and stack traces.
+pub const SCRIPT_NAME: &str = "plugin.js";
+/// Native stack the engine lets scripts use before it throws a
+/// `RangeError`: well inside the component's own stack.
+const MAX_STACK: usize = 256 << 10;
+/// Log lines passed on per call; the gateway keeps no more than this
+/// either, so further calls would only cost crossings.
+pub const MAX_LOG_CALLS: usize = 20;
+
+/// A log line's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One event, as the gateway passes it.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub created_at: &'a str,
+    pub endpoint_id: &'a str,
+    pub payload: &'a str,
+    pub headers: Vec<(&'a str, &'a str)>,
+}
+
+/// What the script decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Deliver {
+        body: String,
+        headers: Vec<(String, String)>,
+        content_type: Option<String>,
+    },
+    Drop(String),
+}
+
+/// Why a script was refused at upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptError {
+    /// 1-based; 0 when the engine did not say.
+    pub line: u32,
+    pub message: String,
+}
+
+/// What the engine adds to every context: `console`, and the function that
+/// turns the host's event into the script's and its answer back. In
+/// JavaScript, as that is where the values live; it runs before the
+/// script, which cannot reach it (it is not a global).
+const GLUE: &str = r#"
+(function (hostLog) {
+  const format = (args) => args.map((a) => {
+    if (typeof a === "string") return a;
+    try { const t = JSON.stringify(a); return t === undefined ? String(a) : t; }
+    catch (_) { return String(a); }
+  }).join(" ");
+  const level = (n) => (...args) => hostLog(n, format(args));
+  globalThis.console = {
+    debug: level(0), log: level(1), info: level(1), warn: level(2), error: level(3),
+  };
+  const describe = (v) => v === null ? "null" : Array.isArray(v) ? "an array" : typeof v;
+  return {
+    event(id, type, created_at, endpoint_id, payload, names, values) {
+      const headers = {};
+      for (let i = 0; i < names.length; i++) headers[names[i]] = values[i];
+      const event = { id, type, created_at, endpoint_id, headers, payload };
+      // `data` is parsed on first read: a script that only looks at the
+      // type or passes `payload` on never pays for the parse.
+      let data;
+      let parsed = false;
+      Object.defineProperty(event, "data", {
+        enumerable: true,
+        get() {
+          if (!parsed) {
+            parsed = true;
+            data = null;
+            try {
+              const envelope = JSON.parse(payload);
+              if (envelope !== null && typeof envelope === "object" && !Array.isArray(envelope)
+                && "data" in envelope) data = envelope.data;
+            } catch (_) {}
+          }
+          return data;
+        },
+        set(v) { parsed = true; data = v; },
+      });
+      return event;
+    },
+    answer(r) {
+      if (r === null || typeof r !== "object" || Array.isArray(r)) {
+        throw new TypeError("transform must return { body }, { body, headers, content_type } or { drop: reason }, not " + describe(r));
+      }
+      if ("drop" in r && r.drop !== undefined) return { drop: String(r.drop) };
+      if (!("body" in r) || r.body === undefined) {
+        throw new TypeError("the result of transform has no body (return { body } or { drop: reason })");
+      }
+      let body = r.body;
+      if (typeof body !== "string") {
+        body = JSON.stringify(body);
+        if (body === undefined) throw new TypeError("the body cannot be written as JSON: " + describe(r.body));
+      }
+      const names = [], values = [];
+      if (r.headers !== undefined && r.headers !== null) {
+        if (typeof r.headers !== "object" || Array.isArray(r.headers)) {
+          throw new TypeError("headers must be an object of name: value, not " + describe(r.headers));
+        }
+        for (const [n, v] of Object.entries(r.headers)) { names.push(n); values.push(String(v)); }
+      }
+      let content_type = null;
+      if (r.content_type !== undefined && r.content_type !== null) {
+        if (typeof r.content_type !== "string") throw new TypeError("content_type must be a string, not " + describe(r.content_type));
+        content_type = r.content_type;
+      }
+      return { body, names, values, content_type };
+    },
+  };
+})
+"#;
+
+fn runtime() -> Result<(Runtime, Context), String> {
+    let rt = Runtime::new().map_err(|e| format!("cannot start the engine: {e}"))?;
+    rt.set_max_stack_size(MAX_STACK);
+    let ctx = Context::full(&rt).map_err(|e| format!("cannot start the engine: {e}"))?;
+    Ok((rt, ctx))
+}
+
+/// What a caught error says: the exception's `Name: message`, and the line
+/// of the script it points at.
+fn describe(error: CaughtError<'_>) -> ScriptError {
+    match error {
+        CaughtError::Exception(e) => {
+            let name: Option<String> = e.as_object().get("name").ok();
+            let message = e.message().unwrap_or_default();
+            let message = match name {
+                Some(name) if !name.is_empty() => format!("{name}: {message}"),
+                _ => message,
+            };
+            let line = e
+                .as_object()
+                .get::<_, Option<i32>>("lineNumber")
+                .ok()
+                .flatten()
+                .or_else(|| e.stack().and_then(|stack| line_in(&stack)))
+                .map_or(0, |l| l.max(0) as u32);
+            ScriptError { line, message }
+        }
+        CaughtError::Value(v) => ScriptError {
+            line: 0,
+            message: format!("uncaught {}", thrown(&v)),
+        },
+        CaughtError::Error(e) => ScriptError {
+            line: 0,
+            message: e.to_string(),
+        },
+    }
+}
+
+/// A thrown value that is not an `Error`, as text.
+fn thrown(v: &Value<'_>) -> String {
+    if let Some(s) = v.as_string().and_then(|s| s.to_string().ok()) {
+        return s;
+    }
+    let ctx = v.ctx();
+    ctx.json_stringify(v.clone())
+        .ok()
+        .flatten()
+        .and_then(|s| s.to_string().ok())
+        .unwrap_or_else(|| format!("{:?}", v.type_of()))
+}
+
+/// The first `plugin.js:LINE` in a stack trace.
+fn line_in(stack: &str) -> Option<i32> {
+    let at = stack.find(SCRIPT_NAME)? + SCRIPT_NAME.len();
+    let rest = stack[at..].strip_prefix(':')?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Declares and evaluates the script, returning its `transform`.
+fn load<'js>(ctx: &Ctx<'js>, script: &str) -> Result<Function<'js>, ScriptError> {
+    let declared = Module::declare(ctx.clone(), SCRIPT_NAME, script)
+        .catch(ctx)
+        .map_err(describe)?;
+    let (module, promise) = declared.eval().catch(ctx).map_err(describe)?;
+    promise.finish::<()>().catch(ctx).map_err(describe)?;
+    let transform: Value = module.get("transform").catch(ctx).map_err(describe)?;
+    match transform.into_function() {
+        Some(f) => Ok(f),
+        None => Err(ScriptError {
+            line: 0,
+            message: "the script must export a function transform(event, config)".into(),
+        }),
+    }
+}
+
+/// Checks that `script` parses as an ES module and exports a function
+/// `transform`. The module's top level runs, as it will on every call.
+pub fn check(script: &str) -> Result<(), ScriptError> {
+    let (_rt, context) = runtime().map_err(|message| ScriptError { line: 0, message })?;
+    context.with(|ctx| {
+        let glue: Function = ctx.eval(GLUE).map_err(|e| ScriptError {
+            line: 0,
+            message: e.to_string(),
+        })?;
+        let quiet =
+            Function::new(ctx.clone(), |_: i32, _: String| {}).map_err(|e| ScriptError {
+                line: 0,
+                message: e.to_string(),
+            })?;
+        glue.call::<_, Object>((quiet,)).map_err(|e| ScriptError {
+            line: 0,
+            message: e.to_string(),
+        })?;
+        load(&ctx, script).map(|_| ())
+    })
+}
+
+/// Runs the script's `transform` on one event. `log` receives what the
+/// script writes to `console`, at most [`MAX_LOG_CALLS`] lines.
+pub fn transform(
+    script: &str,
+    event: &Event<'_>,
+    config: &str,
+    log: impl Fn(Level, &str) + 'static,
+) -> Result<Verdict, String> {
+    let (_rt, context) = runtime()?;
+    context.with(|ctx| run(&ctx, script, event, config, log))
+}
+
+fn run(
+    ctx: &Ctx<'_>,
+    script: &str,
+    event: &Event<'_>,
+    config: &str,
+    log: impl Fn(Level, &str) + 'static,
+) -> Result<Verdict, String> {
+    let fail = |e: CaughtError<'_>| {
+        let e = describe(e);
+        if e.line > 0 {
+            format!("{} (line {})", e.message, e.line)
+        } else {
+            e.message
+        }
+    };
+    let calls = std::cell::Cell::new(0usize);
+    let host_log = Function::new(ctx.clone(), move |level: i32, message: String| {
+        if calls.get() >= MAX_LOG_CALLS {
+            return;
+        }
+        calls.set(calls.get() + 1);
+        let level = match level {
+            0 => Level::Debug,
+            1 => Level::Info,
+            2 => Level::Warn,
+            _ => Level::Error,
+        };
+        log(level, &message);
+    })
+    .catch(ctx)
+    .map_err(fail)?;
+    let glue: Function = ctx.eval(GLUE).catch(ctx).map_err(fail)?;
+    let glue: Object = glue.call((host_log,)).catch(ctx).map_err(fail)?;
+    let transform = load(ctx, script).map_err(|e| {
+        if e.line > 0 {
+            format!("{} (line {})", e.message, e.line)
+        } else {
+            e.message
+        }
+    })?;
+
+    let make_event: Function = glue.get("event").catch(ctx).map_err(fail)?;
+    let names: Vec<&str> = event.headers.iter().map(|(n, _)| *n).collect();
+    let values: Vec<&str> = event.headers.iter().map(|(_, v)| *v).collect();
+    let js_event: Value = make_event
+        .call((
+            event.id,
+            event.event_type,
+            event.created_at,
+            event.endpoint_id,
+            event.payload,
+            names,
+            values,
+        ))
+        .catch(ctx)
+        .map_err(fail)?;
+    let js_config: Value = ctx
+        .json_parse(config)
+        .catch(ctx)
+        .map_err(|e| format!("the configuration is not JSON: {}", fail(e)))?;
+
+    let mut returned: Value = transform
+        .call((js_event, js_config))
+        .catch(ctx)
+        .map_err(fail)?;
+    if let Some(promise) = returned.as_promise() {
+        returned = promise.finish::<Value>().catch(ctx).map_err(fail)?;
+    }
+    let answer: Function = glue.get("answer").catch(ctx).map_err(fail)?;
+    let answer: Object = answer.call((returned,)).catch(ctx).map_err(fail)?;
+    if let Some(reason) = answer
+        .get::<_, Option<String>>("drop")
+        .catch(ctx)
+        .map_err(fail)?
+    {
+        return Ok(Verdict::Drop(reason));
+    }
+    let body: String = answer.get("body").catch(ctx).map_err(fail)?;
+    let names: Vec<String> = answer.get("names").catch(ctx).map_err(fail)?;
+    let values: Vec<String> = answer.get("values").catch(ctx).map_err(fail)?;
+    let content_type: Option<String> = answer.get("content_type").catch(ctx).map_err(fail)?;
+    Ok(Verdict::Deliver {
+        body,
+        headers: names.into_iter().zip(values).collect(),
+        content_type,
+    })
+}
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    wit_bindgen::generate!({ world: "js-engine", path: "../../wit" });
+
+    use hookgate::plugin::log::{Level as WitLevel, log};
+    use hookgate::plugin::types::{Delivery, Header};
+
+    struct Engine;
+
+    impl Guest for Engine {
+        fn check(script: String) -> Result<(), ScriptError> {
+            super::check(&script).map_err(|e| ScriptError {
+                line: e.line,
+                message: e.message,
+            })
+        }
+
+        fn transform(script: String, event: Event, config: String) -> Result<Outcome, String> {
+            let input = super::Event {
+                id: &event.id,
+                event_type: &event.event_type,
+                created_at: &event.created_at,
+                endpoint_id: &event.endpoint_id,
+                payload: &event.payload,
+                headers: event
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.as_str(), h.value.as_str()))
+                    .collect(),
+            };
+            let verdict = super::transform(&script, &input, &config, |level, message| {
+                let level = match level {
+                    super::Level::Debug => WitLevel::Debug,
+                    super::Level::Info => WitLevel::Info,
+                    super::Level::Warn => WitLevel::Warn,
+                    super::Level::Error => WitLevel::Error,
+                };
+                log(level, message);
+            })?;
+            Ok(match verdict {
+                super::Verdict::Deliver {
+                    body,
+                    headers,
+                    content_type,
+                } => Outcome::Deliver(Delivery {
+                    body,
+                    headers: headers
+                        .into_iter()
+                        .map(|(name, value)| Header { name, value })
+                        .collect(),
+                    content_type,
+                }),
+                super::Verdict::Drop(reason) => Outcome::Drop(reason),
+            })
+        }
+    }
+
+    export!(Engine);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    fn event(payload: &str) -> Event<'_> {
+        Event {
+            id: "evt_1",
+            event_type: "booking.created",
+            created_at: "2026-01-01T00:00:00Z",
+            endpoint_id: "wh_1",
+            payload,
+            headers: vec![("X-Prev", "1")],
+        }
+    }
+
+    const ENVELOPE: &str = r#"{"id":"evt_1","type":"booking.created","created_at":"2026-01-01T00:00:00Z","data":{"booking":{"id":"bk_1"}}}"#;
+
+    fn run(script: &str) -> Result<Verdict, String> {
+        transform(script, &event(ENVELOPE), r#"{"k":"v"}"#, |_, _| {})
+    }
+
+    #[test]
+    fn an_object_body_is_sent_as_compact_json() {
+        let out = run(
+            "export function transform(e, c) { return { body: { deal: e.data.booking.id, k: c.k, t: e.type, h: e.headers['X-Prev'] } }; }",
+        );
+        assert_eq!(
+            out,
+            Ok(Verdict::Deliver {
+                body: r#"{"deal":"bk_1","k":"v","t":"booking.created","h":"1"}"#.into(),
+                headers: vec![],
+                content_type: None
+            })
+        );
+    }
+
+    #[test]
+    fn a_string_body_headers_and_content_type_are_kept() {
+        let out = run(
+            "export function transform(e) { return { body: 'a=1', headers: { 'X-A': 'b', 'X-N': 2 }, content_type: 'text/plain' }; }",
+        );
+        assert_eq!(
+            out,
+            Ok(Verdict::Deliver {
+                body: "a=1".into(),
+                headers: vec![("X-A".into(), "b".into()), ("X-N".into(), "2".into())],
+                content_type: Some("text/plain".into())
+            })
+        );
+    }
+
+    #[test]
+    fn drop_throw_and_bad_results_are_told_apart() {
+        assert_eq!(
+            run("export function transform() { return { drop: 'not ours' }; }"),
+            Ok(Verdict::Drop("not ours".into()))
+        );
+        let thrown =
+            run("export function transform() {\n  throw new Error('no booking');\n}").unwrap_err();
+        assert!(thrown.contains("Error: no booking"), "{thrown}");
+        assert!(thrown.contains("line 2"), "{thrown}");
+        assert!(
+            run("export function transform() { throw 'plain'; }")
+                .unwrap_err()
+                .contains("plain")
+        );
+        let none = run("export function transform() {}").unwrap_err();
+        assert!(none.contains("not undefined"), "{none}");
+        let no_body = run("export function transform() { return {}; }").unwrap_err();
+        assert!(no_body.contains("no body"), "{no_body}");
+    }
+
+    #[test]
+    fn an_async_transform_is_awaited() {
+        assert_eq!(
+            run("export async function transform(e) { await null; return { body: e.id }; }"),
+            Ok(Verdict::Deliver {
+                body: "evt_1".into(),
+                headers: vec![],
+                content_type: None
+            })
+        );
+    }
+
+    #[test]
+    fn data_is_the_envelopes_member_and_null_otherwise_and_payload_the_text() {
+        let script = "export function transform(e) { return { body: { d: e.data, p: e.payload } }; }";
+        let out = transform(script, &event(r#"{"data":[1,2]}"#), "{}", |_, _| {}).unwrap();
+        assert!(
+            matches!(&out, Verdict::Deliver { body, .. } if body == r#"{"d":[1,2],"p":"{\"data\":[1,2]}"}"#),
+            "{out:?}"
+        );
+        for payload in ["[1,2]", "a=1", r#"{"other":1}"#] {
+            let out = transform(script, &event(payload), "{}", |_, _| {}).unwrap();
+            let want = format!(r#"{{"d":null,"p":"{}"}}"#, payload.replace('"', "\\\""));
+            assert!(matches!(&out, Verdict::Deliver { body, .. } if *body == want), "{out:?}");
+        }
+        let script = "export function transform(e) { e.data = 7; return { body: { d: e.data } }; }";
+        let out = transform(script, &event(ENVELOPE), "{}", |_, _| {}).unwrap();
+        assert!(matches!(&out, Verdict::Deliver { body, .. } if body == r#"{"d":7}"#), "{out:?}");
+    }
+
+    #[test]
+    fn console_goes_to_the_log_at_most_max_log_calls_lines() {
+        let lines = Rc::new(RefCell::new(Vec::new()));
+        let seen = lines.clone();
+        let script = "export function transform(e) { console.warn('w', {a: 1}); for (let i = 0; i < 1000; i++) console.log(i); return { body: '' }; }";
+        transform(script, &event(ENVELOPE), "{}", move |level, message| {
+            seen.borrow_mut().push((level, message.to_string()))
+        })
+        .unwrap();
+        let lines = lines.borrow();
+        assert_eq!(lines.len(), MAX_LOG_CALLS);
+        assert_eq!(lines[0], (Level::Warn, r#"w {"a":1}"#.to_string()));
+        assert_eq!(lines[1], (Level::Info, "0".to_string()));
+    }
+
+    #[test]
+    fn check_names_the_line_of_a_syntax_error() {
+        let e = check("export function transform(e) {\n  return { body: e.id \n}\n").unwrap_err();
+        assert!(e.message.starts_with("SyntaxError"), "{e:?}");
+        assert!(e.line >= 2, "{e:?}");
+        assert!(check("export function transform(e) { return { body: '' }; }").is_ok());
+        let missing = check("export const x = 1;").unwrap_err();
+        assert!(
+            missing.message.contains("export a function transform"),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn deep_recursion_is_a_range_error() {
+        let e =
+            run("function f(n) { return f(n + 1) + 1; }\nexport function transform() { f(0); }")
+                .unwrap_err();
+        assert!(e.contains("RangeError") || e.contains("stack"), "{e}");
+    }
+}
