@@ -68,13 +68,20 @@ function jsonEq(a, b) {
   return a === b;
 }
 
-// Compact JSON, cut to about MAX_SHOWN bytes.
+// The UTF-8 length of one code point.
+const utf8Len = (cp) => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+
+// Compact JSON, cut to at most MAX_SHOWN bytes of UTF-8 (on a character's
+// boundary) and marked with "...".
 function shown(value) {
-  const bytes = new TextEncoder().encode(JSON.stringify(value));
-  if (bytes.length <= MAX_SHOWN) return JSON.stringify(value);
-  let end = MAX_SHOWN;
-  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end -= 1;
-  return new TextDecoder().decode(bytes.subarray(0, end)) + "...";
+  const text = JSON.stringify(value);
+  let [bytes, end] = [0, 0];
+  for (const ch of text) {
+    bytes += utf8Len(ch.codePointAt(0));
+    if (bytes > MAX_SHOWN) return text.slice(0, end) + "...";
+    end += ch.length;
+  }
+  return text;
 }
 
 export function transform(event, config) {

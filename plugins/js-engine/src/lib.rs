@@ -316,6 +316,11 @@ fn run(
         ))
         .catch(ctx)
         .map_err(fail)?;
+    // No configuration is an empty object, as in the Rust SDK and Python.
+    let config = match config.trim() {
+        "" => "{}",
+        text => text,
+    };
     let js_config: Value = ctx
         .json_parse(config)
         .catch(ctx)
@@ -495,8 +500,21 @@ mod tests {
     }
 
     #[test]
+    fn no_configuration_is_an_empty_object() {
+        let script = "export function transform(e, c) { return { body: { c } }; }";
+        for config in ["", "  "] {
+            let out = transform(script, &event(ENVELOPE), config, |_, _| {}).unwrap();
+            assert!(
+                matches!(&out, Verdict::Deliver { body, .. } if body == r#"{"c":{}}"#),
+                "{out:?}"
+            );
+        }
+    }
+
+    #[test]
     fn data_is_the_envelopes_member_and_null_otherwise_and_payload_the_text() {
-        let script = "export function transform(e) { return { body: { d: e.data, p: e.payload } }; }";
+        let script =
+            "export function transform(e) { return { body: { d: e.data, p: e.payload } }; }";
         let out = transform(script, &event(r#"{"data":[1,2]}"#), "{}", |_, _| {}).unwrap();
         assert!(
             matches!(&out, Verdict::Deliver { body, .. } if body == r#"{"d":[1,2],"p":"{\"data\":[1,2]}"}"#),
@@ -505,11 +523,17 @@ mod tests {
         for payload in ["[1,2]", "a=1", r#"{"other":1}"#] {
             let out = transform(script, &event(payload), "{}", |_, _| {}).unwrap();
             let want = format!(r#"{{"d":null,"p":"{}"}}"#, payload.replace('"', "\\\""));
-            assert!(matches!(&out, Verdict::Deliver { body, .. } if *body == want), "{out:?}");
+            assert!(
+                matches!(&out, Verdict::Deliver { body, .. } if *body == want),
+                "{out:?}"
+            );
         }
         let script = "export function transform(e) { e.data = 7; return { body: { d: e.data } }; }";
         let out = transform(script, &event(ENVELOPE), "{}", |_, _| {}).unwrap();
-        assert!(matches!(&out, Verdict::Deliver { body, .. } if body == r#"{"d":7}"#), "{out:?}");
+        assert!(
+            matches!(&out, Verdict::Deliver { body, .. } if body == r#"{"d":7}"#),
+            "{out:?}"
+        );
     }
 
     #[test]
