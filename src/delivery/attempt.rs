@@ -252,11 +252,13 @@ pub(super) async fn scheduled(
     answered: Answered,
 ) -> Result<bool, StoreError> {
     let store = &inner.store;
-    let endpoint = store.get_endpoint(&entry.tenant, &entry.endpoint).await?;
+    let endpoint = store
+        .recent_endpoint(&entry.tenant, &entry.endpoint)
+        .await?;
     let delivery = store
         .get_delivery(&entry.tenant, &entry.endpoint, &entry.delivery)
         .await?;
-    let tenant = store.tenant_record(&entry.tenant).await?;
+    let tenant = store.recent_tenant(&entry.tenant).await?;
     let (Some(endpoint), Some(delivery), Some(tenant)) = (endpoint, delivery, tenant) else {
         // Deleted meanwhile: nothing more is sent.
         store.finish_attempt(key, entry, |_| None).await?;
@@ -281,7 +283,10 @@ pub(super) async fn scheduled(
             .await
             .map(|_| false);
     }
-    let Some(event) = store.get_event(&entry.tenant, &delivery.event_id).await? else {
+    let Some(event) = store
+        .recent_event(&entry.tenant, &delivery.event_id)
+        .await?
+    else {
         let reason = "the event is no longer stored (retention)";
         return settle(store, key, entry, DeliveryStatus::Failed, reason)
             .await

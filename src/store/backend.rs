@@ -9,6 +9,7 @@
 //! backend.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -23,6 +24,12 @@ use crate::model::event_type::EventType;
 use crate::model::ids::{DeliveryId, EndpointId, KeyId, PluginId, TenantId};
 use crate::model::plugin::Plugin;
 use crate::model::tenant::{ApiKey, Tenant};
+
+/// How old a record the delivery path reads (`recent_endpoint`,
+/// `recent_tenant`) may be: a change made through another gateway sharing
+/// the store is obeyed within this time, one made through this gateway at
+/// once.
+pub const RECENT: Duration = Duration::from_millis(500);
 
 /// A change to a delivery at the end of its attempt: returns when the next
 /// attempt is due (ms), or `None` for no further attempt.
@@ -59,6 +66,11 @@ pub trait Backend: Send + Sync {
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     /// The tenant as attempts read it, possibly a shared copy.
     async fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>>;
+    /// The tenant as the delivery path reads it, at most [`RECENT`] old
+    /// (see [`Backend::recent_endpoint`]).
+    async fn recent_tenant(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
+        self.tenant_record(id).await
+    }
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
     async fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>>;
     /// Deletes the tenant and everything it owns.
@@ -98,6 +110,18 @@ pub trait Backend: Send + Sync {
         tenant: &TenantId,
         id: &EndpointId,
     ) -> Result<Option<Arc<Endpoint>>>;
+    /// The endpoint as the delivery path reads it: what [`get_endpoint`]
+    /// gave at most [`RECENT`] ago, or after this process's last change
+    /// to it. A backend that reads cheaply reads it afresh.
+    ///
+    /// [`get_endpoint`]: Backend::get_endpoint
+    async fn recent_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Arc<Endpoint>>> {
+        self.get_endpoint(tenant, id).await
+    }
     async fn list_endpoints(
         &self,
         tenant: &TenantId,
@@ -143,6 +167,12 @@ pub trait Backend: Send + Sync {
         reserved: Option<FanOutPermit>,
     ) -> Result<PublishOutcome>;
     async fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>>;
+    /// The event as the delivery path reads it: events never change, so a
+    /// backend may keep those it published or read (one removed by
+    /// retention may still be found for a while).
+    async fn recent_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
+        self.get_event(tenant, id).await
+    }
     /// The `(endpoint, delivery)` pairs an event was fanned out to.
     async fn event_deliveries(
         &self,

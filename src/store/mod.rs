@@ -30,7 +30,7 @@ mod rows;
 mod tenants;
 mod writer;
 
-pub use backend::{Backend, DeliveryChange, EndpointChange, Share, Store};
+pub use backend::{Backend, DeliveryChange, EndpointChange, RECENT, Share, Store};
 pub use deliveries::{DeliveryFilter, DueScan, QueueKey};
 pub use endpoints::TenantEndpoints;
 pub use events::{FANOUT_CHUNK, FanOutPermit, PublishOutcome};

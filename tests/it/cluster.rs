@@ -15,6 +15,8 @@ use crate::utils::verify::verify_hex;
 use crate::utils::*;
 
 const LONG: Duration = Duration::from_secs(30);
+/// How soon a change through one gateway is obeyed by the others.
+const WITHIN: Duration = Duration::from_secs(1);
 
 /// A gateway on `database`, delivering to the test receiver.
 fn gateway_on(database: &str, delivery_timeout: &str) -> Gateway {
@@ -26,9 +28,11 @@ fn gateway_on(database: &str, delivery_timeout: &str) -> Gateway {
 }
 
 /// A change made through gateway A (secret rotated, plugin detached,
-/// endpoint paused, endpoint deleted) is obeyed by gateway B in the very
-/// next delivery B makes. B started first; A joins and, by its settings,
-/// claims no work for minutes, so B makes every delivery.
+/// endpoint paused, endpoint deleted) is obeyed by gateway B in every
+/// delivery B makes from one second after it on (B keeps what its
+/// deliveries read for at most `hookgate::store::RECENT`). B started
+/// first; A joins and, by its settings, claims no work for minutes, so B
+/// makes every delivery.
 #[tokio::test]
 async fn a_change_through_one_gateway_is_obeyed_by_the_other() {
     let database = hookgate_test_support::database::fresh();
@@ -77,6 +81,7 @@ async fn a_change_through_one_gateway_is_obeyed_by_the_other() {
         .unwrap()
         .to_string();
     assert_ne!(new_secret, first_secret);
+    tokio::time::sleep(WITHIN).await;
     b.publish(&token, "booking.created", data.clone()).await;
     let req = rx.wait_for(2, LONG).await[1].clone();
     assert!(
@@ -97,6 +102,7 @@ async fn a_change_through_one_gateway_is_obeyed_by_the_other() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(WITHIN).await;
     b.publish(&token, "booking.created", data.clone()).await;
     let req = rx.wait_for(3, LONG).await[2].clone();
     assert_eq!(req.json()["data"], data, "no plugin on B's delivery");
@@ -111,6 +117,7 @@ async fn a_change_through_one_gateway_is_obeyed_by_the_other() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(WITHIN).await;
     let paused = b.publish(&token, "booking.created", data.clone()).await;
     let paused_id = paused["id"].as_str().unwrap().to_string();
     b.wait_for_deliveries(&token, &id, LONG, |logs| {

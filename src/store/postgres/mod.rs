@@ -13,8 +13,10 @@
 //!
 //! What stays in the process, as on sled: the note of entries queued behind
 //! the dispatcher's cursor (`take_queued_since`) and the fan-out budget.
-//! Nothing else is cached: every read asks the database, so a change one
-//! gateway makes is what the next read of every other gateway sees. What
+//! The delivery path's reads of endpoints, tenants and events are kept for
+//! a short time (`recent.rs`), so a change one gateway makes is obeyed by
+//! the others within [`RECENT`](crate::store::RECENT); every other read,
+//! the API's among them, asks the database. What
 //! gateways sharing the database agree on (leases of due entries,
 //! heartbeats, shares of limits, notices) is in `cluster.rs`.
 
@@ -28,6 +30,7 @@ mod lines;
 mod locks;
 mod migrations;
 mod plugins;
+mod recent;
 mod rows;
 mod tenants;
 #[cfg(test)]
@@ -41,6 +44,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, Rec
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use self::recent::Recent;
 use super::deliveries::QueuedSince;
 use super::{
     Backend, DeliveryChange, DeliveryFilter, DueScan, EndpointChange, FanOutPermit, NewPlugin,
@@ -63,6 +67,9 @@ pub struct PgStore {
     queued_since: Arc<QueuedSince>,
     fanout_budget: Arc<tokio::sync::Semaphore>,
     cluster: Arc<cluster::Cluster>,
+    endpoints: Recent<(TenantId, EndpointId), Option<Arc<Endpoint>>>,
+    tenants: Recent<TenantId, Option<Arc<Tenant>>>,
+    events: Recent<(TenantId, String), Event>,
 }
 
 impl Drop for PgStore {
@@ -116,6 +123,11 @@ impl PgStore {
             cluster: Arc::new(cluster::Cluster::new(&options, queued_since.clone())),
             queued_since,
             fanout_budget: Arc::new(tokio::sync::Semaphore::new(FANOUT_BUDGET)),
+            endpoints: Recent::new(recent::RECORD_TTL, recent::RECORDS, recent::one),
+            tenants: Recent::new(recent::RECORD_TTL, recent::RECORDS, recent::one),
+            events: Recent::new(recent::EVENT_TTL, recent::EVENT_BYTES, |e: &Event| {
+                e.body.len() + e.id.len() + 64
+            }),
         })
     }
 
@@ -266,14 +278,29 @@ impl Backend for PgStore {
     async fn tenant_record(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
         Ok(PgStore::get_tenant(self, id).await?.map(Arc::new))
     }
+    async fn recent_tenant(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>> {
+        if let Some(kept) = self.tenants.get(id) {
+            return Ok(kept);
+        }
+        let at = std::time::Instant::now();
+        let read = PgStore::get_tenant(self, id).await?.map(Arc::new);
+        self.tenants.put(*id, read.clone(), at);
+        Ok(read)
+    }
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
-        PgStore::update_tenant(self, tenant).await
+        let updated = PgStore::update_tenant(self, tenant).await;
+        self.tenants.forget(&tenant.id);
+        updated
     }
     async fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Page<Tenant>> {
         PgStore::list_tenants(self, after, limit).await
     }
     async fn delete_tenant(&self, id: &TenantId) -> Result<bool> {
-        PgStore::delete_tenant(self, id).await
+        let deleted = PgStore::delete_tenant(self, id).await;
+        self.tenants.forget(id);
+        self.endpoints.forget_where(|(tenant, _)| tenant == id);
+        self.events.forget_where(|(tenant, _)| tenant == id);
+        deleted
     }
     async fn create_key(&self, key: &ApiKey, token_hash: [u8; 32]) -> Result<()> {
         PgStore::create_key(self, key, token_hash).await
@@ -325,6 +352,20 @@ impl Backend for PgStore {
     ) -> Result<Option<Arc<Endpoint>>> {
         Ok(PgStore::get_endpoint(self, tenant, id).await?.map(Arc::new))
     }
+    async fn recent_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Arc<Endpoint>>> {
+        let key = (*tenant, *id);
+        if let Some(kept) = self.endpoints.get(&key) {
+            return Ok(kept);
+        }
+        let at = std::time::Instant::now();
+        let read = PgStore::get_endpoint(self, tenant, id).await?.map(Arc::new);
+        self.endpoints.put(key, read.clone(), at);
+        Ok(read)
+    }
     async fn list_endpoints(
         &self,
         tenant: &TenantId,
@@ -348,7 +389,9 @@ impl Backend for PgStore {
         id: &EndpointId,
         change: EndpointChange<'_>,
     ) -> Result<Endpoint> {
-        PgStore::change_endpoint(self, tenant, id, change).await
+        let changed = PgStore::change_endpoint(self, tenant, id, change).await;
+        self.endpoints.forget(&(*tenant, *id));
+        changed
     }
     async fn modify_endpoint(
         &self,
@@ -358,10 +401,14 @@ impl Backend for PgStore {
     ) -> Result<Endpoint> {
         // Durable as an update is: a synchronous commit costs one endpoint
         // write a second at most (the attempts' bookkeeping is throttled).
-        PgStore::change_endpoint(self, tenant, id, change).await
+        let changed = PgStore::change_endpoint(self, tenant, id, change).await;
+        self.endpoints.forget(&(*tenant, *id));
+        changed
     }
     async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool> {
-        PgStore::delete_endpoint(self, tenant, id).await
+        let deleted = PgStore::delete_endpoint(self, tenant, id).await;
+        self.endpoints.forget(&(*tenant, *id));
+        deleted
     }
     async fn reserve_fan_out(&self, endpoints: usize) -> Option<FanOutPermit> {
         super::events::reserve_fan_out(&self.fanout_budget, endpoints).await
@@ -373,10 +420,30 @@ impl Backend for PgStore {
         idempotency_key: Option<&str>,
         reserved: Option<FanOutPermit>,
     ) -> Result<PublishOutcome> {
-        PgStore::publish_reserved(self, event, deliveries, idempotency_key, reserved).await
+        let at = std::time::Instant::now();
+        let fanned_out = !deliveries.is_empty();
+        let outcome =
+            PgStore::publish_reserved(self, event, deliveries, idempotency_key, reserved).await?;
+        if let (PublishOutcome::Created(event), true) = (&outcome, fanned_out) {
+            let key = (event.tenant_id, event.id.clone());
+            self.events.put(key, event.clone(), at);
+        }
+        Ok(outcome)
     }
     async fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
         PgStore::get_event(self, tenant, id).await
+    }
+    async fn recent_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>> {
+        let key = (*tenant, id.to_string());
+        if let Some(kept) = self.events.get(&key) {
+            return Ok(Some(kept));
+        }
+        let at = std::time::Instant::now();
+        let read = PgStore::get_event(self, tenant, id).await?;
+        if let Some(event) = &read {
+            self.events.put(key, event.clone(), at);
+        }
+        Ok(read)
     }
     async fn event_deliveries(
         &self,
@@ -464,7 +531,9 @@ impl Backend for PgStore {
         PgStore::list_deliveries(self, tenant, endpoint, filter, cursor, limit).await
     }
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<usize> {
-        PgStore::prune(self, cutoff).await
+        let pruned = PgStore::prune(self, cutoff).await;
+        self.events.forget_where(|_| true);
+        pruned
     }
     async fn create_plugin(&self, new: NewPlugin<'_>, quota: PluginQuota) -> Result<Stored> {
         PgStore::create_plugin(self, new, quota).await

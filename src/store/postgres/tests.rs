@@ -499,3 +499,88 @@ async fn a_publish_through_one_gateway_wakes_the_other() {
     let noted = woken.await.unwrap().expect("b is woken by a's publish");
     assert!(noted.is_some_and(|due| due >= before), "{noted:?}");
 }
+
+/// The delivery path's reads: a change through this gateway is seen at
+/// once, one through another gateway within `RECENT`; the API's reads see
+/// either at once. An event this gateway published is read without asking
+/// the database.
+#[tokio::test]
+async fn recent_reads_follow_changes_within_their_bound() {
+    use crate::model::endpoint::EndpointStatus;
+    use crate::store::RECENT;
+    let db = FreshDatabase::create();
+    let a = gateway(&db, std::time::Duration::ZERO).await;
+    let b = gateway(&db, std::time::Duration::ZERO).await;
+    let owner = stored_tenant(&a, "acme").await;
+    let endpoint = Endpoint::sample(owner.id, "e");
+    a.create_endpoint(&endpoint).await.unwrap();
+    let status = |e: Option<std::sync::Arc<Endpoint>>| e.map(|e| e.status);
+    async fn recent(s: &PgStore, e: &Endpoint) -> Option<EndpointStatus> {
+        let read = s.recent_endpoint(&e.tenant_id, &e.id).await.unwrap();
+        read.map(|e| e.status)
+    }
+    assert_eq!(recent(&a, &endpoint).await, Some(EndpointStatus::Active));
+    assert_eq!(recent(&b, &endpoint).await, Some(EndpointStatus::Active));
+
+    let mut pause = |e: &mut Endpoint| {
+        e.status = EndpointStatus::Paused;
+        Ok(())
+    };
+    Backend::update_endpoint(&a, &owner.id, &endpoint.id, &mut pause)
+        .await
+        .unwrap();
+    assert_eq!(
+        recent(&a, &endpoint).await,
+        Some(EndpointStatus::Paused),
+        "own change"
+    );
+    assert_eq!(
+        recent(&b, &endpoint).await,
+        Some(EndpointStatus::Active),
+        "kept by b"
+    );
+    let fresh = Backend::get_endpoint(&b, &owner.id, &endpoint.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(fresh),
+        Some(EndpointStatus::Paused),
+        "the API reads afresh"
+    );
+    tokio::time::sleep(RECENT).await;
+    assert_eq!(
+        recent(&b, &endpoint).await,
+        Some(EndpointStatus::Paused),
+        "after RECENT"
+    );
+
+    // An event a published: a reads it from memory, even after the
+    // database lost it; b, which did not publish it, asks.
+    let event = Event::new(owner.id, None, "a.b", json!({"n": 1}));
+    let delivery = Delivery::new(endpoint.id, &event.id, "a.b", Utc::now());
+    Backend::publish_reserved(&a, event.clone(), vec![delivery], None, None)
+        .await
+        .unwrap();
+    exec(
+        &a.client().await.unwrap(),
+        "DELETE FROM events WHERE id = $1",
+        &[&event.id],
+    )
+    .await
+    .unwrap();
+    let kept = a.recent_event(&owner.id, &event.id).await.unwrap();
+    assert_eq!(kept.map(|e| e.body), Some(event.body));
+    assert!(
+        b.recent_event(&owner.id, &event.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    Backend::delete_endpoint(&a, &owner.id, &endpoint.id)
+        .await
+        .unwrap();
+    assert_eq!(recent(&a, &endpoint).await, None);
+    tokio::time::sleep(RECENT).await;
+    assert_eq!(recent(&b, &endpoint).await, None);
+}
