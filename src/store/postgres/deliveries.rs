@@ -20,6 +20,7 @@ use super::rows::{COLUMNS, enqueue, enqueue_all, entry_of, locked, update};
 use super::{PgStore, body, exec, lines, locks, page, page_limit, row, rows};
 use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::model::ids::{DeliveryId, EndpointId, TenantId};
+use crate::store::deliveries::QueuedSince;
 use crate::store::rows::queue_key;
 use crate::store::{
     DeliveryChange, DeliveryFilter, DueScan, Page, QueueEntry, QueueKey, Result, encode,
@@ -108,59 +109,22 @@ impl PgStore {
         Ok(count as usize)
     }
 
-    /// Ends an attempt: applies `change` to the delivery, which returns when
-    /// the next attempt is due (ms) or `None`; the entry moves there or
-    /// goes, and a FIFO line's head that ended gives the next its turn, in
-    /// one transaction. `None` if the delivery no longer exists (its entry
-    /// goes all the same).
+    /// Ends an attempt (see [`finish_one`]); attempts not in a FIFO line
+    /// are grouped with others ending at the same time, several to one
+    /// transaction (`finish.rs`).
     pub async fn finish_attempt(
         &self,
         key: &QueueKey,
         entry: &QueueEntry,
         change: DeliveryChange,
     ) -> Result<Option<Delivery>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
         if entry.fifo {
-            locks::lines(&tx, &entry.tenant, [entry.endpoint]).await?;
+            return finish_one(&self.pool, &self.queued_since, key, entry, &change).await;
         }
-        let current = locked(&tx, &entry.tenant, &entry.endpoint, &entry.delivery).await?;
-        exec(&tx, "DELETE FROM queue WHERE key = $1", &[&key.bytes()]).await?;
-        let Some((mut delivery, mut position)) = current else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let promoted = match change(&mut delivery) {
-            Some(due) => {
-                enqueue(&tx, &queue_key(due, &delivery.id), entry).await?;
-                None
-            }
-            None => {
-                // Ended: the invariant holds whatever `change` left.
-                delivery.next_retry = None;
-                match delivery.fifo {
-                    true => {
-                        if !entry.fifo {
-                            // Late, as the entry did not say: a line's head
-                            // is queued with its mark.
-                            locks::lines(&tx, &entry.tenant, [entry.endpoint]).await?;
-                        }
-                        position = None;
-                        lines::leave(&tx, &entry.tenant, &mut delivery, crate::time::now()).await?
-                    }
-                    false => None,
-                }
-            }
-        };
-        update(&tx, &entry.tenant, &delivery, position).await?;
-        tx.commit().await?;
-        if let Some(due) = delivery.next_retry {
-            self.queued_since.note(due.timestamp_millis());
-        }
-        if let Some(due) = promoted {
-            self.queued_since.note(due);
-        }
-        Ok(Some(delivery))
+        let finisher = self.finisher.get_or_init(|| {
+            super::finish::Finisher::spawn(self.pool.clone(), self.queued_since.clone())
+        });
+        finisher.finish(key, entry, change).await
     }
 
     pub async fn get_delivery(
@@ -416,4 +380,60 @@ impl PgStore {
         }
         Ok(count)
     }
+}
+
+/// Ends an attempt on its own: applies `change` to the delivery, which
+/// returns when the next attempt is due (ms) or `None`; the entry moves
+/// there or goes, and a FIFO line's head that ended gives the next its
+/// turn, in one transaction. `None` if the delivery no longer exists (its
+/// entry goes all the same).
+pub(super) async fn finish_one(
+    pool: &deadpool_postgres::Pool,
+    queued_since: &QueuedSince,
+    key: &QueueKey,
+    entry: &QueueEntry,
+    change: &DeliveryChange,
+) -> Result<Option<Delivery>> {
+    let mut client = super::pooled_client(pool).await?;
+    let tx = client.transaction().await?;
+    if entry.fifo {
+        locks::lines(&tx, &entry.tenant, [entry.endpoint]).await?;
+    }
+    let current = locked(&tx, &entry.tenant, &entry.endpoint, &entry.delivery).await?;
+    exec(&tx, "DELETE FROM queue WHERE key = $1", &[&key.bytes()]).await?;
+    let Some((mut delivery, mut position)) = current else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let promoted = match change(&mut delivery) {
+        Some(due) => {
+            enqueue(&tx, &queue_key(due, &delivery.id), entry).await?;
+            None
+        }
+        None => {
+            // Ended: the invariant holds whatever `change` left.
+            delivery.next_retry = None;
+            match delivery.fifo {
+                true => {
+                    if !entry.fifo {
+                        // Late, as the entry did not say: a line's head
+                        // is queued with its mark.
+                        locks::lines(&tx, &entry.tenant, [entry.endpoint]).await?;
+                    }
+                    position = None;
+                    lines::leave(&tx, &entry.tenant, &mut delivery, crate::time::now()).await?
+                }
+                false => None,
+            }
+        }
+    };
+    update(&tx, &entry.tenant, &delivery, position).await?;
+    tx.commit().await?;
+    if let Some(due) = delivery.next_retry {
+        queued_since.note(due.timestamp_millis());
+    }
+    if let Some(due) = promoted {
+        queued_since.note(due);
+    }
+    Ok(Some(delivery))
 }

@@ -25,6 +25,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod events;
+mod finish;
 mod keys;
 mod lines;
 mod locks;
@@ -70,6 +71,9 @@ pub struct PgStore {
     endpoints: Recent<(TenantId, EndpointId), Option<Arc<Endpoint>>>,
     tenants: Recent<TenantId, Option<Arc<Tenant>>>,
     events: Recent<(TenantId, String), Event>,
+    /// Groups attempt results into transactions; spawned by the first
+    /// result, on the runtime that ends attempts.
+    finisher: std::sync::OnceLock<finish::Finisher>,
 }
 
 impl Drop for PgStore {
@@ -125,6 +129,7 @@ impl PgStore {
             fanout_budget: Arc::new(tokio::sync::Semaphore::new(FANOUT_BUDGET)),
             endpoints: Recent::new(recent::RECORD_TTL, recent::RECORDS, recent::one),
             tenants: Recent::new(recent::RECORD_TTL, recent::RECORDS, recent::one),
+            finisher: std::sync::OnceLock::new(),
             events: Recent::new(recent::EVENT_TTL, recent::EVENT_BYTES, |e: &Event| {
                 e.body.len() + e.id.len() + 64
             }),

@@ -584,3 +584,101 @@ async fn recent_reads_follow_changes_within_their_bound() {
     tokio::time::sleep(RECENT).await;
     assert_eq!(recent(&b, &endpoint).await, None);
 }
+
+/// Attempts ending together are written in fewer transactions than there
+/// are results, and each result is what it would be alone: retries moved
+/// to their new time, ended deliveries out of the queue, a delivery
+/// deleted meanwhile answered `None` with its entry gone.
+#[tokio::test]
+async fn attempt_results_ending_together_are_written_in_groups() {
+    let db = FreshDatabase::create();
+    let store = std::sync::Arc::new(gateway(&db, std::time::Duration::ZERO).await);
+    publish_due(&store, 40).await;
+    let now = Utc::now().timestamp_millis() as u64 + 1;
+    let scan = store.due(None, now, 100).await.unwrap();
+    assert_eq!(scan.entries.len(), 40);
+    let (gone_key, gone) = scan.entries[0].clone();
+    exec(
+        &store.client().await.unwrap(),
+        "DELETE FROM deliveries WHERE id = $1",
+        &[&gone.delivery.to_string()],
+    )
+    .await
+    .unwrap();
+    let later_ms = Utc::now().timestamp_millis() + 60_000;
+    let later = chrono::DateTime::from_timestamp_millis(later_ms).unwrap();
+    // All ending at once: each task hands its result over before any is
+    // written.
+    let ending: Vec<_> = scan
+        .entries
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, (key, entry))| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let change: crate::store::DeliveryChange = Box::new(move |d: &mut Delivery| {
+                    if i % 2 == 0 {
+                        d.next_retry = Some(later);
+                        Some(later_ms)
+                    } else {
+                        d.status = DeliveryStatus::Delivered;
+                        None
+                    }
+                });
+                Backend::finish_attempt(&*store, &key, &entry, change)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in ending {
+        results.push(task.await.unwrap());
+    }
+    let written = store.finisher.get().unwrap().transactions();
+    assert!(written < 10, "{written} transactions for 40 results");
+    assert!(results[0].is_none(), "deleted meanwhile");
+    for (i, result) in results.iter().enumerate().skip(1) {
+        let d = result.as_ref().expect("stored");
+        match i % 2 {
+            0 => assert_eq!(d.next_retry, Some(later)),
+            _ => assert_eq!((d.status, d.next_retry), (DeliveryStatus::Delivered, None)),
+        }
+    }
+    let client = store.client().await.unwrap();
+    let queued: Vec<(Vec<u8>, String)> = client
+        .query("SELECT key, delivery_id FROM queue ORDER BY key", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(queued.len(), 19, "the retries, and nothing of the rest");
+    assert!(
+        queued
+            .iter()
+            .all(|(key, _)| key.as_slice() != gone_key.bytes())
+    );
+    let due_later = crate::store::rows::queue_key(later_ms, &scan.entries[2].1.delivery);
+    assert!(queued.iter().any(|(key, _)| *key == due_later));
+    let statuses: Vec<(String, Option<chrono::DateTime<Utc>>)> = client
+        .query("SELECT status, next_retry FROM deliveries ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(statuses.len(), 39);
+    assert_eq!(
+        statuses.iter().filter(|(s, _)| s == "delivered").count(),
+        20
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|(_, next)| *next == Some(later))
+            .count(),
+        19
+    );
+}
