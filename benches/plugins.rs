@@ -17,6 +17,10 @@
 //! component, a fresh instance per call as deliveries run them. Target:
 //! p50 under 0.5 ms for a 1 KiB event. `cargo bench --bench plugins --
 //! javascript` runs only those.
+//!
+//! Languages ([`languages`], `-- languages`): crm-booking and field-filter
+//! in Rust, JavaScript and Python side by side. Target for Python: p50
+//! under 2 ms for a 1 KiB event.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 use hookgate::model::event::Event as GatewayEvent;
 use hookgate::model::ids::TenantId;
 use hookgate::plugins::Prepared;
-use hookgate::plugins::host::{Limits, Outcome, PluginHost, compile_artifact};
+use hookgate::plugins::host::{Compiled, Limits, Outcome, PluginHost, compile_artifact};
 use hookgate::plugins::js::ENGINE_WASM;
 use hookgate::signing::HeaderNames;
 use hookgate_plugin::{Event, Outcome as PluginOutcome};
@@ -116,6 +120,35 @@ fn measure(iterations: usize, mut f: impl FnMut()) -> (Duration, Duration) {
     (percentile(&times, 0.50), percentile(&times, 0.99))
 }
 
+/// p50/p99 of `iterations` sandboxed calls of `compiled` on `event`,
+/// after one that must deliver (or the numbers mean nothing).
+fn call_times(
+    host: &PluginHost,
+    runtime: &tokio::runtime::Runtime,
+    compiled: &Compiled,
+    event: &GatewayEvent,
+    config: &str,
+    iterations: usize,
+) -> (Duration, Duration) {
+    let (names, deadline) = (HeaderNames::default(), host.limits().deadline);
+    let input = Prepared::of(event).to_wit(event, "wh_bench");
+    let report = runtime.block_on(host.call(compiled, &input, config, &names, deadline));
+    assert!(
+        matches!(report.result, Ok(Outcome::Deliver(_))),
+        "{:?}",
+        report.result
+    );
+    measure(iterations, || {
+        black_box(runtime.block_on(host.call(
+            compiled,
+            black_box(&input),
+            config,
+            &names,
+            deadline,
+        )));
+    })
+}
+
 fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
@@ -162,9 +195,6 @@ fn main() {
         .collect();
     // `cargo bench` passes `--bench`; `cargo test` does not.
     let measuring = std::env::args().any(|a| a == "--bench");
-    if only.is_empty() || only.iter().any(|o| o == "javascript") {
-        javascript(&host, &runtime, measuring);
-    }
     for case in cases
         .iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| o == c.crate_name))
@@ -210,6 +240,13 @@ fn main() {
             );
         }
     }
+    println!();
+    if only.is_empty() || only.iter().any(|o| o == "javascript") {
+        javascript(&host, &runtime, measuring);
+    }
+    if only.is_empty() || only.iter().any(|o| o == "languages") {
+        languages(&host, &runtime, measuring);
+    }
 }
 
 /// JavaScript plugins: each script in the engine, p50/p99 per call
@@ -242,35 +279,93 @@ fn javascript(host: &PluginHost, runtime: &tokio::runtime::Runtime, measuring: b
             hookgate_test_support::bench::modes::JS_CRM,
         ),
     ];
-    let (names, deadline) = (HeaderNames::default(), Limits::default().deadline);
     let config = json!({"pipeline": "b2c"}).to_string();
     for (label, script) in scripts {
         let compiled = engine.with_script(std::sync::Arc::from(script));
         for (size_label, size, iterations) in [("1 KiB", 1024, 2000), ("64 KiB", 64 * 1024, 300)] {
             let iterations = if measuring { iterations } else { 5 };
             let event = event(size);
-            let input = Prepared::of(&event).to_wit(&event, "wh_bench");
-            let report = runtime.block_on(host.call(&compiled, &input, &config, &names, deadline));
-            assert!(
-                matches!(report.result, Ok(Outcome::Deliver(_))),
-                "{label}: {:?}",
-                report.result
-            );
-            let (p50, p99) = measure(iterations, || {
-                black_box(runtime.block_on(host.call(
-                    &compiled,
-                    black_box(&input),
-                    &config,
-                    &names,
-                    deadline,
-                )));
-            });
+            let (p50, p99) = call_times(host, runtime, &compiled, &event, &config, iterations);
             println!(
                 "| {label} | {size_label} ({} B) | {} | {} |",
                 event.body.len(),
                 us(p50),
                 us(p99)
             );
+        }
+    }
+    println!();
+}
+
+/// crm-booking and field-filter in each language they are written in: the
+/// Rust component, the JavaScript version in the engine, and the Python
+/// version built with componentize-py (when measuring, and when it can be
+/// had: `tests/run` installs it), p50/p99 per call. Python's interpreter
+/// needs more room than the default limits give.
+fn languages(host: &PluginHost, runtime: &tokio::runtime::Runtime, measuring: bool) {
+    let python_host = PluginHost::new(Limits {
+        time: Duration::from_secs(2),
+        deadline: Duration::from_secs(10),
+        memory: 128 << 20,
+        ..Limits::default()
+    })
+    .expect("plugin host");
+    let engine = host
+        .load_js_engine(&compile_artifact(ENGINE_WASM).expect("the engine compiles"))
+        .expect("the engine links");
+    let root = hookgate_test_support::repo_root();
+    println!("| plugin | language | event | p50 µs | p99 µs |");
+    println!("|---|---|---|---|---|");
+    let plugins = [
+        ("crm-booking", json!({"pipeline": "b2c"})),
+        (
+            "field-filter",
+            json!({"pointer": "/data/booking/status", "values": ["confirmed"]}),
+        ),
+    ];
+    for (plugin, config) in plugins {
+        let config = config.to_string();
+        let dir = root.join("plugins").join(plugin);
+        let mut builds = vec![
+            (
+                "Rust",
+                host,
+                host.compile(&component(plugin)).expect("compiles").0,
+            ),
+            (
+                "JavaScript",
+                host,
+                engine.with_script(
+                    std::fs::read_to_string(dir.join("plugin.js"))
+                        .unwrap()
+                        .into(),
+                ),
+            ),
+        ];
+        let built = tempfile::tempdir().unwrap();
+        let python = measuring
+            .then(|| {
+                let hookgate = std::path::Path::new(env!("CARGO_BIN_EXE_hookgate"));
+                let app = dir.join("plugin.py");
+                hookgate_test_support::cross::python_component(hookgate, built.path(), Some(&app))
+            })
+            .flatten();
+        if let Some(wasm) = python {
+            let compiled = python_host.compile(&wasm).expect("compiles").0;
+            builds.push(("Python", &python_host, compiled));
+        }
+        for (language, host, compiled) in &builds {
+            for (label, size, iterations) in [("1 KiB", 1024, 1000), ("64 KiB", 64 * 1024, 200)] {
+                let iterations = if measuring { iterations } else { 5 };
+                let event = event(size);
+                let (p50, p99) = call_times(host, runtime, compiled, &event, &config, iterations);
+                println!(
+                    "| {plugin} | {language} | {label} ({} B) | {} | {} |",
+                    event.body.len(),
+                    us(p50),
+                    us(p99)
+                );
+            }
         }
     }
     println!();

@@ -18,45 +18,18 @@ use serde_json::{Value, json};
 
 use crate::utils::wasm::plugin;
 
-/// `hookgate plugin new --lang <lang> <name> --dir <dir>`.
+const HOOKGATE: &str = env!("CARGO_BIN_EXE_hookgate");
+
 fn plugin_new(lang: &str, name: &str, dir: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .args(["plugin", "new", "--lang", lang, name, "--dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "plugin new --lang {lang}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("next, in"), "{said}");
+    cross::plugin_new(Path::new(HOOKGATE), lang, name, dir);
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cross::run(cmd);
 }
 
-/// A Python project from the template with `app` as its app.py, built with
-/// its build.sh; `None` when componentize-py cannot be had here.
 fn python_component(dir: &Path, app: Option<&Path>) -> Option<Vec<u8>> {
-    let Some(componentize_py) = cross::componentize_py() else {
-        eprintln!("skipped: no componentize-py (needs python3 with venv, and PyPI)");
-        return None;
-    };
-    plugin_new("python", "py-plugin", dir);
-    if let Some(app) = app {
-        std::fs::copy(app, dir.join("app.py")).unwrap();
-    }
-    run(Command::new(dir.join("build.sh")).env("COMPONENTIZE_PY", componentize_py));
-    Some(std::fs::read(dir.join("plugin.wasm")).unwrap())
+    cross::python_component(Path::new(HOOKGATE), dir, app)
 }
 
 /// The sandbox with room for a component holding a Python interpreter.

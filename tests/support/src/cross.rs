@@ -121,3 +121,51 @@ pub fn componentize_py() -> Option<PathBuf> {
         })
         .clone()
 }
+
+/// `hookgate plugin new --lang <lang> <name> --dir <dir>` with the gateway
+/// binary `hookgate`.
+pub fn plugin_new(hookgate: &std::path::Path, lang: &str, name: &str, dir: &std::path::Path) {
+    let out = Command::new(hookgate)
+        .args(["plugin", "new", "--lang", lang, name, "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "plugin new --lang {lang}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("next, in"), "{said}");
+}
+
+/// Runs `cmd`, which must succeed.
+pub fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Python project from the template (made by the gateway binary
+/// `hookgate`) in `dir`, with `app` as its app.py, built with its
+/// build.sh; `None` when componentize-py cannot be had here.
+pub fn python_component(
+    hookgate: &std::path::Path,
+    dir: &std::path::Path,
+    app: Option<&std::path::Path>,
+) -> Option<Vec<u8>> {
+    let Some(componentize_py) = componentize_py() else {
+        eprintln!("skipped: no componentize-py (needs python3 with venv, and PyPI)");
+        return None;
+    };
+    plugin_new(hookgate, "python", "py-plugin", dir);
+    if let Some(app) = app {
+        std::fs::copy(app, dir.join("app.py")).unwrap();
+    }
+    run(Command::new(dir.join("build.sh")).env("COMPONENTIZE_PY", componentize_py));
+    Some(std::fs::read(dir.join("plugin.wasm")).unwrap())
+}
