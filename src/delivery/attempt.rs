@@ -13,7 +13,7 @@ use crate::model::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::model::endpoint::{Endpoint, EndpointStatus, LastDelivery};
 use crate::model::event::Event;
 use crate::model::event_type::is_operational;
-use crate::model::ids::AttemptId;
+use crate::model::ids::{AttemptId, EndpointId};
 use crate::model::tenant::Tenant;
 use crate::plugins::{ChainOutcome, Plugins, Prepared};
 use crate::signing;
@@ -31,6 +31,10 @@ pub(super) struct Attempter {
     /// Publishes the operational events attempts give rise to, and keeps
     /// the queue's count.
     pub announcer: super::operational::Announcer,
+    /// The last outcome this process wrote on each endpoint's record, so
+    /// attempts running at once write one repeat between them, not one
+    /// each (see [`note_on_endpoint`]).
+    pub noted: std::sync::Mutex<std::collections::HashMap<EndpointId, LastDelivery>>,
 }
 
 /// Runs the endpoint's plugin chain, if it has one.
@@ -380,7 +384,7 @@ pub(super) async fn scheduled(
     } else {
         None
     };
-    let disabled = note_on_endpoint(store, &endpoint, &attempt, disable.as_deref()).await?;
+    let disabled = note_on_endpoint(inner, &endpoint, &attempt, disable.as_deref()).await?;
     // The gateway's own events about it; a failed delivery of one of them
     // announces nothing more, so it cannot feed itself.
     if exhausted && !is_operational(&updated.event_type) {
@@ -413,24 +417,30 @@ fn jitter_factor(jitter: f64) -> f64 {
 /// are not rewritten, so a busy endpoint's record is not a point of
 /// contention.
 async fn note_on_endpoint(
-    store: &Store,
+    inner: &Attempter,
     endpoint: &Endpoint,
     attempt: &Attempt,
     disable: Option<&str>,
 ) -> Result<bool, StoreError> {
+    let store = &inner.store;
     let last = LastDelivery {
         at: attempt.at,
         response_code: attempt.response_code,
         error: attempt.error.clone(),
         success: attempt.success,
     };
-    let unchanged = endpoint.last_delivery.as_ref().is_some_and(|l| {
-        l.success == last.success
-            && l.response_code == last.response_code
-            && (last.at - l.at) < chrono::Duration::seconds(1)
-    });
-    if unchanged && disable.is_none() {
-        return Ok(false);
+    if disable.is_none() {
+        let mut noted = inner.noted.lock().unwrap();
+        // The newer of what this process last wrote and what the record
+        // said when the attempt read it.
+        let seen = [noted.get(&endpoint.id), endpoint.last_delivery.as_ref()]
+            .into_iter()
+            .flatten()
+            .max_by_key(|l| l.at);
+        if seen.is_some_and(|l| last.repeats(l)) {
+            return Ok(false);
+        }
+        noted.insert(endpoint.id, last.clone());
     }
     let mut disabled = false;
     let result = store
@@ -479,7 +489,7 @@ impl Attempter {
             Made::Tried(outcome) | Made::Busy(outcome) => {
                 let attempt = attempt_of(outcome, true);
                 delivery.record(attempt.clone());
-                note_on_endpoint(&inner.store, endpoint, &attempt, None).await?;
+                note_on_endpoint(inner, endpoint, &attempt, None).await?;
             }
         }
         inner.store.insert_delivery(&tenant.id, &delivery).await?;
@@ -516,7 +526,7 @@ impl Attempter {
             .record_manual_attempt(&tenant.id, &endpoint.id, &delivery.id, &attempt)
             .await?
             .ok_or(StoreError::NotFound("delivery"))?;
-        note_on_endpoint(&inner.store, endpoint, &attempt, None).await?;
+        note_on_endpoint(inner, endpoint, &attempt, None).await?;
         Ok((updated, unqueued))
     }
 }

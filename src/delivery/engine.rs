@@ -220,6 +220,7 @@ impl Inner {
                 plugins,
                 schedule: settings.schedule.clone(),
                 jitter: settings.jitter,
+                noted: Default::default(),
             },
             settings,
             runtime,

@@ -74,6 +74,17 @@ pub struct LastDelivery {
     pub success: bool,
 }
 
+impl LastDelivery {
+    /// Whether this outcome only repeats `earlier`: the same success and
+    /// status within a second. An endpoint's record is not written again
+    /// for a repeat, so a busy endpoint costs one write a second.
+    pub fn repeats(&self, earlier: &LastDelivery) -> bool {
+        self.success == earlier.success
+            && self.response_code == earlier.response_code
+            && (self.at - earlier.at) < chrono::Duration::seconds(1)
+    }
+}
+
 /// A secret that still signs for a while after a rotation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RetiredSecret {
@@ -390,6 +401,27 @@ pub fn validate_rate_limit(rate: f64) -> Result<f64, FieldError> {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn an_outcome_repeats_the_same_success_and_status_within_a_second() {
+        let at = Utc::now();
+        let ok = |ms: i64, code: u16, success: bool| LastDelivery {
+            at: at + Duration::milliseconds(ms),
+            response_code: Some(code),
+            error: None,
+            success,
+        };
+        assert!(ok(999, 200, true).repeats(&ok(0, 200, true)));
+        assert!(
+            !ok(1000, 200, true).repeats(&ok(0, 200, true)),
+            "a second on"
+        );
+        assert!(
+            !ok(10, 201, true).repeats(&ok(0, 200, true)),
+            "another status"
+        );
+        assert!(!ok(10, 500, false).repeats(&ok(0, 200, true)), "a failure");
+    }
 
     #[test]
     fn static_headers_are_checked() {
