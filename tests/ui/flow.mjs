@@ -388,6 +388,27 @@ try {
     await dialog().getByRole('button', { name: 'Close' }).click();
   });
 
+  await step('a JavaScript plugin: a syntax error is refused with its line, a fixed script is ready and dry-runs', async () => {
+    await page.getByLabel('Script name').fill('deal-js');
+    await page.getByLabel('JavaScript source').fill('export function transform(event) {\n  return { body: { deal: event.data.booking.id } ;\n}\n');
+    await page.getByRole('button', { name: 'Upload script' }).click();
+    await expectText(page.locator('form .error'), 'The script was refused');
+    await expectText(page.locator('form .error'), 'line 2');
+    await page.getByLabel('JavaScript source').fill('export function transform(event) {\n  return { body: { deal: event.data.booking.id } };\n}\n');
+    await page.getByRole('button', { name: 'Upload script' }).click();
+    await expectText(page.locator('#notice'), 'Uploaded deal-js v1');
+    const row = page.locator('tbody tr', { hasText: 'deal-js' });
+    await expectText(row, 'JavaScript');
+    await expectText(row, 'ready');
+    await page.getByRole('button', { name: 'Dry run deal-js v1' }).click();
+    await dialog().getByLabel('Event type').fill('booking.created');
+    await dialog().getByLabel('Event data (JSON)').fill('{"booking": {"id": "bk_7"}}');
+    await dialog().getByRole('button', { name: 'Run' }).click();
+    await expectText(dialog().locator('.outcome'), 'Outcome: deliver');
+    await expectText(dialog().locator('section[aria-label="Output"]'), '"deal": "bk_7"');
+    await dialog().getByRole('button', { name: 'Close' }).click();
+  });
+
   await step('attach the plugin to an endpoint with its JSON config', async () => {
     await nav('Webhooks').click();
     await card('My integration (renamed)').getByRole('button', { name: 'Plugins' }).click();
