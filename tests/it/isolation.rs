@@ -953,7 +953,7 @@ const HOSTILE_JS: &str = r#"
 export function transform(event, config) {
   switch (config.mode) {
     case "spin": for (;;) {}
-    case "memory": { const kept = []; for (;;) kept.push(new Uint8Array(1 << 20)); }
+    case "memory": { const kept = []; for (;;) kept.push(new Uint8Array(16 << 20)); }
     case "recursion": { const down = (n) => down(n + 1) + 1; return { body: String(down(0)) }; }
     case "throw": throw new Error("refused by the script");
     case "huge": return { body: "x".repeat(1 << 10).repeat(4 << 10) };
