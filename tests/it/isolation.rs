@@ -902,9 +902,13 @@ async fn a_tenant_keeps_at_most_the_configured_total_of_plugin_bytes() {
 
 // Honest load
 
-/// `wasm` on 40 endpoints of one tenant (configs in turn), 8 events each,
-/// at full concurrency with room in every limit: every delivery is made.
-async fn assert_honest_load_delivers(wasm: Vec<u8>, configs: &[Value]) {
+/// `plugin` on 40 endpoints of one tenant (configs in turn), 8 events
+/// each, at full concurrency with room in every limit: every delivery is
+/// made. What the receiver got.
+async fn assert_honest_load_delivers(
+    plugin: Source,
+    configs: &[Value],
+) -> Vec<hookgate_test_support::receiver::Received> {
     const ENDPOINTS: usize = 40;
     const EVENTS: usize = 8;
     let gw = gateway(&[
@@ -912,7 +916,7 @@ async fn assert_honest_load_delivers(wasm: Vec<u8>, configs: &[Value]) {
         ("HOOKGATE_PLUGIN_TIMEOUT", "1s"),
         ("HOOKGATE_PLUGIN_DEADLINE", "5s"),
     ]);
-    let endpoints = Endpoints::create(&gw, wasm.into(), configs, ENDPOINTS).await;
+    let endpoints = Endpoints::create(&gw, plugin, configs, ENDPOINTS).await;
     endpoints.publish(&gw, EVENTS).await;
     let logs = endpoints.settled(&gw, EVENTS).await;
     let failed: Vec<&Value> = logs
@@ -927,14 +931,16 @@ async fn assert_honest_load_delivers(wasm: Vec<u8>, configs: &[Value]) {
         ENDPOINTS * EVENTS,
         &failed[..failed.len().min(5)]
     );
-    assert_eq!(endpoints.rx.received().len(), ENDPOINTS * EVENTS);
+    let received = endpoints.rx.received();
+    assert_eq!(received.len(), ENDPOINTS * EVENTS);
+    received
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_but_honest_plugins_all_deliver_at_full_concurrency() {
     let _turn = one_at_a_time().await;
     assert_honest_load_delivers(
-        plugin("honest-busy"),
+        plugin("honest-busy").into(),
         &[json!({"busy_ms": 5}), json!({"busy_ms": 40})],
     )
     .await;
@@ -943,7 +949,7 @@ async fn busy_but_honest_plugins_all_deliver_at_full_concurrency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_of_the_largest_allowed_shape_all_deliver_at_full_concurrency() {
     let _turn = one_at_a_time().await;
-    assert_honest_load_delivers(max_shape_transformer(), &[json!({})]).await;
+    assert_honest_load_delivers(max_shape_transformer().into(), &[json!({})]).await;
 }
 
 // JavaScript
@@ -1045,25 +1051,9 @@ async fn a_script_spinning_at_its_top_level_is_refused_at_upload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_scripts_all_deliver_at_full_concurrency() {
     let _turn = one_at_a_time().await;
-    const ENDPOINTS: usize = 40;
-    const EVENTS: usize = 8;
-    let gw = gateway(&[
-        ("HOOKGATE_TENANT_CONCURRENCY", "256"),
-        ("HOOKGATE_PLUGIN_TIMEOUT", "1s"),
-        ("HOOKGATE_PLUGIN_DEADLINE", "5s"),
-    ]);
     let script = "export function transform(e, c) { console.log('n', e.data.n); return { body: { n: e.data.n, tag: c.tag }, headers: { 'X-Tag': c.tag } }; }";
     let configs = [json!({"tag": "a"}), json!({"tag": "b"})];
-    let endpoints = Endpoints::create(&gw, Source::Js(script), &configs, ENDPOINTS).await;
-    endpoints.publish(&gw, EVENTS).await;
-    let logs = endpoints.settled(&gw, EVENTS).await;
-    for (config, logs) in &logs {
-        for log in logs {
-            assert_eq!(log["status"], "delivered", "{config}: {log}");
-        }
-    }
-    let received = endpoints.rx.received();
-    assert_eq!(received.len(), ENDPOINTS * EVENTS);
+    let received = assert_honest_load_delivers(Source::Js(script), &configs).await;
     for r in &received {
         let body = r.json();
         assert!(body["n"].is_number(), "{body}");
