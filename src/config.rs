@@ -286,14 +286,15 @@ settings! {
     /// Largest body a plugin may return, in bytes.
     plugin_output_bytes: usize = Limits::DEFAULT.output, "BYTES";
 
-    /// Largest plugin component that may be uploaded, in bytes.
-    max_plugin_bytes: usize = 10 * 1024 * 1024, "BYTES";
+    /// Largest plugin component that may be uploaded, in bytes: room for
+    /// a Python component (its interpreter makes it ~18 MB).
+    max_plugin_bytes: usize = 32 * 1024 * 1024, "BYTES";
 
     /// Plugin versions one tenant may keep.
     plugin_max_count: usize = 100, "N";
 
     /// Bytes of components one tenant's plugins may take in all, in MiB.
-    plugin_max_total_mib: usize = 100, "MIB";
+    plugin_max_total_mib: usize = 256, "MIB";
 
     /// Memory (heap) one plugin compile may use, in MiB; compiles run in a
     /// child process.

@@ -43,8 +43,11 @@ impl CompileLimits {
     /// The bounds without settings (the operator's settings take their
     /// defaults from here).
     pub const DEFAULT: Self = Self {
-        memory: 512 << 20,
-        cpu: Duration::from_secs(10),
+        // A Python component (~18 MB, an interpreter inside) takes about
+        // 10 s of CPU and over 512 MiB of heap at its peak on a 2-core
+        // machine.
+        memory: 1024 << 20,
+        cpu: Duration::from_secs(60),
     };
 }
 

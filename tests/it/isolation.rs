@@ -1022,6 +1022,52 @@ async fn hostile_scripts_fail_with_their_reason_and_others_keep_receiving() {
     assert!(run.endpoints.rx.received().is_empty());
 }
 
+/// Each misdeed of a hostile Python component (built with componentize-py
+/// from `tests/support/cross/hostile.py`) ends its deliveries
+/// `plugin_failed` with its own reason, while the bystander's events all
+/// arrive on time: the interpreter runs in the same sandbox, with the
+/// same limits, as any component.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_python_fails_with_its_reason_and_others_keep_receiving() {
+    let built = tempfile::tempdir().unwrap();
+    let app = hookgate_test_support::repo_root().join("tests/support/cross/hostile.py");
+    let hookgate = std::path::Path::new(env!("CARGO_BIN_EXE_hookgate"));
+    let wasm = hookgate_test_support::cross::python_component(hookgate, built.path(), Some(&app))
+        .expect("componentize-py (bash tests/run installs it)");
+    let _turn = one_at_a_time().await;
+    let cases: [(&str, &[&str]); 6] = [
+        ("spin", &["timed out"]),
+        ("memory", &["memory limit", "MemoryError"]),
+        ("recursion", &["RecursionError", "recursion"]),
+        ("throw", &["refused by the script"]),
+        ("huge", &["over the", "byte limit"]),
+        ("logs", &["timed out"]),
+    ];
+    let configs: Vec<Value> = cases.iter().map(|(m, _)| json!({ "mode": m })).collect();
+    let run = run_hostile(Hostile {
+        wasm: wasm.into(),
+        configs: configs.clone(),
+        endpoints: 12,
+        events: 2,
+        env: &[("HOOKGATE_PLUGIN_TIMEOUT", "200ms")],
+    })
+    .await;
+    let reason = |mode: &str, text: &str| {
+        let (_, wanted) = cases.iter().find(|(m, _)| *m == mode).unwrap();
+        match mode {
+            // The sandbox's bound or the interpreter's own, whichever comes first.
+            "memory" | "recursion" => wanted.iter().any(|w| text.contains(w)),
+            _ => wanted.iter().all(|w| text.contains(w)),
+        }
+    };
+    for (config, log) in run.entries() {
+        let mode = config["mode"].as_str().unwrap();
+        assert_eq!(log["status"], "plugin_failed", "{mode}: {log}");
+        assert!(reason(mode, error(log)), "{mode}: {log}");
+    }
+    assert!(run.endpoints.rx.received().is_empty());
+}
+
 /// A script whose top level never ends is refused at upload, beside a
 /// bystander: the check runs in the sandbox with the call's limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
