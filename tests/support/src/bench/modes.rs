@@ -235,6 +235,9 @@ impl Rig {
             ("HOOKGATE_ALLOW_TARGETS".into(), "127.0.0.0/8".into()),
             ("HOOKGATE_ALLOW_HTTP".into(), args.http.to_string()),
             ("HOOKGATE_MAX_BODY_BYTES".into(), (4 << 20).to_string()),
+            // The gateway's own default, not the launcher's short lease for
+            // tests (a mode may set its own).
+            ("HOOKGATE_QUEUE_LEASE".into(), "30s".into()),
         ];
         if let Some(w) = args.workers {
             env.push(("HOOKGATE_WORKERS".into(), w.to_string()));
