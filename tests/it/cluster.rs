@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::utils::assert::all_arrive_within;
 use crate::utils::verify::verify_hex;
 use crate::utils::*;
 
@@ -206,25 +207,7 @@ async fn one_of_two_gateways_killed_under_load_loses_nothing() {
         "B kept accepting: {}",
         accepted.len()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let got: HashSet<String> = rx
-            .received()
-            .iter()
-            .map(|r| r.json()["id"].as_str().unwrap().to_string())
-            .collect();
-        let missing: Vec<_> = accepted.difference(&got).collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} accepted events never delivered, e.g. {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    all_arrive_within(Duration::from_secs(90), &rx, &accepted).await;
 }
 
 /// `examples/cluster.sh`, the README's example of two gateways on one

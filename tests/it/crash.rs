@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::utils::assert::all_arrive_within;
 use crate::utils::*;
 
 #[tokio::test]
@@ -41,7 +42,7 @@ async fn every_accepted_event_is_delivered_after_sigkill() {
         .delivering("0ms,100ms,200ms,400ms")
         .data_dir(&dir)
         .start();
-    all_arrive(&rx, &accepted).await;
+    all_arrive_within(Duration::from_secs(60), &rx, &accepted).await;
     drop(gw);
 }
 
@@ -84,30 +85,6 @@ async fn a_kill_between_an_answer_and_its_record_loses_nothing() {
         .delivering("0ms,100ms,200ms")
         .data_dir(&dir)
         .start();
-    all_arrive(&rx, &accepted).await;
+    all_arrive_within(Duration::from_secs(60), &rx, &accepted).await;
     drop(gw);
-}
-
-/// Waits up to a minute until `rx` has received every event in
-/// `accepted` (at least once), or fails naming the ones never delivered.
-async fn all_arrive(rx: &Receiver, accepted: &HashSet<String>) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let got: HashSet<String> = rx
-            .received()
-            .iter()
-            .map(|r| r.json()["id"].as_str().unwrap().to_string())
-            .collect();
-        let lost: Vec<&String> = accepted.difference(&got).collect();
-        if lost.is_empty() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} accepted events never delivered after the restart, e.g. {:?}",
-            lost.len(),
-            &lost[..lost.len().min(5)]
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

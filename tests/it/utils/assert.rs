@@ -89,3 +89,31 @@ fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
         }
     })
 }
+
+/// Waits up to `within` until `rx` has received every event in `accepted`
+/// (at least once), or fails naming the ones never delivered.
+pub async fn all_arrive_within(
+    within: std::time::Duration,
+    rx: &hookgate_test_support::receiver::Receiver,
+    accepted: &std::collections::HashSet<String>,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let got: std::collections::HashSet<String> = rx
+            .received()
+            .iter()
+            .map(|r| r.json()["id"].as_str().unwrap().to_string())
+            .collect();
+        let lost: Vec<&String> = accepted.difference(&got).collect();
+        if lost.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} accepted events never delivered, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
