@@ -1,25 +1,187 @@
-//! JavaScript plugins: the engine component and what a script is checked
-//! against at upload.
+//! JavaScript plugins: the engine component, its preparation, and what a
+//! script is checked against at upload.
 //!
 //! The engine is `plugins/js-engine` (QuickJS through rquickjs), built
 //! from source for wasm32-wasip2 by the gateway's build script (`build.rs`)
-//! and embedded here. The gateway compiles it once (in the bounded
-//! compiler process, the artifact cached like any plugin's) and every
-//! JavaScript plugin runs in it: the script is data passed with each call,
-//! in a fresh instance with the same limits as a wasm plugin.
+//! and embedded here. The gateway prepares it ([`prepared_engine`]),
+//! compiles it once (in the bounded compiler process, the artifact cached
+//! like any plugin's) and every JavaScript plugin runs in it: the script
+//! is data passed with each call, in a fresh instance with the same limits
+//! as a wasm plugin.
+//!
+//! Preparing is pre-initialisation: the engine's `prepare` export starts
+//! the JavaScript runtime and context once, and the instance's memory is
+//! written back into the component as its initial state, so every fresh
+//! instance begins with the engine already started instead of paying for
+//! it on each call (see docs/plugins.md).
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Instance, Linker, WasmList};
+use wasmtime::{Config, Engine, OptLevel, Store};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
-/// The engine component's bytes.
+use super::error::PluginError;
+use super::wit::{Transformer, wit_log, wit_types};
+
+/// The engine component's bytes, as built.
 pub const ENGINE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/js_engine.wasm"));
 
 /// Largest script accepted, well under the upload limit: a transform is
 /// a few functions, and every call parses it again.
 pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
 
-/// SHA-256 of the engine component, hex: its artifact's cache key.
+/// The engine's pre-initialisation export (`wit/js-engine.wit`).
+const PREPARE: &str = "prepare";
+
+/// Names how [`prepared_engine`] prepares, in the artifact's cache key:
+/// change it when the preparation changes, so no artifact of another
+/// preparation is loaded.
+const PREPARATION: &[u8] = b"prepare-once-1";
+
+/// The cache key of the engine's artifact, hex: SHA-256 of the engine
+/// component and of its preparation.
 pub fn engine_sha256() -> String {
-    hex::encode(Sha256::digest(ENGINE_WASM))
+    hex::encode(
+        Sha256::new()
+            .chain_update(ENGINE_WASM)
+            .chain_update(PREPARATION)
+            .finalize(),
+    )
+}
+
+/// The engine component with its `prepare` export already run and its
+/// state kept as the component's initial memory. Takes a compile of the
+/// engine (unoptimised, in this process: the engine is the gateway's own,
+/// not an upload) and a moment to run; callers cache what they compile
+/// from it.
+pub fn prepared_engine() -> Result<Vec<u8>, PluginError> {
+    let failed =
+        |e: wasmtime::Error| PluginError::Host(format!("preparing the JavaScript engine: {e:#}"));
+    let mut wizer = Wizer::new();
+    // The export stays: the host's bindings expect the whole world.
+    wizer.init_func(PREPARE).keep_init_func(true);
+    let (cx, instrumented) = wizer.instrument_component(ENGINE_WASM).map_err(failed)?;
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .cranelift_opt_level(OptLevel::None);
+    let engine = Engine::new(&config).map_err(failed)?;
+    let component = Component::new(&engine, &instrumented).map_err(failed)?;
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(failed)?;
+    Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(failed)?;
+    let mut store = Store::new(&engine, Preparing::new());
+    let instance = linker.instantiate(&mut store, &component).map_err(failed)?;
+    instance
+        .get_typed_func::<(), ()>(&mut store, PREPARE)
+        .and_then(|prepare| prepare.call(&mut store, ()))
+        .map_err(failed)?;
+
+    let mut state = Prepared {
+        store: &mut store,
+        instance,
+    };
+    let snapshot = wizer.snapshot_component(&cx, &mut state);
+    match pin!(snapshot).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(snapshot) => snapshot.map_err(failed),
+        // Every call the snapshot makes is synchronous (see `Prepared`).
+        Poll::Pending => unreachable!("the snapshot never waits"),
+    }
+}
+
+/// The store's state while the engine prepares: WASI (the engine's start
+/// reads the clock) and a log nobody reads (it logs nothing).
+struct Preparing {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl Preparing {
+    fn new() -> Self {
+        Self {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for Preparing {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit_log::Host for Preparing {
+    fn log(&mut self, _level: wit_log::Level, _message: String) {}
+}
+
+impl wit_types::Host for Preparing {}
+
+/// The prepared instance, read by the snapshot through the functions the
+/// instrumentation added: `instance` is the name of the instance they are
+/// exported from, `func` one of them, each returning one value.
+struct Prepared<'a> {
+    store: &'a mut Store<Preparing>,
+    instance: Instance,
+}
+
+impl Prepared<'_> {
+    fn read<R>(&mut self, instance: &str, func: &str) -> R
+    where
+        R: wasmtime::component::Lift + wasmtime::component::ComponentType + 'static,
+    {
+        let exported = self
+            .instance
+            .get_export_index(&mut *self.store, None, instance)
+            .and_then(|i| {
+                self.instance
+                    .get_export_index(&mut *self.store, Some(&i), func)
+            })
+            .unwrap_or_else(|| panic!("the instrumented engine exports {instance}#{func}"));
+        let read = self
+            .instance
+            .get_typed_func::<(), (R,)>(&mut *self.store, exported)
+            .and_then(|f| f.call(&mut *self.store, ()))
+            .unwrap_or_else(|e| panic!("reading {instance}#{func}: {e:#}"));
+        read.0
+    }
+}
+
+impl ComponentInstanceState for Prepared<'_> {
+    async fn call_func_ret_list_u8(
+        &mut self,
+        instance: &str,
+        func: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) {
+        let list: WasmList<u8> = self.read(instance, func);
+        contents(list.as_le_slice(&*self.store));
+    }
+
+    async fn call_func_ret_s32(&mut self, instance: &str, func: &str) -> i32 {
+        self.read(instance, func)
+    }
+
+    async fn call_func_ret_s64(&mut self, instance: &str, func: &str) -> i64 {
+        self.read(instance, func)
+    }
+
+    async fn call_func_ret_f32(&mut self, instance: &str, func: &str) -> u32 {
+        self.read::<f32>(instance, func).to_bits()
+    }
+
+    async fn call_func_ret_f64(&mut self, instance: &str, func: &str) -> u64 {
+        self.read::<f64>(instance, func).to_bits()
+    }
 }
 
 /// A script's text, or why the bytes are not one.
@@ -56,7 +218,7 @@ mod tests {
         ENGINE
             .get_or_init(|| {
                 let host = PluginHost::new(Limits::default()).unwrap();
-                let artifact = compile_artifact(ENGINE_WASM).unwrap();
+                let artifact = compile_artifact(&prepared_engine().unwrap()).unwrap();
                 let engine = host.load_js_engine(&artifact).unwrap();
                 (host, engine)
             })
@@ -108,6 +270,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(logs, ["info: seen evt_1"]);
+    }
+
+    /// Every call starts from the same prepared memory; `Math.random` is
+    /// still seeded per call.
+    #[tokio::test]
+    async fn calls_from_the_prepared_engine_draw_their_own_random_numbers() {
+        let script =
+            "export function transform() { return { body: [Math.random(), Math.random()] }; }";
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..4 {
+            let (out, _) = run(script).await;
+            let Ok(Outcome::Deliver(d)) = out else {
+                panic!("{out:?}")
+            };
+            let numbers: Vec<f64> = serde_json::from_str(&d.body).unwrap();
+            assert!(
+                numbers.iter().all(|n| (0.0..1.0).contains(n)),
+                "{numbers:?}"
+            );
+            assert_ne!(numbers[0], numbers[1]);
+            seen.insert(d.body);
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
     }
 
     #[tokio::test]

@@ -375,8 +375,10 @@ impl Plugins {
                 let artifact = match self.cached_artifact(&sha256, &engine).await? {
                     Some(artifact) => artifact,
                     None => {
-                        let wasm = bytes::Bytes::from_static(js::ENGINE_WASM);
-                        let artifact = self.compile_bounded(wasm).await.map_err(|e| {
+                        let wasm = tokio::task::spawn_blocking(js::prepared_engine)
+                            .await
+                            .map_err(|e| PluginError::Host(e.to_string()))??;
+                        let artifact = self.compile_bounded(wasm.into()).await.map_err(|e| {
                             PluginError::Host(format!("compiling the JavaScript engine: {e}"))
                         })?;
                         self.keep_artifact(&sha256, &engine, &artifact).await?;

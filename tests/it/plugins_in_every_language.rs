@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hookgate::plugins::host::{
     Compiled, Header, Limits, Outcome, PluginHost, WitEvent, compile_artifact,
 };
-use hookgate::plugins::js::ENGINE_WASM;
+use hookgate::plugins::js::prepared_engine;
 use hookgate::signing::HeaderNames;
 use hookgate_test_support::cross::{self, Case};
 use serde_json::{Value, json};
@@ -48,7 +48,7 @@ fn host() -> Arc<PluginHost> {
 fn script(host: &PluginHost, path: &Path) -> Compiled {
     let script = std::fs::read_to_string(path).unwrap();
     let engine = host
-        .load_js_engine(&compile_artifact(ENGINE_WASM).unwrap())
+        .load_js_engine(&compile_artifact(&prepared_engine().unwrap()).unwrap())
         .unwrap();
     engine.with_script(script.into())
 }

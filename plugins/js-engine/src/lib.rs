@@ -20,13 +20,23 @@
 //! `console.log` (and `debug`, `info`, `warn`, `error`) write to the
 //! gateway's log through the world's `log` import.
 //!
-//! The logic is plain Rust over rquickjs ([`check`], [`transform`]), so it
-//! also runs natively in tests; the `component` module (wasm32 only) wires
-//! it to the world.
+//! The logic is plain Rust over rquickjs ([`Engine`], and [`check`] and
+//! [`transform`] on a new one), so it also runs natively in tests; the
+//! `component` module (wasm32 only) wires it to the world.
+//!
+//! Starting the engine (runtime, context, built-ins, glue) is most of a
+//! short call's work, and the same in every call. So the world's `prepare`
+//! builds an [`Engine`] once; the gateway runs it when it loads the engine
+//! and snapshots the instance's memory (pre-initialisation), and every call
+//! then starts, fresh, from that ready engine. What differs per call is set
+//! per call: the log sink, its line count, and the `Math.random` seed.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use rquickjs::context::intrinsic;
 use rquickjs::{
-    CatchResultExt, CaughtError, Context, Ctx, Function, Module, Object, Runtime, Value,
+    CatchResultExt, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, Value,
 };
 
 /// The name scripts are given in messages and stack traces.
@@ -92,8 +102,27 @@ const GLUE: &str = r#"
   globalThis.console = {
     debug: level(0), log: level(1), info: level(1), warn: level(2), error: level(3),
   };
+  // `Math.random` is xoshiro128** seeded per call by `seed`: the engine's
+  // own generator would be seeded once, when the engine was prepared, and
+  // so give every call the same numbers.
+  let s0 = 1, s1 = 2, s2 = 3, s3 = 4;
+  const next = () => {
+    const out = Math.imul(((Math.imul(s1, 5) << 7) | (Math.imul(s1, 5) >>> 25)), 9) >>> 0;
+    const t = s1 << 9;
+    s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+    return out;
+  };
+  Object.defineProperty(Math, "random", {
+    value: function random() { return ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992; },
+    writable: true, configurable: true, enumerable: false,
+  });
   const describe = (v) => v === null ? "null" : Array.isArray(v) ? "an array" : typeof v;
   return {
+    seed(a, b, c, d) {
+      s0 = a | 0; s1 = b | 0; s2 = c | 0; s3 = d | 0;
+      if ((s0 | s1 | s2 | s3) === 0) s0 = 1;
+    },
     event(id, type, created_at, endpoint_id, payload, names, values) {
       const headers = {};
       for (let i = 0; i < names.length; i++) headers[names[i]] = values[i];
@@ -243,46 +272,136 @@ fn load<'js>(ctx: &Ctx<'js>, script: &str) -> Result<Function<'js>, ScriptError>
     }
 }
 
-/// Checks that `script` parses as an ES module and exports a function
-/// `transform`. The module's top level runs, as it will on every call.
-pub fn check(script: &str) -> Result<(), ScriptError> {
-    let (_rt, context) = runtime().map_err(|message| ScriptError { line: 0, message })?;
-    context.with(|ctx| {
-        let glue: Function = ctx.eval(GLUE).map_err(|e| ScriptError {
-            line: 0,
-            message: e.to_string(),
-        })?;
-        let quiet =
-            Function::new(ctx.clone(), |_: i32, _: String| {}).map_err(|e| ScriptError {
-                line: 0,
-                message: e.to_string(),
-            })?;
-        glue.call::<_, Object>((quiet,)).map_err(|e| ScriptError {
-            line: 0,
-            message: e.to_string(),
-        })?;
-        load(&ctx, script).map(|_| ())
-    })
+/// The log a call writes to.
+type Log = Box<dyn Fn(Level, &str)>;
+
+/// Where `console` writes: the current call's log, at most
+/// [`MAX_LOG_CALLS`] lines of it.
+#[derive(Default)]
+struct Sink {
+    lines: Cell<usize>,
+    log: RefCell<Option<Log>>,
 }
 
-/// Runs the script's `transform` on one event. `log` receives what the
-/// script writes to `console`, at most [`MAX_LOG_CALLS`] lines.
+impl Sink {
+    fn write(&self, level: i32, message: &str) {
+        if self.lines.get() >= MAX_LOG_CALLS {
+            return;
+        }
+        self.lines.set(self.lines.get() + 1);
+        let level = match level {
+            0 => Level::Debug,
+            1 => Level::Info,
+            2 => Level::Warn,
+            _ => Level::Error,
+        };
+        if let Some(log) = self.log.borrow().as_ref() {
+            log(level, message);
+        }
+    }
+}
+
+/// A started engine: runtime, context and glue, ready for one call
+/// ([`Engine::check`] or [`Engine::transform`]); the script is declared
+/// as a module in it, so a second call would find the first one's.
+pub struct Engine {
+    // Fields drop in order: the glue and the context before the runtime.
+    glue: Persistent<Object<'static>>,
+    context: Context,
+    _runtime: Runtime,
+    sink: Rc<Sink>,
+}
+
+impl Engine {
+    pub fn new() -> Result<Self, String> {
+        let (runtime, context) = runtime()?;
+        let sink = Rc::new(Sink::default());
+        let writer = sink.clone();
+        let glue = context.with(|ctx| {
+            let started = |e: rquickjs::Error| format!("cannot start the engine: {e}");
+            let host_log = Function::new(ctx.clone(), move |level: i32, message: String| {
+                writer.write(level, &message)
+            })
+            .map_err(started)?;
+            let glue: Function = ctx.eval(GLUE).map_err(started)?;
+            let glue: Object = glue.call((host_log,)).map_err(started)?;
+            Ok::<_, String>(Persistent::save(&ctx, glue))
+        })?;
+        Ok(Self {
+            glue,
+            context,
+            _runtime: runtime,
+            sink,
+        })
+    }
+
+    /// Checks that `script` parses as an ES module and exports a function
+    /// `transform`. The module's top level runs, as it will on every call;
+    /// what it logs is dropped.
+    pub fn check(&self, script: &str) -> Result<(), ScriptError> {
+        self.context.with(|ctx| {
+            self.seed(&ctx)
+                .map_err(|message| ScriptError { line: 0, message })?;
+            load(&ctx, script).map(|_| ())
+        })
+    }
+
+    /// Runs the script's `transform` on one event. `log` receives what the
+    /// script writes to `console`, at most [`MAX_LOG_CALLS`] lines.
+    pub fn transform(
+        &self,
+        script: &str,
+        event: &Event<'_>,
+        config: &str,
+        log: impl Fn(Level, &str) + 'static,
+    ) -> Result<Verdict, String> {
+        self.sink.lines.set(0);
+        *self.sink.log.borrow_mut() = Some(Box::new(log));
+        let verdict = self.context.with(|ctx| {
+            self.seed(&ctx)?;
+            let glue = self.glue.clone().restore(&ctx).map_err(|e| e.to_string())?;
+            run(&ctx, &glue, script, event, config)
+        });
+        self.sink.log.borrow_mut().take();
+        verdict
+    }
+
+    /// Seeds `Math.random` for this call.
+    fn seed(&self, ctx: &Ctx<'_>) -> Result<(), String> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no random seed: {e}"))?;
+        let word =
+            |i: usize| i32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+        let glue = self.glue.clone().restore(ctx).map_err(|e| e.to_string())?;
+        let seed: Function = glue.get("seed").map_err(|e| e.to_string())?;
+        seed.call::<_, ()>((word(0), word(1), word(2), word(3)))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Checks `script` in a new engine (see [`Engine::check`]).
+pub fn check(script: &str) -> Result<(), ScriptError> {
+    Engine::new()
+        .map_err(|message| ScriptError { line: 0, message })?
+        .check(script)
+}
+
+/// Runs `script` on one event in a new engine (see [`Engine::transform`]).
 pub fn transform(
     script: &str,
     event: &Event<'_>,
     config: &str,
     log: impl Fn(Level, &str) + 'static,
 ) -> Result<Verdict, String> {
-    let (_rt, context) = runtime()?;
-    context.with(|ctx| run(&ctx, script, event, config, log))
+    Engine::new()?.transform(script, event, config, log)
 }
 
-fn run(
-    ctx: &Ctx<'_>,
+fn run<'js>(
+    ctx: &Ctx<'js>,
+    glue: &Object<'js>,
     script: &str,
     event: &Event<'_>,
     config: &str,
-    log: impl Fn(Level, &str) + 'static,
 ) -> Result<Verdict, String> {
     let fail = |e: CaughtError<'_>| {
         let e = describe(e);
@@ -292,24 +411,6 @@ fn run(
             e.message
         }
     };
-    let calls = std::cell::Cell::new(0usize);
-    let host_log = Function::new(ctx.clone(), move |level: i32, message: String| {
-        if calls.get() >= MAX_LOG_CALLS {
-            return;
-        }
-        calls.set(calls.get() + 1);
-        let level = match level {
-            0 => Level::Debug,
-            1 => Level::Info,
-            2 => Level::Warn,
-            _ => Level::Error,
-        };
-        log(level, &message);
-    })
-    .catch(ctx)
-    .map_err(fail)?;
-    let glue: Function = ctx.eval(GLUE).catch(ctx).map_err(fail)?;
-    let glue: Object = glue.call((host_log,)).catch(ctx).map_err(fail)?;
     let transform = load(ctx, script).map_err(|e| {
         if e.line > 0 {
             format!("{} (line {})", e.message, e.line)
@@ -377,11 +478,32 @@ mod component {
     use hookgate::plugin::log::{Level as WitLevel, log};
     use hookgate::plugin::types::{Delivery, Header};
 
-    struct Engine;
+    struct Component;
 
-    impl Guest for Engine {
+    thread_local! {
+        /// The engine every call of this instance uses, built by `prepare`
+        /// (before the snapshot), or by the first call when there was none.
+        static ENGINE: std::cell::OnceCell<Result<super::Engine, String>> =
+            const { std::cell::OnceCell::new() };
+    }
+
+    fn with_engine<R>(f: impl FnOnce(&super::Engine) -> R) -> Result<R, String> {
+        ENGINE.with(|engine| match engine.get_or_init(super::Engine::new) {
+            Ok(engine) => Ok(f(engine)),
+            Err(e) => Err(e.clone()),
+        })
+    }
+
+    impl Guest for Component {
+        fn prepare() {
+            // An engine that cannot start says so on the first call.
+            let _ = with_engine(|_| ());
+        }
+
         fn check(script: String) -> Result<(), ScriptError> {
-            super::check(&script).map_err(|e| ScriptError {
+            let checked = with_engine(|engine| engine.check(&script))
+                .unwrap_or_else(|message| Err(super::ScriptError { line: 0, message }));
+            checked.map_err(|e| ScriptError {
                 line: e.line,
                 message: e.message,
             })
@@ -400,15 +522,17 @@ mod component {
                     .map(|h| (h.name.as_str(), h.value.as_str()))
                     .collect(),
             };
-            let verdict = super::transform(&script, &input, &config, |level, message| {
-                let level = match level {
-                    super::Level::Debug => WitLevel::Debug,
-                    super::Level::Info => WitLevel::Info,
-                    super::Level::Warn => WitLevel::Warn,
-                    super::Level::Error => WitLevel::Error,
-                };
-                log(level, message);
-            })?;
+            let verdict = with_engine(|engine| {
+                engine.transform(&script, &input, &config, |level, message| {
+                    let level = match level {
+                        super::Level::Debug => WitLevel::Debug,
+                        super::Level::Info => WitLevel::Info,
+                        super::Level::Warn => WitLevel::Warn,
+                        super::Level::Error => WitLevel::Error,
+                    };
+                    log(level, message);
+                })
+            })??;
             Ok(match verdict {
                 super::Verdict::Deliver {
                     body,
@@ -427,7 +551,7 @@ mod component {
         }
     }
 
-    export!(Engine);
+    export!(Component);
 }
 
 #[cfg(test)]
@@ -528,6 +652,24 @@ mod tests {
             matches!(&out, Verdict::Deliver { body, .. } if body == want),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn math_random_is_seeded_per_call() {
+        let script = "export function transform() { const r = Math.random(); \
+            return { body: { r, ok: r >= 0 && r < 1, name: Math.random.name } }; }";
+        let engine = Engine::new().unwrap();
+        let first = engine.transform(script, &event(ENVELOPE), "{}", |_, _| {});
+        let second = transform(script, &event(ENVELOPE), "{}", |_, _| {});
+        let body = |v: &Result<Verdict, String>| match v {
+            Ok(Verdict::Deliver { body, .. }) => body.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            body(&first).contains(r#""ok":true,"name":"random""#),
+            "{first:?}"
+        );
+        assert_ne!(body(&first), body(&second));
     }
 
     #[test]
