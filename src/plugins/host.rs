@@ -234,10 +234,12 @@ pub struct Compiled {
 enum Kind {
     /// A component of the `transformer` world.
     Wasm(TransformerPre<CallState>),
-    /// A script, run by the JavaScript engine.
+    /// A script, run by the JavaScript engine: its module as the engine's
+    /// bytecode, made by the engine's `compile` in a sandboxed call of this
+    /// process (never stored, never taken from outside).
     Js {
         engine: JsEnginePre<CallState>,
-        script: Arc<str>,
+        code: Arc<[u8]>,
     },
 }
 
@@ -248,18 +250,6 @@ pub struct JsEngine {
     pre: JsEnginePre<CallState>,
 }
 
-impl JsEngine {
-    /// A JavaScript plugin: this engine with `script`.
-    pub fn with_script(&self, script: Arc<str>) -> Compiled {
-        Compiled {
-            kind: Kind::Js {
-                engine: self.pre.clone(),
-                script,
-            },
-        }
-    }
-}
-
 /// What one sandboxed call is asked to do.
 enum Op<'a> {
     Transform {
@@ -267,7 +257,7 @@ enum Op<'a> {
         event: &'a WitEvent,
         config: &'a str,
     },
-    Check {
+    Compile {
         engine: &'a JsEngine,
         script: &'a str,
     },
@@ -276,7 +266,7 @@ enum Op<'a> {
 /// What the guest answered to an [`Op`].
 enum Answer {
     Transform(Result<Outcome, String>),
-    Check(Result<(), ScriptError>),
+    Compile(Result<Vec<u8>, ScriptError>),
 }
 
 /// One sandboxed call's end: the guest's answer (`None` at the deadline)
@@ -459,29 +449,39 @@ impl PluginHost {
         Ok(JsEngine { pre })
     }
 
-    /// Checks a JavaScript plugin's script in a fresh instance of the
-    /// engine, within the plugin limits: it must parse as an ES module
-    /// exporting a function `transform`, and its top level must run.
-    pub async fn check_script(&self, engine: &JsEngine, script: &str) -> Result<(), ScriptRefused> {
+    /// A JavaScript plugin: its script compiled by the engine in a fresh
+    /// instance, within the plugin limits. The script must parse as an ES
+    /// module exporting a function `transform`, and its top level must
+    /// run; the module's bytecode is what each call then loads.
+    pub async fn compile_script(
+        &self,
+        engine: &JsEngine,
+        script: &str,
+    ) -> Result<Compiled, ScriptRefused> {
         let deadline = self.limits.deadline;
         let ended = self
-            .sandboxed(Op::Check { engine, script }, deadline)
+            .sandboxed(Op::Compile { engine, script }, deadline)
             .await
             .map_err(ScriptRefused::Failed)?;
         match ended.called {
-            Some(Ok(Answer::Check(Ok(())))) => Ok(()),
-            Some(Ok(Answer::Check(Err(e)))) if ended.memory_denied => {
+            Some(Ok(Answer::Compile(Ok(code)))) => Ok(Compiled {
+                kind: Kind::Js {
+                    engine: engine.pre.clone(),
+                    code: Arc::from(code),
+                },
+            }),
+            Some(Ok(Answer::Compile(Err(e)))) if ended.memory_denied => {
                 Err(ScriptRefused::Failed(PluginError::Returned(format!(
                     "{} (it reached its memory limit of {} MiB)",
                     output::bounded(&e.message, output::MAX_MESSAGE),
                     self.limits.memory >> 20
                 ))))
             }
-            Some(Ok(Answer::Check(Err(e)))) => Err(ScriptRefused::Invalid {
+            Some(Ok(Answer::Compile(Err(e)))) => Err(ScriptRefused::Invalid {
                 line: e.line,
                 message: output::bounded(&e.message, output::MAX_MESSAGE),
             }),
-            Some(Ok(Answer::Transform(_))) => unreachable!("a check answers a check"),
+            Some(Ok(Answer::Transform(_))) => unreachable!("a compile answers a compile"),
             None => Err(ScriptRefused::Failed(PluginError::Deadline(deadline))),
             Some(Err(e)) => Err(ScriptRefused::Failed(
                 self.classify(&e, ended.memory_denied),
@@ -526,7 +526,7 @@ impl PluginHost {
             Some(Ok(Answer::Transform(returned))) => {
                 output::check(returned, self.limits.output, tenant)
             }
-            Some(Ok(Answer::Check(_))) => unreachable!("a transform answers a transform"),
+            Some(Ok(Answer::Compile(_))) => unreachable!("a transform answers a transform"),
             Some(Err(e)) => Err(self.classify(&e, memory_denied)),
         };
         CallReport {
@@ -585,18 +585,18 @@ impl PluginHost {
                         let out = instance.call_transform(&mut store, event, config).await?;
                         Ok(Answer::Transform(out))
                     }
-                    Kind::Js { engine, script } => {
+                    Kind::Js { engine, code } => {
                         let instance = engine.instantiate_async(&mut store).await?;
                         let out = instance
-                            .call_transform(&mut store, script, event, config)
+                            .call_transform(&mut store, code, event, config)
                             .await?;
                         Ok(Answer::Transform(out))
                     }
                 },
-                Op::Check { engine, script } => {
+                Op::Compile { engine, script } => {
                     let instance = engine.pre.instantiate_async(&mut store).await?;
-                    Ok(Answer::Check(
-                        instance.call_check(&mut store, script).await?,
+                    Ok(Answer::Compile(
+                        instance.call_compile(&mut store, script).await?,
                     ))
                 }
             }

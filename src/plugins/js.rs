@@ -13,7 +13,7 @@
 //! the JavaScript runtime and context once, and the instance's memory is
 //! written back into the component as its initial state, so every fresh
 //! instance begins with the engine already started instead of paying for
-//! it on each call (see docs/plugins.md).
+//! it on each call (ARCHITECTURE.md, "The JavaScript engine").
 
 use std::future::Future;
 use std::pin::pin;
@@ -238,7 +238,7 @@ mod tests {
 
     async fn run(script: &str) -> (Result<Outcome, PluginError>, Vec<String>) {
         let (host, engine) = engine();
-        let compiled: Compiled = engine.with_script(Arc::from(script));
+        let compiled: Compiled = host.compile_script(&engine, script).await.unwrap();
         let report = host
             .call(
                 &compiled,
@@ -329,14 +329,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_check_names_the_line_of_a_syntax_error_and_bounds_the_top_level() {
+    async fn compiling_names_the_line_of_a_syntax_error_and_bounds_the_top_level() {
         let (host, engine) = engine();
         let refused = host
-            .check_script(
+            .compile_script(
                 &engine,
                 "export function transform(e) {\n  return { body: e.id \n",
             )
-            .await;
+            .await
+            .map(|_| ());
         match refused {
             Err(ScriptRefused::Invalid { line, message }) => {
                 assert!(line >= 2, "{line}");
@@ -345,18 +346,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let spin = host
-            .check_script(&engine, "for (;;) {}\nexport function transform() {}")
-            .await;
+            .compile_script(&engine, "for (;;) {}\nexport function transform() {}")
+            .await
+            .map(|_| ());
         assert!(
             matches!(spin, Err(ScriptRefused::Failed(PluginError::Timeout(_)))),
             "{spin:?}"
         );
         assert_eq!(
-            host.check_script(
+            host.compile_script(
                 &engine,
                 "export function transform(e) { return { body: e.payload }; }"
             )
-            .await,
+            .await
+            .map(|_| ()),
             Ok(())
         );
     }

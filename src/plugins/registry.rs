@@ -322,7 +322,7 @@ impl Plugins {
                 component_header(&bytes)?;
                 None
             }
-            Language::Javascript => Some(self.check_script(&bytes).await?),
+            Language::Javascript => Some(self.compile_script(&bytes).await?),
         };
         let engine = self.host.engine_fingerprint();
         let new = NewPlugin {
@@ -347,13 +347,13 @@ impl Plugins {
         Ok(Uploaded { stored, state })
     }
 
-    /// Checks a script in the engine; its linked form when it passes.
-    async fn check_script(self: &Arc<Self>, bytes: &[u8]) -> Result<Compiled, UploadError> {
+    /// Compiles a script in the engine; its linked form when it passes.
+    async fn compile_script(self: &Arc<Self>, bytes: &[u8]) -> Result<Compiled, UploadError> {
         let text =
             js::script_text(bytes).map_err(|message| UploadError::Script { line: 0, message })?;
         let engine = self.js_engine().await?;
-        match self.host.check_script(&engine, text).await {
-            Ok(()) => Ok(engine.with_script(Arc::from(text))),
+        match self.host.compile_script(&engine, text).await {
+            Ok(compiled) => Ok(compiled),
             Err(ScriptRefused::Invalid { line, message }) => {
                 Err(UploadError::Script { line, message })
             }
@@ -615,7 +615,15 @@ impl Plugins {
                     .ok_or_else(|| PluginError::Host("the plugin's script is missing".into()))?;
                 let script = String::from_utf8(script)
                     .map_err(|_| PluginError::Host("the stored script is not UTF-8".into()))?;
-                engine.with_script(Arc::from(script))
+                // Passed at upload; compiled again once per process.
+                self.host.compile_script(&engine, &script).await.map_err(
+                    |refused| match refused {
+                        ScriptRefused::Invalid { line, message } => PluginError::NotCompiled(
+                            format!("the script no longer compiles: {message} (line {line})"),
+                        ),
+                        ScriptRefused::Failed(e) => e,
+                    },
+                )?
             }
             Language::Wasm => {
                 let engine = self.host.engine_fingerprint();

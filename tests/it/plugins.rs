@@ -402,12 +402,24 @@ async fn plugins_survive_a_restart() {
     let (gw, rx, token) = gateway().await;
     let id = gw.plugin_id(&token, "crm-booking").await;
     attach(&gw, &token, &rx.url(), json!([{"plugin_id": id}])).await;
+    // A script is compiled to the engine's bytecode again by the new
+    // process, which keeps none.
+    let js_rx = Receiver::start().await;
+    let (status, body) = gw.upload_script(&token, "crm-js", CRM_JS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let js = body["data"]["plugin"]["id"].as_str().unwrap().to_string();
+    attach(&gw, &token, &js_rx.url(), json!([{"plugin_id": js}])).await;
     let (dir, _guard) = gw.stop();
     let gw = Gateway::builder().delivering("0ms").data_dir(&dir).start();
     gw.publish(&token, "booking.created", booking("confirmed"))
         .await;
     let req = rx.wait_for(1, LONG).await[0].clone();
     assert_eq!(req.json()["deal"]["stage"], "won");
+    let req = js_rx.wait_for(1, LONG).await[0].clone();
+    assert_eq!(
+        req.json(),
+        json!({"deal": "bk_42", "pipeline": "default", "type": "booking.created"})
+    );
 }
 
 #[test]

@@ -50,7 +50,13 @@ fn script(host: &PluginHost, path: &Path) -> Compiled {
     let engine = host
         .load_js_engine(&compile_artifact(&prepared_engine().unwrap()).unwrap())
         .unwrap();
-    engine.with_script(script.into())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(host.compile_script(&engine, &script))
+        .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))
 }
 
 fn wit_event(case: &Case) -> WitEvent {

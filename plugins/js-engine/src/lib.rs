@@ -1,7 +1,8 @@
 //! `js-engine`: the gateway's JavaScript engine, QuickJS (through
 //! rquickjs) built as one component of the `js-engine` world
 //! (`wit/js-engine.wit`). Every JavaScript plugin runs in it: the script is
-//! data passed with each call, so the engine is compiled once per gateway
+//! data (compiled to the engine's bytecode once, in the sandbox, passed
+//! with each call), so the engine is compiled once per gateway
 //! and every call still gets a fresh instance, with the sandbox's limits.
 //!
 //! A script is an ES module exporting `transform(event, config)`:
@@ -20,7 +21,7 @@
 //! `console.log` (and `debug`, `info`, `warn`, `error`) write to the
 //! gateway's log through the world's `log` import.
 //!
-//! The logic is plain Rust over rquickjs ([`Engine`], and [`check`] and
+//! The logic is plain Rust over rquickjs ([`Engine`], and [`compile`] and
 //! [`transform`] on a new one), so it also runs natively in tests; the
 //! `component` module (wasm32 only) wires it to the world.
 //!
@@ -35,6 +36,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use rquickjs::context::intrinsic;
+use rquickjs::module::{Declared, WriteOptions};
 use rquickjs::{
     CatchResultExt, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, Value,
 };
@@ -255,11 +257,12 @@ fn line_in(stack: &str) -> Option<i32> {
     digits.parse().ok()
 }
 
-/// Declares and evaluates the script, returning its `transform`.
-fn load<'js>(ctx: &Ctx<'js>, script: &str) -> Result<Function<'js>, ScriptError> {
-    let declared = Module::declare(ctx.clone(), SCRIPT_NAME, script)
-        .catch(ctx)
-        .map_err(describe)?;
+/// Evaluates a declared module (its top level runs) and returns its
+/// `transform`.
+fn exported_transform<'js>(
+    ctx: &Ctx<'js>,
+    declared: Module<'js, Declared>,
+) -> Result<Function<'js>, ScriptError> {
     let (module, promise) = declared.eval().catch(ctx).map_err(describe)?;
     promise.finish::<()>().catch(ctx).map_err(describe)?;
     let transform: Value = module.get("transform").catch(ctx).map_err(describe)?;
@@ -269,6 +272,15 @@ fn load<'js>(ctx: &Ctx<'js>, script: &str) -> Result<Function<'js>, ScriptError>
             line: 0,
             message: "the script must export a function transform(event, config)".into(),
         }),
+    }
+}
+
+/// An error as one line of text: the message, and the line when known.
+fn one_line(e: ScriptError) -> String {
+    if e.line > 0 {
+        format!("{} (line {})", e.message, e.line)
+    } else {
+        e.message
     }
 }
 
@@ -302,7 +314,7 @@ impl Sink {
 }
 
 /// A started engine: runtime, context and glue, ready for one call
-/// ([`Engine::check`] or [`Engine::transform`]); the script is declared
+/// ([`Engine::compile`] or [`Engine::transform`]); the script is declared
 /// as a module in it, so a second call would find the first one's.
 pub struct Engine {
     // Fields drop in order: the glue and the context before the runtime.
@@ -335,22 +347,43 @@ impl Engine {
         })
     }
 
-    /// Checks that `script` parses as an ES module and exports a function
-    /// `transform`. The module's top level runs, as it will on every call;
-    /// what it logs is dropped.
-    pub fn check(&self, script: &str) -> Result<(), ScriptError> {
+    /// Parses `script` as an ES module, checks that it exports a function
+    /// `transform` and that its top level runs (as it will on every call;
+    /// what it logs is dropped), and returns the module as bytecode for
+    /// [`Engine::transform`]. The bytecode keeps line numbers for messages
+    /// and stack traces, not the source text (`toString` of a function
+    /// does not show its code).
+    pub fn compile(&self, script: &str) -> Result<Vec<u8>, ScriptError> {
         self.context.with(|ctx| {
             self.seed(&ctx)
                 .map_err(|message| ScriptError { line: 0, message })?;
-            load(&ctx, script).map(|_| ())
+            let declared = Module::declare(ctx.clone(), SCRIPT_NAME, script)
+                .catch(&ctx)
+                .map_err(describe)?;
+            let code = declared
+                .write(WriteOptions {
+                    strip_source: true,
+                    ..WriteOptions::default()
+                })
+                .catch(&ctx)
+                .map_err(describe)?;
+            exported_transform(&ctx, declared)?;
+            Ok(code)
         })
     }
 
-    /// Runs the script's `transform` on one event. `log` receives what the
-    /// script writes to `console`, at most [`MAX_LOG_CALLS`] lines.
+    /// Runs the `transform` of a module [`Engine::compile`] made (in this
+    /// engine or another of the same build) on one event. `log` receives
+    /// what the script writes to `console`, at most [`MAX_LOG_CALLS`]
+    /// lines.
+    ///
+    /// `code` must be what `compile` returned: the engine trusts bytecode
+    /// as it trusts itself. The gateway only passes back, unchanged, what a
+    /// sandboxed `compile` of its own gave it; and even forged bytecode
+    /// could only harm the one instance it runs in, inside the sandbox.
     pub fn transform(
         &self,
-        script: &str,
+        code: &[u8],
         event: &Event<'_>,
         config: &str,
         log: impl Fn(Level, &str) + 'static,
@@ -360,7 +393,7 @@ impl Engine {
         let verdict = self.context.with(|ctx| {
             self.seed(&ctx)?;
             let glue = self.glue.clone().restore(&ctx).map_err(|e| e.to_string())?;
-            run(&ctx, &glue, script, event, config)
+            run(&ctx, &glue, code, event, config)
         });
         self.sink.log.borrow_mut().take();
         verdict
@@ -379,45 +412,40 @@ impl Engine {
     }
 }
 
-/// Checks `script` in a new engine (see [`Engine::check`]).
-pub fn check(script: &str) -> Result<(), ScriptError> {
+/// Compiles `script` in a new engine (see [`Engine::compile`]).
+pub fn compile(script: &str) -> Result<Vec<u8>, ScriptError> {
     Engine::new()
         .map_err(|message| ScriptError { line: 0, message })?
-        .check(script)
+        .compile(script)
 }
 
-/// Runs `script` on one event in a new engine (see [`Engine::transform`]).
+/// Compiles `script` in a new engine and runs it on one event in another,
+/// as the gateway does (see [`Engine::transform`]).
 pub fn transform(
     script: &str,
     event: &Event<'_>,
     config: &str,
     log: impl Fn(Level, &str) + 'static,
 ) -> Result<Verdict, String> {
-    Engine::new()?.transform(script, event, config, log)
+    let code = compile(script).map_err(one_line)?;
+    Engine::new()?.transform(&code, event, config, log)
 }
 
 fn run<'js>(
     ctx: &Ctx<'js>,
     glue: &Object<'js>,
-    script: &str,
+    code: &[u8],
     event: &Event<'_>,
     config: &str,
 ) -> Result<Verdict, String> {
-    let fail = |e: CaughtError<'_>| {
-        let e = describe(e);
-        if e.line > 0 {
-            format!("{} (line {})", e.message, e.line)
-        } else {
-            e.message
-        }
-    };
-    let transform = load(ctx, script).map_err(|e| {
-        if e.line > 0 {
-            format!("{} (line {})", e.message, e.line)
-        } else {
-            e.message
-        }
-    })?;
+    let fail = |e: CaughtError<'_>| one_line(describe(e));
+    // SAFETY: `code` is bytecode `Engine::compile` wrote (see
+    // `Engine::transform`); it outlives the module, which QuickJS may
+    // point into, as both last until the call ends.
+    let declared = unsafe { Module::load(ctx.clone(), code) }
+        .catch(ctx)
+        .map_err(fail)?;
+    let transform = exported_transform(ctx, declared).map_err(one_line)?;
 
     let make_event: Function = glue.get("event").catch(ctx).map_err(fail)?;
     let names: Vec<&str> = event.headers.iter().map(|(n, _)| *n).collect();
@@ -500,16 +528,16 @@ mod component {
             let _ = with_engine(|_| ());
         }
 
-        fn check(script: String) -> Result<(), ScriptError> {
-            let checked = with_engine(|engine| engine.check(&script))
+        fn compile(script: String) -> Result<Vec<u8>, ScriptError> {
+            let compiled = with_engine(|engine| engine.compile(&script))
                 .unwrap_or_else(|message| Err(super::ScriptError { line: 0, message }));
-            checked.map_err(|e| ScriptError {
+            compiled.map_err(|e| ScriptError {
                 line: e.line,
                 message: e.message,
             })
         }
 
-        fn transform(script: String, event: Event, config: String) -> Result<Outcome, String> {
+        fn transform(code: Vec<u8>, event: Event, config: String) -> Result<Outcome, String> {
             let input = super::Event {
                 id: &event.id,
                 event_type: &event.event_type,
@@ -523,7 +551,7 @@ mod component {
                     .collect(),
             };
             let verdict = with_engine(|engine| {
-                engine.transform(&script, &input, &config, |level, message| {
+                engine.transform(&code, &input, &config, |level, message| {
                     let level = match level {
                         super::Level::Debug => WitLevel::Debug,
                         super::Level::Info => WitLevel::Info,
@@ -658,8 +686,10 @@ mod tests {
     fn math_random_is_seeded_per_call() {
         let script = "export function transform() { const r = Math.random(); \
             return { body: { r, ok: r >= 0 && r < 1, name: Math.random.name } }; }";
-        let engine = Engine::new().unwrap();
-        let first = engine.transform(script, &event(ENVELOPE), "{}", |_, _| {});
+        let code = compile(script).unwrap();
+        let first = Engine::new()
+            .unwrap()
+            .transform(&code, &event(ENVELOPE), "{}", |_, _| {});
         let second = transform(script, &event(ENVELOPE), "{}", |_, _| {});
         let body = |v: &Result<Verdict, String>| match v {
             Ok(Verdict::Deliver { body, .. }) => body.clone(),
@@ -725,12 +755,12 @@ mod tests {
     }
 
     #[test]
-    fn check_names_the_line_of_a_syntax_error() {
-        let e = check("export function transform(e) {\n  return { body: e.id \n}\n").unwrap_err();
+    fn compile_names_the_line_of_a_syntax_error() {
+        let e = compile("export function transform(e) {\n  return { body: e.id \n}\n").unwrap_err();
         assert!(e.message.starts_with("SyntaxError"), "{e:?}");
         assert!(e.line >= 2, "{e:?}");
-        assert!(check("export function transform(e) { return { body: '' }; }").is_ok());
-        let missing = check("export const x = 1;").unwrap_err();
+        assert!(compile("export function transform(e) { return { body: '' }; }").is_ok());
+        let missing = compile("export const x = 1;").unwrap_err();
         assert!(
             missing.message.contains("export a function transform"),
             "{missing:?}"
