@@ -219,18 +219,26 @@ impl Cluster {
             );
         }
         // Entries whose lease ran out (their gateway died) may lie behind
-        // the dispatcher's cursor: it steps back to the first.
+        // the dispatcher's cursor: it steps back to the first. Looked for
+        // among the leased entries only (`queue_leased`, a few thousand at
+        // most): in key order the scan would walk the whole queue behind
+        // them, every second. The fence keeps the planner from doing so.
         let lapsed = super::row(
             &client,
-            "SELECT key FROM queue WHERE leased_by <> $1 AND leased_until < now()
-             ORDER BY key LIMIT 1",
+            "WITH lapsed AS MATERIALIZED (
+                 SELECT key FROM queue
+                 WHERE leased_by IS NOT NULL AND leased_by <> $1 AND leased_until < now())
+             SELECT min(key) FROM lapsed",
             &[&self.id],
         )
         .await?;
-        if let Some(row) = lapsed {
-            let key: &[u8] = row.try_get(0)?;
+        let lapsed: Option<Vec<u8>> = match lapsed {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        };
+        if let Some(key) = lapsed {
             self.queued_since
-                .note(QueueKey::from_bytes(key).due_ms() as i64);
+                .note(QueueKey::from_bytes(&key).due_ms() as i64);
             self.woken.notify_one();
         }
         // Long gone gateways are forgotten.
