@@ -753,12 +753,30 @@ impl Dispatcher {
             // later one's commit): step back to it. Entries re-read on the
             // way are skipped as taken or held.
             self.cursor = Some(QueueKey::before(queued));
+            if !self.behind.is_empty() {
+                // The scan may leave out the passed endpoints' entries
+                // from here on: the wrap must come back at least this far.
+                self.note_passed(&QueueKey::before(queued));
+            }
         }
         let now_ms = now_ms();
+        // No more entries than this pass can start or hold: the rest would
+        // be read only to be left (and, on a shared database, claimed and
+        // given back, two writes each).
+        let room = (self.inner.settings.workers.saturating_sub(self.running))
+            .saturating_add(HOLD_TOTAL.saturating_sub(self.held.len()));
+        // Endpoints passed over wait for the wrap; their entries need not
+        // even be read until then (where reading them costs a claim).
+        let passed: Vec<EndpointId> = self.behind.iter().copied().collect();
         let scan = self
             .inner
             .store()
-            .due(self.cursor.as_ref(), now_ms, SCAN_LIMIT)
+            .due_passing(
+                self.cursor.as_ref(),
+                now_ms,
+                room.clamp(1, SCAN_LIMIT),
+                &passed,
+            )
             .await?;
         let mut passed_over = false;
         let mut entries = scan.entries.into_iter();

@@ -32,7 +32,8 @@ use super::wit::{Transformer, wit_log, wit_types};
 pub const ENGINE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/js_engine.wasm"));
 
 /// Largest script accepted, well under the upload limit: a transform is
-/// a few functions, and every call parses it again.
+/// a few functions, and its bytecode is kept in memory by every gateway
+/// that runs it.
 pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
 
 /// The engine's pre-initialisation export (`wit/js-engine.wit`).

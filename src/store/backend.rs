@@ -195,6 +195,21 @@ pub trait Backend: Send + Sync {
     /// one's until its attempt ends ([`Backend::finish_attempt`]), it is
     /// given back ([`Backend::release`]), or that process stops.
     async fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan>;
+    /// [`Backend::due`], free to leave out the entries of the `passed`
+    /// endpoints: the caller would pass over them (older entries of those
+    /// endpoints already wait for it), so on a queue shared by several
+    /// processes each one read would be claimed only to be given back. By
+    /// default they are returned like any other.
+    async fn due_passing(
+        &self,
+        after: Option<&QueueKey>,
+        now_ms: u64,
+        limit: usize,
+        passed: &[EndpointId],
+    ) -> Result<DueScan> {
+        let _ = passed;
+        self.due(after, now_ms, limit).await
+    }
     /// Gives back entries [`Backend::due`] returned that this process will
     /// not start now, so that another process sharing the queue may.
     async fn release(&self, keys: &[QueueKey]) -> Result<()>;

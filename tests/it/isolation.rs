@@ -33,6 +33,12 @@ const MAX_LOG_LINES: usize = 20;
 const MAX_LOG_LINE: usize = 1024 + 64;
 /// Most a bystander delivery may take, from publish to arrival.
 const ON_TIME: Duration = Duration::from_secs(1);
+/// The same while uploads compile beside it: each compile is a child
+/// process taking the machine's cores for seconds, so on a loaded 2-core
+/// machine a delivery may wait on the CPU a little over [`ON_TIME`]; a
+/// gateway that waited on the compile itself would hold the bystander
+/// for the compile's whole length (seconds to a minute).
+const ON_TIME_BESIDE_COMPILES: Duration = Duration::from_secs(2);
 /// Bound on the gateway's peak resident memory.
 const MAX_RSS: u64 = 1 << 30;
 
@@ -187,9 +193,9 @@ impl Bystander {
     }
 
     /// Stops publishing, then checks that every event arrived, each within
-    /// [`ON_TIME`] of its publish, and that the gateway's peak memory
-    /// stayed under [`MAX_RSS`].
-    async fn check(self, gw: &Gateway) {
+    /// `on_time` of its publish, and that the gateway's peak memory stayed
+    /// under [`MAX_RSS`].
+    async fn check(self, gw: &Gateway, on_time: Duration) {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.expect("the bystander's publisher failed");
         let sent = self.sent.lock().unwrap().clone();
@@ -207,7 +213,7 @@ impl Bystander {
                 .unwrap_or_else(|| panic!("bystander event {id} was lost"));
             let took = at.saturating_duration_since(*published);
             slowest = slowest.max(took);
-            if took > ON_TIME {
+            if took > on_time {
                 late.push((id, took));
             }
         }
@@ -220,7 +226,7 @@ impl Bystander {
         );
         assert!(
             late.is_empty(),
-            "{} of {} bystander events took over {ON_TIME:?}: {late:?}",
+            "{} of {} bystander events took over {on_time:?}: {late:?}",
             late.len(),
             sent.len()
         );
@@ -364,7 +370,7 @@ async fn run_hostile(hostile: Hostile<'_>) -> HostileRun {
     let bystander = Bystander::start(&gw).await;
     endpoints.publish(&gw, hostile.events).await;
     let logs = endpoints.settled(&gw, hostile.events).await;
-    bystander.check(&gw).await;
+    bystander.check(&gw, ON_TIME).await;
     HostileRun {
         gw,
         endpoints,
@@ -372,11 +378,12 @@ async fn run_hostile(hostile: Hostile<'_>) -> HostileRun {
     }
 }
 
-/// Runs `action` (uploads, typically) while the bystander tenant publishes.
+/// Runs `action` (uploads, typically) while the bystander tenant publishes;
+/// its deliveries must each arrive within [`ON_TIME_BESIDE_COMPILES`].
 async fn beside_bystander<T>(gw: &Gateway, action: impl Future<Output = T>) -> T {
     let bystander = Bystander::start(gw).await;
     let out = action.await;
-    bystander.check(gw).await;
+    bystander.check(gw, ON_TIME_BESIDE_COMPILES).await;
     out
 }
 
@@ -1071,7 +1078,7 @@ async fn hostile_python_fails_with_its_reason_and_others_keep_receiving() {
 }
 
 /// A script whose top level never ends is refused at upload, beside a
-/// bystander: the check runs in the sandbox with the call's limits.
+/// bystander: the compile runs in the sandbox with the call's limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_spinning_at_its_top_level_is_refused_at_upload() {
     let _turn = one_at_a_time().await;

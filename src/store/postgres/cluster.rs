@@ -5,13 +5,16 @@
 //!
 //! - **Leases.** [`PgStore::due`](super::PgStore) claims the entries it
 //!   returns for this gateway (`FOR UPDATE SKIP LOCKED`, so two gateways
-//!   scanning at once take different entries) until `now() + lease`; the
-//!   heartbeat renews every lease this gateway holds every third of the
-//!   lease, and ending an attempt removes or moves its entry. A gateway that
-//!   dies stops renewing: its entries are due for the others when their
-//!   leases run out (the heartbeat looks for such entries, and wakes the
-//!   dispatcher to go back to them). Entries this gateway read but will not start now are
-//!   given back at once (`release`), and all of them when it stops.
+//!   scanning at once take different entries) until `now() + lease`; every
+//!   third of the lease the heartbeat renews the leases this gateway holds
+//!   that would run low before the next renewal, and ending an attempt
+//!   removes or moves its entry. A gateway that dies stops renewing: its
+//!   entries are due for the others when their leases run out (the
+//!   heartbeat looks for such entries, and wakes the dispatcher to go back
+//!   to them). Entries this gateway read but will not start now are given
+//!   back at once (`release`), and all of them when it stops; a scan
+//!   leaves out the endpoints its dispatcher passes over, so their entries
+//!   are not claimed only to be given back.
 //! - **Heartbeats.** Every [`HEARTBEAT`] each gateway writes `seen_at` in
 //!   `gateways` and reads the gateways seen within [`LIVE`]: in id order
 //!   they give each gateway its [`Share`] of every endpoint's in-flight and
@@ -175,11 +178,17 @@ impl Cluster {
         )
         .await?;
         if renew {
+            // Only the leases that would run low before the next renewal:
+            // those with less than `renew_below` left. One claimed since the
+            // last renewal has more and is not written again, and none runs
+            // below one renewal interval.
+            let below_ms = self.renew_below().as_secs_f64() * 1000.0;
             exec(
                 &client,
                 "UPDATE queue SET leased_until = now() + $2::float8 * interval '1 millisecond'
-                 WHERE leased_by = $1",
-                &[&self.id, &self.lease_ms()],
+                 WHERE leased_by = $1
+                     AND leased_until < now() + $3::float8 * interval '1 millisecond'",
+                &[&self.id, &self.lease_ms(), &below_ms],
             )
             .await?;
         }
@@ -228,17 +237,14 @@ impl Cluster {
             "WITH lapsed AS MATERIALIZED (
                  SELECT key FROM queue
                  WHERE leased_by IS NOT NULL AND leased_by <> $1 AND leased_until < now())
-             SELECT min(key) FROM lapsed",
+             SELECT key FROM lapsed ORDER BY key LIMIT 1",
             &[&self.id],
         )
         .await?;
-        let lapsed: Option<Vec<u8>> = match lapsed {
-            Some(row) => row.try_get(0)?,
-            None => None,
-        };
-        if let Some(key) = lapsed {
+        if let Some(row) = lapsed {
+            let key: &[u8] = row.try_get(0)?;
             self.queued_since
-                .note(QueueKey::from_bytes(&key).due_ms() as i64);
+                .note(QueueKey::from_bytes(key).due_ms() as i64);
             self.woken.notify_one();
         }
         // Long gone gateways are forgotten.
@@ -251,9 +257,21 @@ impl Cluster {
         Ok(share.count)
     }
 
+    /// How often the heartbeat renews leases: every third of a lease.
+    fn renew_every(&self) -> Duration {
+        (self.lease / 3).max(HEARTBEAT)
+    }
+
+    /// The lease left under which a renewal renews: two thirds of the
+    /// lease, and at least two renewal intervals, so that a lease skipped
+    /// by one renewal still has one interval left at the next.
+    fn renew_below(&self) -> Duration {
+        (self.lease * 2 / 3).max(self.renew_every() * 2)
+    }
+
     /// Beats until stopped, renewing the leases every third of a lease.
     pub(super) async fn heartbeat(self: Arc<Self>, pool: Pool) {
-        let renew_every = (self.lease / 3).max(HEARTBEAT);
+        let renew_every = self.renew_every();
         let mut renewed = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

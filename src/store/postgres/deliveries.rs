@@ -35,12 +35,14 @@ impl PgStore {
     /// after the key `after` (from the front when `None`), each claimed for
     /// this gateway under a lease (`cluster.rs`): entries another gateway
     /// holds are left out, and this gateway's own are returned again, as on
-    /// a queue of its own.
+    /// a queue of its own. Entries of the `passed` endpoints are left out
+    /// too, neither claimed nor counted against `limit`.
     pub async fn due(
         &self,
         after: Option<&QueueKey>,
         now_ms: u64,
         limit: usize,
+        passed: &[EndpointId],
     ) -> Result<DueScan> {
         if let Some(from) = self.cluster.claims_wait(now_ms) {
             return Ok(DueScan {
@@ -55,24 +57,36 @@ impl PgStore {
         let after: &[u8] = after.map_or(&[], QueueKey::bytes);
         let bound = QueueKey::before(now_ms.saturating_add(1));
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
+        let passed: Vec<String> = passed.iter().map(ToString::to_string).collect();
+        // An entry this gateway holds with more than half its lease left is
+        // returned without a new lease (the heartbeat renews it): a scan
+        // passes over the entries it holds again and again, and each
+        // renewal would be a new row version.
         let claimed = rows(
             &client,
             "WITH due AS (
-                 SELECT key FROM queue
+                 SELECT key, tenant_id, endpoint_id, delivery_id, fifo,
+                     leased_by IS NOT NULL AND leased_by = $3
+                         AND leased_until > now() + $5::float8 / 2 * interval '1 millisecond'
+                         AS kept
+                 FROM queue
                  WHERE key > $1 AND key < $2
                      AND (leased_by IS NULL OR leased_by = $3 OR leased_until < now())
+                     AND NOT (endpoint_id = ANY($6))
                  ORDER BY key LIMIT $4
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE queue q
-             SET leased_by = $3, leased_until = now() + $5::float8 * interval '1 millisecond'
-             FROM due WHERE q.key = due.key
-             RETURNING q.key, q.tenant_id, q.endpoint_id, q.delivery_id, q.fifo",
+                 FOR UPDATE SKIP LOCKED),
+             claimed AS (
+                 UPDATE queue q
+                 SET leased_by = $3, leased_until = now() + $5::float8 * interval '1 millisecond'
+                 FROM due WHERE q.key = due.key AND NOT due.kept)
+             SELECT key, tenant_id, endpoint_id, delivery_id, fifo FROM due",
             &[
                 &after,
                 &bound.bytes(),
                 &self.cluster.id,
                 &fetch,
                 &self.cluster.lease_ms(),
+                &passed,
             ],
         )
         .await?;

@@ -469,7 +469,16 @@ impl Backend for PgStore {
         PgStore::put_event(self, event).await
     }
     async fn due(&self, after: Option<&QueueKey>, now_ms: u64, limit: usize) -> Result<DueScan> {
-        PgStore::due(self, after, now_ms, limit).await
+        PgStore::due(self, after, now_ms, limit, &[]).await
+    }
+    async fn due_passing(
+        &self,
+        after: Option<&QueueKey>,
+        now_ms: u64,
+        limit: usize,
+        passed: &[EndpointId],
+    ) -> Result<DueScan> {
+        PgStore::due(self, after, now_ms, limit, passed).await
     }
     fn take_queued_since(&self) -> Option<u64> {
         self.queued_since.take()

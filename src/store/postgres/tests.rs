@@ -391,7 +391,7 @@ async fn publish_due(store: &PgStore, n: usize) {
 
 async fn due_now(store: &PgStore) -> Vec<crate::store::QueueKey> {
     let now = Utc::now().timestamp_millis() as u64 + 1;
-    let scan = store.due(None, now, 100).await.unwrap();
+    let scan = store.due(None, now, 100, &[]).await.unwrap();
     scan.entries.into_iter().map(|(key, _)| key).collect()
 }
 
@@ -442,6 +442,30 @@ async fn a_due_entry_is_handed_to_one_gateway_at_a_time() {
     assert_eq!(due_now(&c).await, claimed);
 }
 
+/// A scan may leave out the endpoints its dispatcher passes over: their
+/// entries are neither returned nor claimed, so another gateway takes them.
+#[tokio::test]
+async fn entries_of_passed_endpoints_are_neither_returned_nor_claimed() {
+    let db = FreshDatabase::create();
+    let a = gateway(&db, std::time::Duration::ZERO).await;
+    let b = gateway(&db, std::time::Duration::ZERO).await;
+    publish_due(&a, 2).await;
+    publish_due(&a, 2).await;
+    let now = Utc::now().timestamp_millis() as u64 + 1;
+    let seen = a.due(None, now, 100, &[]).await.unwrap().entries;
+    assert_eq!(seen.len(), 4);
+    let keys: Vec<_> = seen.iter().map(|(key, _)| key.clone()).collect();
+    a.release(&keys).await.unwrap();
+    let passed = seen[0].1.endpoint;
+
+    let scan = a.due(None, now, 100, &[passed]).await.unwrap();
+    assert_eq!(scan.entries.len(), 2, "{:?}", scan.entries);
+    assert!(scan.entries.iter().all(|(_, e)| e.endpoint != passed));
+    let taken = b.due(None, now, 100, &[]).await.unwrap().entries;
+    assert_eq!(taken.len(), 2, "the passed endpoint's entries are free");
+    assert!(taken.iter().all(|(_, e)| e.endpoint == passed));
+}
+
 /// Each live gateway gets its share of an endpoint's limits, the shares
 /// adding up to the limit; one joining others waits before it claims
 /// work; one leaving gives its share back.
@@ -455,7 +479,7 @@ async fn shares_follow_the_gateways_alive() {
     let b = gateway(&db, settle).await;
     assert_eq!(b.share().count, 2, "b sees a at once");
     let now = Utc::now().timestamp_millis() as u64;
-    let waiting = b.due(None, now, 10).await.unwrap();
+    let waiting = b.due(None, now, 10, &[]).await.unwrap();
     assert!(waiting.entries.is_empty(), "b waits before its first claim");
     assert!(waiting.next_due_ms.is_some_and(|at| at > now));
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
@@ -595,7 +619,7 @@ async fn attempt_results_ending_together_are_written_in_groups() {
     let store = std::sync::Arc::new(gateway(&db, std::time::Duration::ZERO).await);
     publish_due(&store, 40).await;
     let now = Utc::now().timestamp_millis() as u64 + 1;
-    let scan = store.due(None, now, 100).await.unwrap();
+    let scan = store.due(None, now, 100, &[]).await.unwrap();
     assert_eq!(scan.entries.len(), 40);
     let (gone_key, gone) = scan.entries[0].clone();
     exec(
