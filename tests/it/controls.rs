@@ -271,7 +271,15 @@ async fn gone_ends_the_retries_and_disables_the_endpoint() {
         })
         .await;
     assert!(logs[0]["next_retry"].is_null(), "{}", logs[0]);
-    let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+    // The endpoint is written just after the delivery's result.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let (_, body) = gw.get(&format!("/v1/webhooks/{id}"), &token).await;
+        if body["data"]["webhook"]["status"] != "active" || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let webhook = &body["data"]["webhook"];
     assert_eq!(webhook["status"], "disabled", "{webhook}");
     assert!(
